@@ -26,7 +26,7 @@ def libpcap_flags():
 
 
 def extra_compile_args():
-    args = ["-std=c11", "-Wall", "-Wextra", "-O2"]
+    args = ["-std=gnu11", "-Wall", "-Wextra", "-O2"]
     if os.environ.get("PCAPFLOW_WERROR", "1") != "0":
         args.append("-Werror")
     args += shlex.split(os.environ.get("PCAPFLOW_CFLAGS", ""))

@@ -1,0 +1,266 @@
+#include "flow_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int flow_file_name(const struct tracer *tr, const char *label, uint32_t use_number, char *out,
+                   size_t size)
+{
+    int n = use_number > 1 ? snprintf(out, size, "%s_%u%s", label, use_number, tr->extension)
+                           : snprintf(out, size, "%s%s", label, tr->extension);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+void flow_file_set_error(struct tracer *tr, const char *what, const char *name)
+{
+    tr->error.code = errno;
+    snprintf(tr->error.message, sizeof tr->error.message, "%s", what);
+    snprintf(tr->error.path, sizeof tr->error.path, "%s/%s", tr->directory, name);
+}
+
+int flow_file_write_all(int fd, const uint8_t *bytes, size_t length)
+{
+    while (length > 0) {
+        ssize_t n = write(fd, bytes, length);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        bytes += n;
+        length -= (size_t)n;
+    }
+    return 0;
+}
+
+/* ---- the least-recently-used list of flows holding a descriptor ---- */
+
+static struct flow *flow_at(struct tracer *tr, uint32_t slot) { return &tr->flows[slot]; }
+
+static void lru_unlink(struct tracer *tr, uint32_t slot)
+{
+    struct flow_file *f = &flow_at(tr, slot)->file;
+    if (f->lru_newer != TRACER_NO_SLOT)
+        flow_at(tr, f->lru_newer)->file.lru_older = f->lru_older;
+    else
+        tr->lru_newest = f->lru_older;
+    if (f->lru_older != TRACER_NO_SLOT)
+        flow_at(tr, f->lru_older)->file.lru_newer = f->lru_newer;
+    else
+        tr->lru_oldest = f->lru_newer;
+    f->lru_newer = f->lru_older = TRACER_NO_SLOT;
+}
+
+static void lru_push_newest(struct tracer *tr, uint32_t slot)
+{
+    struct flow_file *f = &flow_at(tr, slot)->file;
+    f->lru_older = tr->lru_newest;
+    f->lru_newer = TRACER_NO_SLOT;
+    if (tr->lru_newest != TRACER_NO_SLOT)
+        flow_at(tr, tr->lru_newest)->file.lru_newer = slot;
+    tr->lru_newest = slot;
+    if (tr->lru_oldest == TRACER_NO_SLOT)
+        tr->lru_oldest = slot;
+}
+
+static void close_descriptor(struct tracer *tr, uint32_t slot)
+{
+    struct flow_file *f = &flow_at(tr, slot)->file;
+    if (f->fd < 0)
+        return;
+    close(f->fd);
+    f->fd = -1;
+    tr->open_files--;
+    lru_unlink(tr, slot);
+}
+
+void tracer_close_files(struct tracer *tr)
+{
+    while (tr->lru_oldest != TRACER_NO_SLOT)
+        close_descriptor(tr, tr->lru_oldest);
+}
+
+int flow_file_open(struct tracer *tr, const char *name, int create)
+{
+    int flags = O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0);
+    int fd = openat(tr->directory_fd, name, flags, 0666);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && tr->open_files > 0) {
+        /* the process ran out of descriptors: give ours back and try once more */
+        tracer_close_files(tr);
+        fd = openat(tr->directory_fd, name, flags, 0666);
+    }
+    return fd;
+}
+
+/* Makes sure the flow's file is open, evicting the least recently used descriptor if needed. */
+static int ensure_open(struct tracer *tr, uint32_t slot)
+{
+    struct flow *flow = flow_at(tr, slot);
+    struct flow_file *f = &flow->file;
+    if (f->fd >= 0) {
+        if (tr->lru_newest != slot) {
+            lru_unlink(tr, slot);
+            lru_push_newest(tr, slot);
+        }
+        return 0;
+    }
+    while (tr->open_files >= tr->config.max_open_files && tr->lru_oldest != TRACER_NO_SLOT)
+        close_descriptor(tr, tr->lru_oldest);
+
+    char name[LABEL_MAX + 32];
+    if (flow_file_name(tr, flow->label, flow->use_number, name, sizeof name) < 0) {
+        errno = ENAMETOOLONG;
+        flow_file_set_error(tr, "cannot name output file", flow->label);
+        return -1;
+    }
+    int fd = flow_file_open(tr, name, !f->exists);
+    if (fd < 0) {
+        flow_file_set_error(tr, "cannot open output file", name);
+        return -1;
+    }
+    f->fd = fd;
+    f->exists = 1;
+    tr->open_files++;
+    lru_push_newest(tr, slot);
+    return 0;
+}
+
+int flow_file_flush(struct tracer *tr, uint32_t slot)
+{
+    struct flow *flow = flow_at(tr, slot);
+    struct flow_file *f = &flow->file;
+    if (f->exists && f->pending_length == 0)
+        return 0;
+    if (ensure_open(tr, slot) < 0)
+        return -1;
+    size_t written = 0;
+    while (written < f->pending_length) {
+        ssize_t n = write(f->fd, f->pending + written, f->pending_length - written);
+        if (n >= 0) {
+            written += (size_t)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        /* keep what did not reach the file, so a later flush (after space
+         * was freed, say) completes the records instead of losing them */
+        char name[LABEL_MAX + 32];
+        flow_file_name(tr, flow->label, flow->use_number, name, sizeof name);
+        flow_file_set_error(tr, "cannot write output file", name);
+        memmove(f->pending, f->pending + written, f->pending_length - written);
+        f->pending_length -= (uint32_t)written;
+        tr->pending_bytes -= written;
+        close_descriptor(tr, slot);
+        return -1;
+    }
+    tr->pending_bytes -= f->pending_length;
+    f->pending_length = 0;
+    /* large buffers are returned so that idle flows hold little memory */
+    if (f->pending_capacity > 4096) {
+        free(f->pending);
+        f->pending = NULL;
+        f->pending_capacity = 0;
+    }
+    return 0;
+}
+
+static int flush_everything(struct tracer *tr)
+{
+    int status = 0;
+    for (uint32_t slot = tr->open_first; slot != TRACER_NO_SLOT; slot = tr->flows[slot].open_next)
+        if (tr->flows[slot].file.pending_length > 0 && flow_file_flush(tr, slot) < 0)
+            status = -1;
+    return status;
+}
+
+int flow_file_append(struct tracer *tr, uint32_t slot, const void *bytes, size_t length)
+{
+    struct flow_file *f = &flow_at(tr, slot)->file;
+    size_t needed = (size_t)f->pending_length + length;
+    if (needed > UINT32_MAX) {
+        errno = EOVERFLOW;
+        flow_file_set_error(tr, "frame too large", flow_at(tr, slot)->label);
+        return -1;
+    }
+    if (needed > f->pending_capacity) {
+        size_t capacity = f->pending_capacity ? f->pending_capacity : 256;
+        while (capacity < needed)
+            capacity *= 2;
+        uint8_t *grown = realloc(f->pending, capacity);
+        if (!grown) {
+            errno = ENOMEM;
+            flow_file_set_error(tr, "out of memory", "");
+            return -1;
+        }
+        f->pending = grown;
+        f->pending_capacity = (uint32_t)capacity;
+    }
+    memcpy(f->pending + f->pending_length, bytes, length);
+    f->pending_length += (uint32_t)length;
+    tr->pending_bytes += length;
+    return 0;
+}
+
+int flow_file_queue(struct tracer *tr, uint32_t slot, const void *bytes, size_t length)
+{
+    if (flow_file_append(tr, slot, bytes, length) < 0)
+        return -1;
+    if (flow_at(tr, slot)->file.pending_length >= tr->config.flush_bytes && flow_file_flush(tr, slot) < 0)
+        return -1;
+    if (tr->pending_bytes >= tr->config.max_pending_bytes)
+        return flush_everything(tr);
+    return 0;
+}
+
+void flow_file_release(struct tracer *tr, uint32_t slot)
+{
+    struct flow_file *f = &flow_at(tr, slot)->file;
+    close_descriptor(tr, slot);
+    tr->pending_bytes -= f->pending_length;
+    free(f->pending);
+    f->pending = NULL;
+    f->pending_length = f->pending_capacity = 0;
+    f->exists = 0;
+}
+
+int tracer_flush_all(struct tracer *tr)
+{
+    if (!tr->config.write_pcap)
+        return 0;
+    int status = 0;
+    for (uint32_t slot = tr->open_first; slot != TRACER_NO_SLOT; slot = tr->flows[slot].open_next)
+        if (flow_file_flush(tr, slot) < 0)
+            status = -1;
+    return status;
+}
+
+int tracer_append_to_closed(struct tracer *tr, const char *label, uint32_t use_number,
+                            const struct pcap_record *record, const uint8_t *data, size_t length)
+{
+    uint8_t header[PCAP_RECORD_HEADER_SIZE];
+    char name[LABEL_MAX + 32];
+    if (flow_file_name(tr, label, use_number, name, sizeof name) < 0) {
+        errno = ENAMETOOLONG;
+        flow_file_set_error(tr, "cannot name output file", label);
+        return -1;
+    }
+    if (pcap_write_record_header(&tr->config.layout, record, header) < 0) {
+        errno = EOVERFLOW;
+        flow_file_set_error(tr, "record field does not fit in 32 bits", name);
+        return -1;
+    }
+    int fd = flow_file_open(tr, name, 0);
+    if (fd < 0) {
+        flow_file_set_error(tr, "cannot open output file", name);
+        return -1;
+    }
+    int status = flow_file_write_all(fd, header, sizeof header) < 0 || flow_file_write_all(fd, data, length) < 0;
+    if (status)
+        flow_file_set_error(tr, "cannot write output file", name);
+    close(fd);
+    return status ? -1 : 0;
+}

@@ -1,0 +1,27 @@
+/* Buffered output of one flow's file, with a bounded set of open descriptors. */
+#ifndef PCAPFLOW_FLOW_FILE_H
+#define PCAPFLOW_FLOW_FILE_H
+
+#include "tracer.h"
+
+/* Queues bytes for the flow's file, writing the buffer out when it grows past
+ * flush_bytes and every buffer when all together pass max_pending_bytes. */
+int flow_file_queue(struct tracer *tr, uint32_t slot, const void *bytes, size_t length);
+/* Queues bytes without writing anything. */
+int flow_file_append(struct tracer *tr, uint32_t slot, const void *bytes, size_t length);
+/* Writes the flow's pending bytes, creating the file on first use. */
+int flow_file_flush(struct tracer *tr, uint32_t slot);
+/* Closes the flow's descriptor, if open, and frees its buffer. */
+void flow_file_release(struct tracer *tr, uint32_t slot);
+/* Opens name (relative to the output directory) for appending, creating or
+ * truncating it when `create` is set; never follows a symbolic link. */
+int flow_file_open(struct tracer *tr, const char *name, int create);
+/* Sets tr->error from errno for an operation on name. */
+void flow_file_set_error(struct tracer *tr, const char *what, const char *name);
+/* Writes all of length bytes; returns 0 or -1 with errno set. */
+int flow_file_write_all(int fd, const uint8_t *bytes, size_t length);
+/* The file name of a flow inside the output directory. */
+int flow_file_name(const struct tracer *tr, const char *label, uint32_t use_number, char *out,
+                   size_t size);
+
+#endif

@@ -1,0 +1,45 @@
+/* The identity of one TCP flow: one direction of a connection, as pcapkit
+ * defines it (source address and port, destination address and port). */
+#ifndef PCAPFLOW_FLOW_KEY_H
+#define PCAPFLOW_FLOW_KEY_H
+
+#include <stdint.h>
+#include <string.h>
+
+enum { FLOW_FAMILY_IPV4 = 4, FLOW_FAMILY_IPV6 = 6 };
+
+/* Addresses are stored in 16 bytes; an IPv4 address uses the first 4 and
+ * leaves the rest zero, so keys can be hashed and compared as plain bytes. */
+struct flow_key {
+    uint8_t src[16];
+    uint8_t dst[16];
+    uint16_t src_port;
+    uint16_t dst_port;
+    uint8_t src_family;
+    uint8_t dst_family;
+    uint8_t padding[2]; /* always zero: part of the bytes hashed */
+};
+
+static inline void flow_key_clear(struct flow_key *key) { memset(key, 0, sizeof *key); }
+
+static inline int flow_key_equal(const struct flow_key *a, const struct flow_key *b)
+{
+    return memcmp(a, b, sizeof *a) == 0;
+}
+
+/* A 64-bit mix of the key's 40 bytes (five words folded with multiply-xorshift). */
+static inline uint64_t flow_key_hash(const struct flow_key *key)
+{
+    uint64_t words[5];
+    memcpy(words, key, sizeof words);
+    uint64_t h = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < 5; i++) {
+        h ^= words[i];
+        h *= 0xbf58476d1ce4e5b9u;
+        h ^= h >> 31;
+    }
+    h *= 0x94d049bb133111ebu;
+    return h ^ (h >> 29);
+}
+
+#endif

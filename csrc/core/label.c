@@ -1,0 +1,84 @@
+#include "label.h"
+
+#include <stdio.h>
+
+static size_t format_ipv4(const uint8_t *a, char *out)
+{
+    return (size_t)sprintf(out, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+}
+
+/* Python compresses the longest run of two or more zero groups (the first
+ * such run on a tie) and prints the other groups in lower-case hex without
+ * leading zeros. */
+static size_t format_ipv6(const uint8_t *a, int mapped_as_dotted, char *out)
+{
+    static const uint8_t mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (mapped_as_dotted && memcmp(a, mapped_prefix, 12) == 0) {
+        size_t n = (size_t)sprintf(out, "::ffff:");
+        return n + format_ipv4(a + 12, out + n);
+    }
+    unsigned groups[8];
+    for (int i = 0; i < 8; i++)
+        groups[i] = (unsigned)a[2 * i] << 8 | a[2 * i + 1];
+
+    int best_start = -1, best_len = 0;
+    for (int i = 0; i < 8;) {
+        if (groups[i] != 0) { i++; continue; }
+        int j = i;
+        while (j < 8 && groups[j] == 0)
+            j++;
+        if (j - i > best_len) { best_start = i; best_len = j - i; }
+        i = j;
+    }
+    if (best_len < 2)
+        best_start = -1;
+
+    size_t n = 0;
+    for (int i = 0; i < 8; i++) {
+        if (i == best_start) {
+            /* "::" stands for the run; it also supplies the separator on each side */
+            n += (size_t)sprintf(out + n, i == 0 ? "::" : ":");
+            i += best_len - 1;
+            continue;
+        }
+        n += (size_t)sprintf(out + n, "%x", groups[i]);
+        if (i < 7)
+            out[n++] = ':';
+    }
+    out[n] = '\0';
+    return n;
+}
+
+size_t format_address(int family, const uint8_t addr[16], int mapped_as_dotted, char *out)
+{
+    return family == FLOW_FAMILY_IPV4 ? format_ipv4(addr, out) : format_ipv6(addr, mapped_as_dotted, out);
+}
+
+static int timestamp_char_allowed(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
+           c == '+' || c == '-';
+}
+
+size_t format_label(const struct flow_key *key, const char *timestamp, size_t timestamp_len,
+                    int mapped_as_dotted, char out[LABEL_MAX])
+{
+    if (timestamp_len == 0 || timestamp_len > LABEL_MAX_TIMESTAMP)
+        return 0;
+    for (size_t i = 0; i < timestamp_len; i++)
+        if (!timestamp_char_allowed(timestamp[i]))
+            return 0;
+
+    size_t n = format_address(key->src_family, key->src, mapped_as_dotted, out);
+    n += (size_t)sprintf(out + n, "_%u-", key->src_port);
+    n += format_address(key->dst_family, key->dst, mapped_as_dotted, out + n);
+    n += (size_t)sprintf(out + n, "_%u-", key->dst_port);
+    memcpy(out + n, timestamp, timestamp_len);
+    n += timestamp_len;
+    out[n] = '\0';
+    if (key->src_family == FLOW_FAMILY_IPV6)
+        for (size_t i = 0; i < n; i++)
+            if (out[i] == ':')
+                out[i] = '.';
+    return n;
+}

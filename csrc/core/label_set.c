@@ -1,0 +1,76 @@
+#include "label_set.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t hash_text(const char *text, size_t length)
+{
+    uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
+    for (size_t i = 0; i < length; i++) {
+        h ^= (unsigned char)text[i];
+        h *= 0x100000001b3u;
+    }
+    return h;
+}
+
+void label_set_init(struct label_set *set) { memset(set, 0, sizeof *set); }
+
+void label_set_free(struct label_set *set)
+{
+    for (size_t i = 0; i < set->capacity; i++)
+        free(set->entries[i].text);
+    free(set->entries);
+    memset(set, 0, sizeof *set);
+}
+
+static int grow(struct label_set *set)
+{
+    size_t capacity = set->capacity ? set->capacity * 2 : 64;
+    struct label_entry *entries = calloc(capacity, sizeof *entries);
+    if (!entries)
+        return -1;
+    for (size_t i = 0; i < set->capacity; i++) {
+        struct label_entry *old = &set->entries[i];
+        if (!old->text)
+            continue;
+        size_t j = old->hash & (capacity - 1);
+        while (entries[j].text)
+            j = (j + 1) & (capacity - 1);
+        entries[j] = *old;
+    }
+    free(set->entries);
+    set->entries = entries;
+    set->capacity = capacity;
+    return 0;
+}
+
+int label_set_use(struct label_set *set, const char *text, size_t length, const char **interned,
+                  uint32_t *use_number)
+{
+    if ((set->count + 1) * 2 > set->capacity && grow(set) < 0)
+        return -1;
+    uint64_t hash = hash_text(text, length);
+    size_t i = hash & (set->capacity - 1);
+    for (;; i = (i + 1) & (set->capacity - 1)) {
+        struct label_entry *entry = &set->entries[i];
+        if (!entry->text)
+            break;
+        if (entry->hash == hash && entry->length == length && memcmp(entry->text, text, length) == 0) {
+            entry->uses++;
+            *interned = entry->text;
+            *use_number = entry->uses;
+            return 0;
+        }
+    }
+    char *copy = malloc(length + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, text, length);
+    copy[length] = '\0';
+    set->entries[i] = (struct label_entry){copy, (uint32_t)length, 1, hash};
+    set->count++;
+    set->text_bytes += length + 1;
+    *interned = copy;
+    *use_number = 1;
+    return 0;
+}

@@ -1,0 +1,34 @@
+/* Every label a tracer has used, kept once. Flows and closed-flow records
+ * point at the interned text, and the set counts how often each label was
+ * opened so that a repeated label gets its own file instead of truncating
+ * the first flow's (pcapkit loses that flow's frames). */
+#ifndef PCAPFLOW_LABEL_SET_H
+#define PCAPFLOW_LABEL_SET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct label_entry {
+    char *text; /* NUL-terminated, owned by the set */
+    uint32_t length;
+    uint32_t uses;
+    uint64_t hash;
+};
+
+struct label_set {
+    struct label_entry *entries; /* open addressing, capacity a power of two */
+    size_t capacity;
+    size_t count;
+    size_t text_bytes; /* bytes held by label texts, for memory accounting */
+};
+
+void label_set_init(struct label_set *set);
+void label_set_free(struct label_set *set);
+
+/* Interns text and counts one more use. On success stores the interned text
+ * and the use number (1 for the first use) and returns 0; returns -1 when
+ * out of memory. */
+int label_set_use(struct label_set *set, const char *text, size_t length, const char **interned,
+                  uint32_t *use_number);
+
+#endif

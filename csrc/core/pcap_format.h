@@ -1,0 +1,38 @@
+/* The classic pcap file format: a 24-byte global header, then one 16-byte
+ * record header before each frame's bytes. */
+#ifndef PCAPFLOW_PCAP_FORMAT_H
+#define PCAPFLOW_PCAP_FORMAT_H
+
+#include <stdint.h>
+
+enum {
+    PCAP_GLOBAL_HEADER_SIZE = 24,
+    PCAP_RECORD_HEADER_SIZE = 16,
+    PCAP_SNAPLEN = 262144, /* what pcapkit writes */
+};
+
+struct pcap_layout {
+    int big_endian; /* byte order of every header field */
+    int nanosecond; /* sub-second field counts nanoseconds (magic a1b23c4d) */
+};
+
+/* One frame's record as it arrives: the sub-second field is in the units of
+ * the capture it came from (frac_is_nanosecond). */
+struct pcap_record {
+    uint64_t ts_sec;
+    uint64_t ts_frac;
+    int frac_is_nanosecond;
+    uint64_t incl_len;
+    uint64_t orig_len;
+};
+
+void pcap_write_global_header(const struct pcap_layout *layout, uint32_t linktype,
+                              uint8_t out[PCAP_GLOBAL_HEADER_SIZE]);
+
+/* Converts the timestamp to the layout's resolution (truncating when going
+ * from nanoseconds to microseconds, as libpcap does) and writes the record
+ * header. Returns -1 when a field does not fit in 32 bits. */
+int pcap_write_record_header(const struct pcap_layout *layout, const struct pcap_record *record,
+                             uint8_t out[PCAP_RECORD_HEADER_SIZE]);
+
+#endif

@@ -1,0 +1,322 @@
+#include "tracer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "flow_file.h"
+
+size_t tracer_flow_bytes(void) { return sizeof(struct flow); }
+
+static void set_error(struct tracer *tr, int code, const char *message, const char *path)
+{
+    tr->error.code = code;
+    snprintf(tr->error.message, sizeof tr->error.message, "%s", message);
+    snprintf(tr->error.path, sizeof tr->error.path, "%s", path ? path : "");
+}
+
+static char *copy_text(const char *text)
+{
+    size_t n = strlen(text) + 1;
+    char *copy = malloc(n);
+    return copy ? memcpy(copy, text, n) : NULL;
+}
+
+/* A quarter of the descriptor limit, so that the rest of the process keeps
+ * most of its descriptors; at most 256, at least 1. */
+static uint32_t default_max_open_files(void)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0 || limit.rlim_cur == RLIM_INFINITY)
+        return 256;
+    rlim_t quarter = limit.rlim_cur / 4;
+    return quarter < 1 ? 1 : quarter > 256 ? 256 : (uint32_t)quarter;
+}
+
+int tracer_init(struct tracer *tr, const struct tracer_config *config)
+{
+    memset(tr, 0, sizeof *tr);
+    tr->config = *config;
+    tr->directory_fd = -1;
+    tr->free_slot = tr->open_first = tr->open_last = TRACER_NO_SLOT;
+    tr->lru_newest = tr->lru_oldest = TRACER_NO_SLOT;
+    label_set_init(&tr->labels);
+    if (!tr->config.max_open_files)
+        tr->config.max_open_files = default_max_open_files();
+    if (!tr->config.flush_bytes)
+        tr->config.flush_bytes = 64 * 1024;
+    if (!tr->config.max_pending_bytes)
+        tr->config.max_pending_bytes = 32u * 1024 * 1024;
+    if (!tr->config.extension)
+        tr->config.write_pcap = 0;
+
+    tr->directory = copy_text(config->directory);
+    tr->extension = copy_text(config->extension ? config->extension : "");
+    if (!tr->directory || !tr->extension) {
+        set_error(tr, ENOMEM, "out of memory", NULL);
+        return -1;
+    }
+    if (tr->config.write_pcap) {
+        /* every flow file is created relative to this descriptor, so a later
+         * chdir() or a renamed path cannot send frames somewhere else */
+        tr->directory_fd = open(tr->directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (tr->directory_fd < 0) {
+            set_error(tr, errno, "cannot open output directory", tr->directory);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void tracer_free(struct tracer *tr)
+{
+    for (uint32_t slot = 0; slot < tr->flow_capacity; slot++) {
+        if (!tr->flows[slot].in_use)
+            continue;
+        flow_file_release(tr, slot);
+        free(tr->flows[slot].frames);
+    }
+    for (size_t i = 0; i < tr->closed_count; i++)
+        free(tr->closed[i].frames);
+    if (tr->directory_fd >= 0)
+        close(tr->directory_fd);
+    free(tr->flows);
+    free(tr->table);
+    free(tr->closed);
+    free(tr->directory);
+    free(tr->extension);
+    label_set_free(&tr->labels);
+    memset(tr, 0, sizeof *tr);
+    tr->directory_fd = -1;
+}
+
+/* ---- the hash table: linear probing over (tag, slot) words ---- */
+
+static uint64_t table_word(uint64_t hash, uint32_t slot) { return (hash >> 32) << 32 | (uint64_t)(slot + 1); }
+static uint32_t word_slot(uint64_t word) { return (uint32_t)(word & 0xffffffffu) - 1; }
+
+static int table_grow(struct tracer *tr)
+{
+    size_t capacity = tr->table_capacity ? tr->table_capacity * 2 : 64;
+    uint64_t *table = calloc(capacity, sizeof *table);
+    if (!table)
+        return -1;
+    for (size_t i = 0; i < tr->table_capacity; i++) {
+        uint64_t word = tr->table[i];
+        if (!word)
+            continue;
+        size_t j = flow_key_hash(&tr->flows[word_slot(word)].key) & (capacity - 1);
+        while (table[j])
+            j = (j + 1) & (capacity - 1);
+        table[j] = word;
+    }
+    free(tr->table);
+    tr->table = table;
+    tr->table_capacity = capacity;
+    return 0;
+}
+
+uint32_t tracer_find(const struct tracer *tr, const struct flow_key *key)
+{
+    if (!tr->table_capacity)
+        return TRACER_NO_SLOT;
+    uint64_t hash = flow_key_hash(key);
+    size_t mask = tr->table_capacity - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        uint64_t word = tr->table[i];
+        if (!word)
+            return TRACER_NO_SLOT;
+        if (word >> 32 == hash >> 32 && flow_key_equal(&tr->flows[word_slot(word)].key, key))
+            return word_slot(word);
+    }
+}
+
+static void table_remove(struct tracer *tr, uint32_t slot)
+{
+    size_t mask = tr->table_capacity - 1;
+    size_t i = flow_key_hash(&tr->flows[slot].key) & mask;
+    while (word_slot(tr->table[i]) != slot)
+        i = (i + 1) & mask;
+    /* backward-shift deletion keeps every probe chain unbroken without tombstones */
+    for (size_t j = (i + 1) & mask; tr->table[j]; j = (j + 1) & mask) {
+        size_t home = flow_key_hash(&tr->flows[word_slot(tr->table[j])].key) & mask;
+        int movable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
+        if (movable) {
+            tr->table[i] = tr->table[j];
+            i = j;
+        }
+    }
+    tr->table[i] = 0;
+}
+
+/* ---- flow slots ---- */
+
+static uint32_t take_slot(struct tracer *tr)
+{
+    if (tr->free_slot == TRACER_NO_SLOT) {
+        uint32_t capacity = tr->flow_capacity ? tr->flow_capacity * 2 : 64;
+        if (capacity <= tr->flow_capacity || capacity >= TRACER_NO_SLOT)
+            return TRACER_NO_SLOT;
+        struct flow *flows = realloc(tr->flows, capacity * sizeof *flows);
+        if (!flows)
+            return TRACER_NO_SLOT;
+        memset(flows + tr->flow_capacity, 0, (capacity - tr->flow_capacity) * sizeof *flows);
+        for (uint32_t s = capacity; s-- > tr->flow_capacity;) {
+            flows[s].open_next = tr->free_slot;
+            tr->free_slot = s;
+        }
+        tr->flows = flows;
+        tr->flow_capacity = capacity;
+    }
+    uint32_t slot = tr->free_slot;
+    tr->free_slot = tr->flows[slot].open_next;
+    return slot;
+}
+
+uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *timestamp,
+                     size_t timestamp_length, uint32_t linktype)
+{
+    char label[LABEL_MAX];
+    size_t label_length = format_label(key, timestamp, timestamp_length, tr->config.mapped_as_dotted, label);
+    if (!label_length) {
+        set_error(tr, 0, "timestamp text cannot be part of a file name", NULL);
+        return TRACER_NO_SLOT;
+    }
+    if ((tr->open_count + 1) * 2 > tr->table_capacity && table_grow(tr) < 0) {
+        set_error(tr, ENOMEM, "out of memory", NULL);
+        return TRACER_NO_SLOT;
+    }
+    uint32_t slot = take_slot(tr);
+    if (slot == TRACER_NO_SLOT) {
+        set_error(tr, ENOMEM, "out of memory", NULL);
+        return TRACER_NO_SLOT;
+    }
+    struct flow *flow = &tr->flows[slot];
+    uint64_t generation = flow->generation + 1;
+    memset(flow, 0, sizeof *flow);
+    flow->generation = generation;
+    flow->file.fd = -1;
+    flow->file.lru_newer = flow->file.lru_older = TRACER_NO_SLOT;
+
+    const char *interned;
+    uint32_t use_number;
+    int failed = 0;
+    if (tr->config.write_pcap) {
+        uint8_t header[PCAP_GLOBAL_HEADER_SIZE];
+        pcap_write_global_header(&tr->config.layout, linktype, header);
+        failed = flow_file_append(tr, slot, header, sizeof header) < 0;
+    }
+    if (failed || label_set_use(&tr->labels, label, label_length, &interned, &use_number) < 0) {
+        flow_file_release(tr, slot);
+        flow->open_next = tr->free_slot;
+        tr->free_slot = slot;
+        set_error(tr, ENOMEM, "out of memory", NULL);
+        return TRACER_NO_SLOT;
+    }
+    flow->key = *key;
+    flow->label = interned;
+    flow->label_length = (uint32_t)label_length;
+    flow->use_number = use_number;
+    flow->linktype = linktype;
+    flow->in_use = 1;
+
+    flow->open_prev = tr->open_last;
+    flow->open_next = TRACER_NO_SLOT;
+    if (tr->open_last != TRACER_NO_SLOT)
+        tr->flows[tr->open_last].open_next = slot;
+    else
+        tr->open_first = slot;
+    tr->open_last = slot;
+    tr->open_count++;
+
+    size_t mask = tr->table_capacity - 1;
+    uint64_t hash = flow_key_hash(key);
+    size_t i = hash & mask;
+    while (tr->table[i])
+        i = (i + 1) & mask;
+    tr->table[i] = table_word(hash, slot);
+    return slot;
+}
+
+int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number)
+{
+    struct flow *flow = &tr->flows[slot];
+    if (flow->frame_count == flow->frame_capacity) {
+        uint32_t capacity = flow->frame_capacity ? flow->frame_capacity * 2 : 4;
+        int64_t *frames = capacity > flow->frame_capacity ? realloc(flow->frames, capacity * sizeof *frames) : NULL;
+        if (!frames) {
+            set_error(tr, ENOMEM, "out of memory", NULL);
+            return -1;
+        }
+        flow->frames = frames;
+        flow->frame_capacity = capacity;
+    }
+    flow->frames[flow->frame_count++] = frame_number;
+    return 0;
+}
+
+int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_record *record,
+                       const uint8_t *data, size_t length)
+{
+    if (!tr->config.write_pcap)
+        return 0;
+    uint8_t header[PCAP_RECORD_HEADER_SIZE];
+    if (pcap_write_record_header(&tr->config.layout, record, header) < 0) {
+        set_error(tr, 0, "a pcap record field (ts_sec, ts_usec, incl_len or orig_len) does not fit in 32 bits", NULL);
+        return -1;
+    }
+    if (flow_file_queue(tr, slot, header, sizeof header) < 0)
+        return -1;
+    return flow_file_queue(tr, slot, data, length);
+}
+
+long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed)
+{
+    struct flow *flow = &tr->flows[slot];
+    *write_failed = tr->config.write_pcap && flow_file_flush(tr, slot) < 0;
+
+    if (tr->closed_count == tr->closed_capacity) {
+        size_t capacity = tr->closed_capacity ? tr->closed_capacity * 2 : 64;
+        struct closed_flow *closed = realloc(tr->closed, capacity * sizeof *closed);
+        if (!closed) {
+            set_error(tr, ENOMEM, "out of memory", NULL);
+            return -1;
+        }
+        tr->closed = closed;
+        tr->closed_capacity = capacity;
+    }
+    tr->closed[tr->closed_count] = (struct closed_flow){
+        flow->label, flow->label_length, flow->use_number, flow->frames, flow->frame_count,
+    };
+    flow->frames = NULL;
+
+    flow_file_release(tr, slot);
+    table_remove(tr, slot);
+    if (flow->open_prev != TRACER_NO_SLOT)
+        tr->flows[flow->open_prev].open_next = flow->open_next;
+    else
+        tr->open_first = flow->open_next;
+    if (flow->open_next != TRACER_NO_SLOT)
+        tr->flows[flow->open_next].open_prev = flow->open_prev;
+    else
+        tr->open_last = flow->open_prev;
+    tr->open_count--;
+    flow->in_use = 0;
+    flow->open_next = tr->free_slot;
+    tr->free_slot = slot;
+    return (long)tr->closed_count++;
+}
+
+int tracer_output_path(const struct tracer *tr, const char *label, uint32_t use_number, char *out,
+                       size_t size)
+{
+    char name[LABEL_MAX + 32];
+    if (flow_file_name(tr, label, use_number, name, sizeof name) < 0)
+        return -1;
+    int n = snprintf(out, size, "%s/%s", tr->directory, name);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}

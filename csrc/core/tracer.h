@@ -1,0 +1,143 @@
+/* The flow tracer: pcapkit's TCP flow tracing, in C.
+ *
+ * A flow is one direction of a TCP connection. The tracer keeps the open
+ * flows in a hash table keyed by flow_key, each with its label, the frame
+ * numbers seen so far and its output file; a FIN closes the flow and moves
+ * its label and frame numbers to the closed list. Frames written to a flow
+ * are buffered in memory and reach the file in large writes; at most
+ * max_open_files descriptors are open at once (least recently used first
+ * to go), so any number of flows can be open.
+ *
+ * Memory per open flow: one struct flow (see tracer_flow_bytes()), one
+ * hash-table entry, the interned label, 8 bytes per frame number and the
+ * flow's pending output (bounded by flush_bytes). */
+#ifndef PCAPFLOW_TRACER_H
+#define PCAPFLOW_TRACER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flow_key.h"
+#include "label.h"
+#include "label_set.h"
+#include "pcap_format.h"
+
+enum { TRACER_NO_SLOT = 0xffffffffu };
+
+struct flow_file {
+    uint8_t *pending; /* bytes not yet written to the file */
+    uint32_t pending_length;
+    uint32_t pending_capacity;
+    int fd;         /* -1 while the file is not open */
+    uint8_t exists; /* created (and truncated) by this tracer */
+    uint32_t lru_newer, lru_older; /* list of flows holding an open descriptor */
+};
+
+struct flow {
+    struct flow_key key;
+    uint64_t generation; /* changes each time the slot is reused */
+    const char *label;   /* interned in tracer.labels */
+    uint32_t label_length;
+    uint32_t use_number; /* 1 for the first flow with this label, 2 for the next, ... */
+    int64_t *frames;
+    uint32_t frame_count;
+    uint32_t frame_capacity;
+    uint32_t open_prev, open_next; /* open flows in the order they were first seen */
+    uint32_t linktype;
+    uint8_t in_use;
+    struct flow_file file;
+    void *user[2]; /* owned by the caller (the Python binding keeps objects here) */
+};
+
+struct closed_flow {
+    const char *label;
+    uint32_t label_length;
+    uint32_t use_number;
+    int64_t *frames;
+    uint32_t frame_count;
+};
+
+struct tracer_error {
+    int code;          /* errno value, or 0 with a message */
+    char message[160]; /* what failed */
+    char path[4096];   /* the file involved, if any */
+};
+
+struct tracer_config {
+    const char *directory; /* output root as the user gave it (labels' files go in it) */
+    const char *extension; /* e.g. ".pcap"; NULL: the tracer writes no files */
+    int write_pcap;        /* the tracer writes pcap records itself */
+    struct pcap_layout layout;
+    int mapped_as_dotted;  /* see format_address() */
+    uint32_t max_open_files;   /* 0: choose from RLIMIT_NOFILE */
+    uint32_t flush_bytes;      /* a flow's buffer is written once it holds this much */
+    uint64_t max_pending_bytes; /* all buffers are written once together they hold this much */
+};
+
+struct tracer {
+    struct tracer_config config;
+    char *directory;
+    char *extension;
+    int directory_fd;
+
+    struct flow *flows; /* slots; free ones are chained through open_next */
+    uint32_t flow_capacity;
+    uint32_t free_slot;
+    uint32_t open_count;
+    uint32_t open_first, open_last;
+
+    uint64_t *table; /* open addressing: (hash tag << 32) | (slot + 1); 0 is empty */
+    size_t table_capacity;
+
+    struct closed_flow *closed;
+    size_t closed_count, closed_capacity;
+
+    struct label_set labels;
+
+    uint32_t open_files;
+    uint32_t lru_newest, lru_oldest;
+    uint64_t pending_bytes;
+
+    struct tracer_error error;
+};
+
+/* Returns 0, or -1 with tr->error set (the directory cannot be opened, or memory). */
+int tracer_init(struct tracer *tr, const struct tracer_config *config);
+/* Releases memory and descriptors; does not write pending bytes (call tracer_flush_all first). */
+void tracer_free(struct tracer *tr);
+
+/* The slot of the open flow for key, or TRACER_NO_SLOT. */
+uint32_t tracer_find(const struct tracer *tr, const struct flow_key *key);
+/* Opens a new flow for key (which must not be open) labelled with the timestamp
+ * text. For pcap output the global header is queued at once, so a flow traced
+ * without frames still gets a header-only file. Returns the slot, or
+ * TRACER_NO_SLOT with tr->error set. */
+uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *timestamp,
+                     size_t timestamp_length, uint32_t linktype);
+/* Appends a frame number to the flow. Returns 0 or -1 (memory). */
+int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number);
+/* Queues one pcap record (header and data) on the flow's file. Returns 0 or -1. */
+int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_record *record,
+                       const uint8_t *data, size_t length);
+/* Writes everything queued for the flow, closes its file and moves the flow
+ * to the closed list. Returns the index in the closed list, or -1 (memory).
+ * When the write failed the flow is closed all the same, *write_failed is
+ * set and tr->error tells what failed. */
+long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed);
+/* Writes every flow's pending bytes (creating header-only files). Returns 0 or -1. */
+int tracer_flush_all(struct tracer *tr);
+/* Closes every open output descriptor (pending bytes stay queued). */
+void tracer_close_files(struct tracer *tr);
+
+/* Appends a record to the file named by path relative to the output
+ * directory, for writers that outlive their flow. Returns 0 or -1. */
+int tracer_append_to_closed(struct tracer *tr, const char *label, uint32_t use_number,
+                            const struct pcap_record *record, const uint8_t *data, size_t length);
+
+/* Writes "{directory}/{label}[_{use}]{extension}" as pcapkit spells fpout. */
+int tracer_output_path(const struct tracer *tr, const char *label, uint32_t use_number, char *out,
+                       size_t size);
+
+size_t tracer_flow_bytes(void);
+
+#endif
