@@ -274,6 +274,30 @@ int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_recor
     return flow_file_queue(tr, slot, data, length);
 }
 
+/* Takes the flow out of the table and the open list and frees its slot. */
+static void unlink_flow(struct tracer *tr, uint32_t slot)
+{
+    struct flow *flow = &tr->flows[slot];
+    flow_file_release(tr, slot);
+    free(flow->frames);
+    flow->frames = NULL;
+    table_remove(tr, slot);
+    if (flow->open_prev != TRACER_NO_SLOT)
+        tr->flows[flow->open_prev].open_next = flow->open_next;
+    else
+        tr->open_first = flow->open_next;
+    if (flow->open_next != TRACER_NO_SLOT)
+        tr->flows[flow->open_next].open_prev = flow->open_prev;
+    else
+        tr->open_last = flow->open_prev;
+    tr->open_count--;
+    flow->in_use = 0;
+    flow->open_next = tr->free_slot;
+    tr->free_slot = slot;
+}
+
+void tracer_discard_flow(struct tracer *tr, uint32_t slot) { unlink_flow(tr, slot); }
+
 long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed)
 {
     struct flow *flow = &tr->flows[slot];
@@ -292,22 +316,8 @@ long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed)
     tr->closed[tr->closed_count] = (struct closed_flow){
         flow->label, flow->label_length, flow->use_number, flow->frames, flow->frame_count,
     };
-    flow->frames = NULL;
-
-    flow_file_release(tr, slot);
-    table_remove(tr, slot);
-    if (flow->open_prev != TRACER_NO_SLOT)
-        tr->flows[flow->open_prev].open_next = flow->open_next;
-    else
-        tr->open_first = flow->open_next;
-    if (flow->open_next != TRACER_NO_SLOT)
-        tr->flows[flow->open_next].open_prev = flow->open_prev;
-    else
-        tr->open_last = flow->open_prev;
-    tr->open_count--;
-    flow->in_use = 0;
-    flow->open_next = tr->free_slot;
-    tr->free_slot = slot;
+    flow->frames = NULL; /* now owned by the closed list */
+    unlink_flow(tr, slot);
     return (long)tr->closed_count++;
 }
 

@@ -124,6 +124,8 @@ int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_recor
  * When the write failed the flow is closed all the same, *write_failed is
  * set and tr->error tells what failed. */
 long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed);
+/* Forgets an open flow without recording it (its open failed half-way). */
+void tracer_discard_flow(struct tracer *tr, uint32_t slot);
 /* Writes every flow's pending bytes (creating header-only files). Returns 0 or -1. */
 int tracer_flush_all(struct tracer *tr);
 /* Closes every open output descriptor (pending bytes stay queued). */

@@ -1,0 +1,108 @@
+/* Declarations shared by the files of the CPython binding. Each Python type
+ * lives in its own file; this header is private to them. */
+#ifndef PCAPFLOW_BINDING_H
+#define PCAPFLOW_BINDING_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "core/tracer.h"
+
+#if PY_VERSION_HEX < 0x030A0000
+static inline PyObject *Py_NewRef(PyObject *object)
+{
+    Py_INCREF(object);
+    return object;
+}
+#endif
+
+/* ---- Packet, Buffer, Index (info.c) ---- */
+
+enum { INFO_MAX_FIELDS = 10 };
+
+struct info_spec {
+    const char *type_name;
+    int field_count;
+    const char *field_names[INFO_MAX_FIELDS];
+    PyObject *interned[INFO_MAX_FIELDS]; /* filled at module start */
+};
+
+typedef struct {
+    PyObject_HEAD
+    const struct info_spec *spec;
+    PyObject *values[INFO_MAX_FIELDS]; /* declared fields; NULL when absent */
+    PyObject *extra; /* dict of keys that are not declared fields, or NULL */
+    PyObject *order; /* tuple of keys in insertion order, or NULL for declared order */
+} InfoObject;
+
+/* Field positions of Packet, in pcapkit's order. */
+enum {
+    PACKET_PROTOCOL, PACKET_INDEX, PACKET_FRAME, PACKET_SYN, PACKET_FIN,
+    PACKET_SRC, PACKET_DST, PACKET_SRCPORT, PACKET_DSTPORT, PACKET_TIMESTAMP,
+};
+enum { INDEX_FPOUT, INDEX_INDEX, INDEX_LABEL };
+
+extern PyTypeObject Packet_Type, Buffer_Type, Index_Type;
+int info_types_ready(PyObject *module);
+/* A new Index(fpout, index, label); steals nothing. */
+PyObject *index_new(PyObject *fpout, PyObject *index, PyObject *label);
+int info_check(PyObject *object);
+/* A field of a packet (pcapflow's, pcapkit's or a mapping) by Packet position: a new reference. */
+PyObject *packet_field(PyObject *packet, int position);
+
+/* ---- TCP (tcp.c) and its flow writers (flow_writer.c) ---- */
+
+enum output_mode { OUTPUT_NONE, OUTPUT_PCAP, OUTPUT_DUMPER };
+
+typedef struct {
+    PyObject_HEAD
+    struct tracer tracer;
+    int ready;               /* __init__ completed */
+    enum output_mode mode;
+    PyObject *dumper_class;  /* OUTPUT_DUMPER: called once per flow */
+    PyObject *root;          /* fout as given, for fpout strings */
+    PyObject *extension;     /* str, or None */
+    PyObject *byteorder;     /* 'little' or 'big' */
+    int nanosecond;
+    PyObject *closed_indexes; /* list: Index objects of closed flows built so far */
+    PyObject *submitted;      /* cached submit() tuple, or NULL */
+    PyObject *weakrefs;
+} TCPObject;
+
+extern PyTypeObject TCPBase_Type, FlowWriter_Type;
+int tcp_type_ready(PyObject *module);
+int flow_writer_type_ready(PyObject *module);
+PyObject *flow_writer_new(TCPObject *tracer, uint32_t slot);
+
+/* ---- conversions from Python objects (convert.c) ---- */
+
+/* Reads a field of a Packet, a pcapkit Info, an object or a mapping; a new
+ * reference, or NULL with TypeError naming the field when it is missing. */
+PyObject *get_field(PyObject *object, PyObject *name, const char *what);
+/* Like get_field, but returns NULL without an error when the field is missing. */
+PyObject *get_optional_field(PyObject *object, PyObject *name);
+int convert_address(PyObject *value, const char *field, uint8_t *family, uint8_t out[16]);
+int convert_port(PyObject *value, const char *field, uint16_t *out);
+int convert_frame_number(PyObject *value, int64_t *out);
+/* str(timestamp) as pcapkit writes it into labels; a new str or NULL. */
+PyObject *timestamp_text(PyObject *value);
+int convert_linktype(PyObject *value, uint32_t *out);
+/* The pcap record of a frame (an object or mapping with packet and frame_info);
+ * fills record and data (release data with PyBuffer_Release). */
+int convert_frame(PyObject *frame, struct pcap_record *record, Py_buffer *data);
+/* Raises the tracer's last error as OSError (with the path) or ValueError. */
+void raise_tracer_error(const struct tracer *tracer);
+
+/* ---- module-wide objects (module.c) ---- */
+
+struct module_globals {
+    PyObject *ipv4_type, *ipv6_type, *decimal_type;
+    PyObject *unsupported_call; /* pcapflow.UnsupportedCall, set by the package */
+    int mapped_as_dotted;
+    PyObject *str_packet, *str_frame_info, *str_ts_sec, *str_ts_usec, *str_incl_len, *str_orig_len,
+        *str_time_epoch, *str_ip, *str_packed, *str_make_fout, *str_callback_fn, *str_trace, *str_dump,
+        *str_name, *str_protocol, *str_byteorder, *str_nanosecond, *str_items, *str_to_dict;
+};
+extern struct module_globals G;
+
+#endif

@@ -1,0 +1,105 @@
+/* FlowWriter: what trace(packet, output=True) returns for the C pcap writer
+ * (pcapkit returns its dumper). Calling it with a frame writes that frame to
+ * the flow's file, even after the flow was closed by FIN. */
+#include "binding.h"
+
+typedef struct {
+    PyObject_HEAD
+    TCPObject *tracer;
+    uint32_t slot;
+    uint64_t generation; /* the flow is still open while its slot's generation matches */
+    PyObject *label;
+    uint32_t use_number;
+} FlowWriterObject;
+
+PyObject *flow_writer_new(TCPObject *tracer, uint32_t slot)
+{
+    FlowWriterObject *self = PyObject_GC_New(FlowWriterObject, &FlowWriter_Type);
+    if (!self)
+        return NULL;
+    const struct flow *flow = &tracer->tracer.flows[slot];
+    self->tracer = (TCPObject *)Py_NewRef((PyObject *)tracer);
+    self->slot = slot;
+    self->generation = flow->generation;
+    self->label = Py_NewRef((PyObject *)flow->user[0]);
+    self->use_number = flow->use_number;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static PyObject *flow_writer_call(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    FlowWriterObject *self = (FlowWriterObject *)op;
+    static char *kwlist[] = {"frame", "name", NULL};
+    PyObject *frame, *name = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:write", kwlist, &frame, &name))
+        return NULL;
+    TCPObject *owner = self->tracer;
+    if (owner->mode != OUTPUT_PCAP || !owner->ready)
+        return Py_NewRef(op);
+
+    struct pcap_record record;
+    Py_buffer data;
+    if (convert_frame(frame, &record, &data) < 0)
+        return NULL;
+    struct tracer *tr = &owner->tracer;
+    int open = self->slot < tr->flow_capacity && tr->flows[self->slot].in_use &&
+               tr->flows[self->slot].generation == self->generation;
+    int status = open ? tracer_write_frame(tr, self->slot, &record, data.buf, (size_t)data.len)
+                      : tracer_append_to_closed(tr, PyUnicode_AsUTF8(self->label), self->use_number, &record,
+                                                data.buf, (size_t)data.len);
+    PyBuffer_Release(&data);
+    if (status < 0) {
+        raise_tracer_error(tr);
+        return NULL;
+    }
+    return Py_NewRef(op);
+}
+
+static PyObject *flow_writer_label(PyObject *op, void *closure)
+{
+    (void)closure;
+    return Py_NewRef(((FlowWriterObject *)op)->label);
+}
+
+static int flow_writer_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    Py_VISIT(((FlowWriterObject *)op)->tracer);
+    return 0;
+}
+
+static int flow_writer_clear(PyObject *op)
+{
+    Py_CLEAR(((FlowWriterObject *)op)->tracer);
+    return 0;
+}
+
+static void flow_writer_dealloc(PyObject *op)
+{
+    PyObject_GC_UnTrack(op);
+    flow_writer_clear(op);
+    Py_CLEAR(((FlowWriterObject *)op)->label);
+    PyObject_GC_Del(op);
+}
+
+static PyGetSetDef flow_writer_getset[] = {
+    {"label", flow_writer_label, NULL, "The flow's label.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject FlowWriter_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pcapflow._core.FlowWriter",
+    .tp_basicsize = sizeof(FlowWriterObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "FlowWriter(frame, name=None): writes one frame to a flow's pcap file.",
+    .tp_call = flow_writer_call,
+    .tp_dealloc = flow_writer_dealloc,
+    .tp_traverse = flow_writer_traverse,
+    .tp_clear = flow_writer_clear,
+    .tp_getset = flow_writer_getset,
+};
+
+int flow_writer_type_ready(PyObject *module)
+{
+    return PyModule_AddType(module, &FlowWriter_Type);
+}

@@ -1,0 +1,91 @@
+/* The pcapflow._core module: registers the types and looks up, once, the
+ * Python objects the per-packet code compares against. */
+#include "binding.h"
+
+struct module_globals G;
+
+static PyObject *set_unsupported_call(PyObject *module, PyObject *error)
+{
+    (void)module;
+    if (!PyType_Check(error) || !PyType_IsSubtype((PyTypeObject *)error, (PyTypeObject *)PyExc_AttributeError)) {
+        PyErr_SetString(PyExc_TypeError, "expected a subclass of AttributeError");
+        return NULL;
+    }
+    Py_XSETREF(G.unsupported_call, Py_NewRef(error));
+    Py_RETURN_NONE;
+}
+
+static PyObject *flow_bytes(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyLong_FromSize_t(tracer_flow_bytes());
+}
+
+static PyMethodDef module_methods[] = {
+    {"_set_unsupported_call", set_unsupported_call, METH_O, "Sets the exception raised on setting an attribute."},
+    {"flow_struct_bytes", flow_bytes, METH_NOARGS, "Size of the C core's per-flow record, in bytes."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "pcapflow._core", "The C core of pcapflow: flow tracer, data types, pcap writer.", -1,
+    module_methods, NULL, NULL, NULL, NULL,
+};
+
+static int intern_all(void)
+{
+    struct { PyObject **slot; const char *text; } names[] = {
+        {&G.str_packet, "packet"},         {&G.str_frame_info, "frame_info"}, {&G.str_ts_sec, "ts_sec"},
+        {&G.str_ts_usec, "ts_usec"},       {&G.str_incl_len, "incl_len"},     {&G.str_orig_len, "orig_len"},
+        {&G.str_time_epoch, "time_epoch"}, {&G.str_ip, "_ip"},                {&G.str_packed, "packed"},
+        {&G.str_make_fout, "make_fout"},   {&G.str_callback_fn, "__callback_fn__"},
+        {&G.str_trace, "trace"},           {&G.str_dump, "dump"},             {&G.str_name, "name"},
+        {&G.str_protocol, "protocol"},     {&G.str_byteorder, "byteorder"},   {&G.str_nanosecond, "nanosecond"},
+        {&G.str_items, "items"},           {&G.str_to_dict, "to_dict"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!(*names[i].slot = PyUnicode_InternFromString(names[i].text)))
+            return -1;
+    return 0;
+}
+
+static PyObject *attribute_of(const char *module_name, const char *name)
+{
+    PyObject *module = PyImport_ImportModule(module_name);
+    PyObject *value = module ? PyObject_GetAttrString(module, name) : NULL;
+    Py_XDECREF(module);
+    return value;
+}
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    if (intern_all() < 0)
+        return NULL;
+    if (!(G.ipv4_type = attribute_of("ipaddress", "IPv4Address")) ||
+        !(G.ipv6_type = attribute_of("ipaddress", "IPv6Address")) ||
+        !(G.decimal_type = attribute_of("decimal", "Decimal")))
+        return NULL;
+    /* Python 3.13 prints IPv4-mapped IPv6 addresses as ::ffff:a.b.c.d; labels follow the running Python */
+    PyObject *probe = PyUnicode_FromString("::ffff:1.2.3.4");
+    PyObject *address = probe ? PyObject_CallOneArg(G.ipv6_type, probe) : NULL;
+    PyObject *text = address ? PyObject_Str(address) : NULL;
+    G.mapped_as_dotted = text && PyUnicode_Compare(text, probe) == 0;
+    Py_XDECREF(probe);
+    Py_XDECREF(address);
+    Py_XDECREF(text);
+    if (PyErr_Occurred())
+        return NULL;
+    PyTypeObject *types[] = {&Packet_Type, &Buffer_Type, &Index_Type, &TCPBase_Type, &FlowWriter_Type};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (PyType_Ready(types[i]) < 0)
+            return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (!module)
+        return NULL;
+    if (info_types_ready(module) < 0 || tcp_type_ready(module) < 0 || flow_writer_type_ready(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

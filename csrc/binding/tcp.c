@@ -1,0 +1,666 @@
+/* TCPBase: the flow tracer type. pcapflow.TCP (Python) derives from it and
+ * adds pcapkit's class-level registries; everything per packet is here. */
+#include <string.h>
+
+#include "binding.h"
+
+static PyObject *base_trace_method, *base_dump_method; /* to spot overrides in subclasses */
+
+/* ---- flows' Python objects: user[0] is the label str, user[1] the dumper ---- */
+
+static PyObject *flow_label(TCPObject *self, uint32_t slot) { return self->tracer.flows[slot].user[0]; }
+static PyObject *flow_dumper(TCPObject *self, uint32_t slot) { return self->tracer.flows[slot].user[1]; }
+
+static void forget_flow_objects(TCPObject *self, uint32_t slot)
+{
+    struct flow *flow = &self->tracer.flows[slot];
+    Py_CLEAR(*(PyObject **)&flow->user[0]);
+    Py_CLEAR(*(PyObject **)&flow->user[1]);
+}
+
+/* "{fout}/{label}[_{n}]{ext}", or None when the tracer writes no files. */
+static PyObject *output_path(TCPObject *self, const char *label, uint32_t use_number)
+{
+    if (self->mode == OUTPUT_NONE)
+        Py_RETURN_NONE;
+    if (use_number > 1)
+        return PyUnicode_FromFormat("%U/%s_%u%U", self->root, label, use_number, self->extension);
+    return PyUnicode_FromFormat("%U/%s%U", self->root, label, self->extension);
+}
+
+static PyObject *frame_tuple(const int64_t *frames, uint32_t count)
+{
+    PyObject *tuple = PyTuple_New(count);
+    for (uint32_t i = 0; tuple && i < count; i++) {
+        PyObject *number = PyLong_FromLongLong(frames[i]);
+        if (!number) {
+            Py_CLEAR(tuple);
+            break;
+        }
+        PyTuple_SET_ITEM(tuple, i, number);
+    }
+    return tuple;
+}
+
+static PyObject *make_index(TCPObject *self, const char *label, uint32_t use_number, const int64_t *frames,
+                            uint32_t count)
+{
+    PyObject *fpout = output_path(self, label, use_number);
+    PyObject *index = fpout ? frame_tuple(frames, count) : NULL;
+    PyObject *text = index ? PyUnicode_FromString(label) : NULL;
+    PyObject *result = text ? index_new(fpout, index, text) : NULL;
+    Py_XDECREF(fpout);
+    Py_XDECREF(index);
+    Py_XDECREF(text);
+    return result;
+}
+
+/* Builds the Index objects of closed flows that have none yet. */
+static int build_closed_indexes(TCPObject *self)
+{
+    for (size_t i = (size_t)PyList_GET_SIZE(self->closed_indexes); i < self->tracer.closed_count; i++) {
+        const struct closed_flow *closed = &self->tracer.closed[i];
+        PyObject *index = make_index(self, closed->label, closed->use_number, closed->frames, closed->frame_count);
+        if (!index || PyList_Append(self->closed_indexes, index) < 0) {
+            Py_XDECREF(index);
+            return -1;
+        }
+        Py_DECREF(index);
+    }
+    return 0;
+}
+
+/* ---- one packet ---- */
+
+static int ready(TCPObject *self)
+{
+    if (self->ready)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "TCP.__init__() was not called");
+    return 0;
+}
+
+static int read_key(PyObject *packet, struct flow_key *key)
+{
+    static const struct { int position; const char *name; } addresses[] = {
+        {PACKET_SRC, "src"}, {PACKET_DST, "dst"}};
+    flow_key_clear(key);
+    for (int i = 0; i < 2; i++) {
+        PyObject *value = packet_field(packet, addresses[i].position);
+        if (!value)
+            return -1;
+        int status = i == 0 ? convert_address(value, "src", &key->src_family, key->src)
+                            : convert_address(value, "dst", &key->dst_family, key->dst);
+        Py_DECREF(value);
+        if (status < 0)
+            return -1;
+    }
+    PyObject *port = packet_field(packet, PACKET_SRCPORT);
+    int status = port ? convert_port(port, "srcport", &key->src_port) : -1;
+    Py_XDECREF(port);
+    if (status < 0)
+        return -1;
+    port = packet_field(packet, PACKET_DSTPORT);
+    status = port ? convert_port(port, "dstport", &key->dst_port) : -1;
+    Py_XDECREF(port);
+    return status;
+}
+
+/* Opens the flow for a packet whose key has no open flow. */
+static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_key *key)
+{
+    PyObject *timestamp = packet_field(packet, PACKET_TIMESTAMP);
+    PyObject *text = timestamp ? timestamp_text(timestamp) : NULL;
+    PyObject *protocol = text ? packet_field(packet, PACKET_PROTOCOL) : NULL;
+    if (!protocol) {
+        Py_XDECREF(timestamp);
+        Py_XDECREF(text);
+        return TRACER_NO_SLOT;
+    }
+    uint32_t linktype = 0;
+    if (self->mode == OUTPUT_PCAP && convert_linktype(protocol, &linktype) < 0)
+        goto fail;
+    Py_ssize_t length;
+    const char *chars = PyUnicode_AsUTF8AndSize(text, &length);
+    if (!chars)
+        goto fail;
+    uint32_t slot = tracer_open(&self->tracer, key, chars, (size_t)length, linktype);
+    if (slot == TRACER_NO_SLOT) {
+        raise_tracer_error(&self->tracer);
+        if (PyErr_ExceptionMatches(PyExc_ValueError))
+            PyErr_Format(PyExc_ValueError, "field 'timestamp': str(%R) cannot be part of a flow label", timestamp);
+        goto fail;
+    }
+    struct flow *flow = &self->tracer.flows[slot];
+    PyObject *label = PyUnicode_FromStringAndSize(flow->label, flow->label_length);
+    flow->user[0] = label;
+    if (label && self->mode == OUTPUT_DUMPER) {
+        PyObject *path = output_path(self, flow->label, flow->use_number);
+        PyObject *kwargs = path ? Py_BuildValue("{sOsOsO}", "protocol", protocol, "byteorder", self->byteorder,
+                                                "nanosecond", self->nanosecond ? Py_True : Py_False)
+                                : NULL;
+        PyObject *args = kwargs ? PyTuple_Pack(1, path) : NULL;
+        flow->user[1] = args ? PyObject_Call(self->dumper_class, args, kwargs) : NULL;
+        Py_XDECREF(args);
+        Py_XDECREF(kwargs);
+        Py_XDECREF(path);
+        label = flow->user[1];
+    }
+    if (!label) {
+        /* the flow cannot be used: close it again so the tracer stays consistent */
+        forget_flow_objects(self, slot);
+        tracer_discard_flow(&self->tracer, slot);
+        goto fail;
+    }
+    Py_DECREF(timestamp);
+    Py_DECREF(text);
+    Py_DECREF(protocol);
+    return slot;
+fail:
+    Py_DECREF(timestamp);
+    Py_DECREF(text);
+    Py_DECREF(protocol);
+    return TRACER_NO_SLOT;
+}
+
+/* Finds or opens the packet's flow and records its frame number. */
+static uint32_t trace_packet(TCPObject *self, PyObject *packet, int *fin)
+{
+    Py_CLEAR(self->submitted);
+    struct flow_key key;
+    int64_t frame_number;
+    if (read_key(packet, &key) < 0)
+        return TRACER_NO_SLOT;
+    PyObject *value = packet_field(packet, PACKET_INDEX);
+    int status = value ? convert_frame_number(value, &frame_number) : -1;
+    Py_XDECREF(value);
+    if (status < 0)
+        return TRACER_NO_SLOT;
+    value = packet_field(packet, PACKET_FIN);
+    *fin = value ? PyObject_IsTrue(value) : -1;
+    Py_XDECREF(value);
+    if (*fin < 0)
+        return TRACER_NO_SLOT;
+
+    uint32_t slot = tracer_find(&self->tracer, &key);
+    if (slot == TRACER_NO_SLOT && (slot = open_flow(self, packet, &key)) == TRACER_NO_SLOT)
+        return TRACER_NO_SLOT;
+    if (tracer_add_frame(&self->tracer, slot, frame_number) < 0) {
+        raise_tracer_error(&self->tracer);
+        return TRACER_NO_SLOT;
+    }
+    return slot;
+}
+
+/* FIN: the flow's file is complete; record it and tell the callbacks. */
+static int close_flow(TCPObject *self, uint32_t slot)
+{
+    forget_flow_objects(self, slot);
+    int write_failed;
+    long position = tracer_close_flow(&self->tracer, slot, &write_failed);
+    if (position < 0) {
+        raise_tracer_error(&self->tracer);
+        return -1;
+    }
+    struct tracer_error write_error = self->tracer.error;
+
+    PyObject *callbacks = PyObject_GetAttr((PyObject *)Py_TYPE(self), G.str_callback_fn);
+    if (!callbacks)
+        PyErr_Clear();
+    int status = 0;
+    if (callbacks && PyList_Check(callbacks) && PyList_GET_SIZE(callbacks) > 0) {
+        status = build_closed_indexes(self);
+        PyObject *index = status == 0 ? PyList_GET_ITEM(self->closed_indexes, position) : NULL;
+        /* a copy of the list, so a callback may register or remove callbacks */
+        PyObject *snapshot = index ? PyList_GetSlice(callbacks, 0, PyList_GET_SIZE(callbacks)) : NULL;
+        for (Py_ssize_t i = 0; snapshot && status == 0 && i < PyList_GET_SIZE(snapshot); i++) {
+            PyObject *result = PyObject_CallOneArg(PyList_GET_ITEM(snapshot, i), index);
+            status = result ? 0 : -1;
+            Py_XDECREF(result);
+        }
+        if (index && !snapshot)
+            status = -1;
+        Py_XDECREF(snapshot);
+    }
+    Py_XDECREF(callbacks);
+    if (status == 0 && write_failed) {
+        self->tracer.error = write_error;
+        raise_tracer_error(&self->tracer);
+        status = -1;
+    }
+    return status;
+}
+
+static int write_frame(TCPObject *self, uint32_t slot, PyObject *packet)
+{
+    if (self->mode == OUTPUT_NONE)
+        return 0;
+    PyObject *frame = packet_field(packet, PACKET_FRAME);
+    if (!frame)
+        return -1;
+    int status;
+    if (self->mode == OUTPUT_PCAP) {
+        struct pcap_record record;
+        Py_buffer data;
+        status = convert_frame(frame, &record, &data);
+        if (status == 0) {
+            status = tracer_write_frame(&self->tracer, slot, &record, data.buf, (size_t)data.len);
+            PyBuffer_Release(&data);
+            if (status < 0)
+                raise_tracer_error(&self->tracer);
+        }
+    } else {
+        PyObject *number = packet_field(packet, PACKET_INDEX);
+        PyObject *name = number ? PyUnicode_FromFormat("Frame %S", number) : NULL;
+        PyObject *args[] = {NULL, frame, name};
+        PyObject *kwnames = name ? Py_BuildValue("(s)", "name") : NULL;
+        PyObject *result = kwnames ? PyObject_Vectorcall(flow_dumper(self, slot), args + 1,
+                                                         1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
+                                   : NULL;
+        status = result ? 0 : -1;
+        Py_XDECREF(result);
+        Py_XDECREF(kwnames);
+        Py_XDECREF(name);
+        Py_XDECREF(number);
+    }
+    Py_DECREF(frame);
+    return status;
+}
+
+/* ---- methods ---- */
+
+static int parse_packet_and_output(const char *method, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                                   PyObject **packet, int *output)
+{
+    *output = 0;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs != 1 || nkw > 1) {
+        PyErr_Format(PyExc_TypeError, "%s() takes one packet argument (and the keyword 'output')", method);
+        return -1;
+    }
+    *packet = args[0];
+    if (nkw == 1) {
+        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "output") != 0) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", method,
+                         PyTuple_GET_ITEM(kwnames, 0));
+            return -1;
+        }
+        if ((*output = PyObject_IsTrue(args[1])) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *tcp_trace(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    TCPObject *self = (TCPObject *)op;
+    PyObject *packet;
+    int output, fin;
+    if (parse_packet_and_output("trace", args, nargs, kwnames, &packet, &output) < 0 || !ready(self))
+        return NULL;
+    uint32_t slot = trace_packet(self, packet, &fin);
+    if (slot == TRACER_NO_SLOT)
+        return NULL;
+    PyObject *result = !output                    ? Py_NewRef(flow_label(self, slot))
+                       : self->mode == OUTPUT_DUMPER ? Py_NewRef(flow_dumper(self, slot))
+                                                     : flow_writer_new(self, slot);
+    if (result && fin && close_flow(self, slot) < 0)
+        Py_CLEAR(result);
+    return result;
+}
+
+static PyObject *call_override(PyObject *self, PyObject *name, PyObject *packet)
+{
+    return PyObject_CallMethodOneArg(self, name, packet);
+}
+
+/* pcapkit's dump(): trace, then write the frame; here the FIN frame is
+ * written before the flow closes, so callbacks see a complete file. */
+static PyObject *tcp_dump(PyObject *op, PyObject *packet)
+{
+    TCPObject *self = (TCPObject *)op;
+    if (!ready(self))
+        return NULL;
+    if (_PyType_Lookup(Py_TYPE(op), G.str_trace) != base_trace_method) {
+        /* a subclass traces its own way: do what pcapkit's dump() does */
+        PyObject *kwargs = Py_BuildValue("{sO}", "output", Py_True);
+        PyObject *trace = kwargs ? PyObject_GetAttr(op, G.str_trace) : NULL;
+        PyObject *call_args = trace ? PyTuple_Pack(1, packet) : NULL;
+        PyObject *writer = call_args ? PyObject_Call(trace, call_args, kwargs) : NULL;
+        Py_XDECREF(kwargs);
+        Py_XDECREF(trace);
+        Py_XDECREF(call_args);
+        if (!writer)
+            return NULL;
+        PyObject *frame = packet_field(packet, PACKET_FRAME);
+        PyObject *number = frame ? packet_field(packet, PACKET_INDEX) : NULL;
+        PyObject *frame_args = number ? PyTuple_Pack(1, frame) : NULL;
+        PyObject *name = frame_args ? Py_BuildValue("{sN}", "name", PyUnicode_FromFormat("Frame %S", number)) : NULL;
+        PyObject *result = name ? PyObject_Call(writer, frame_args, name) : NULL;
+        Py_XDECREF(frame);
+        Py_XDECREF(number);
+        Py_XDECREF(frame_args);
+        Py_XDECREF(name);
+        Py_DECREF(writer);
+        if (!result)
+            return NULL;
+        Py_DECREF(result);
+        Py_RETURN_NONE;
+    }
+    int fin;
+    uint32_t slot = trace_packet(self, packet, &fin);
+    if (slot == TRACER_NO_SLOT || write_frame(self, slot, packet) < 0)
+        return NULL;
+    if (fin && close_flow(self, slot) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *tcp_call(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    PyObject *packet;
+    static char *kwlist[] = {"packet", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:__call__", kwlist, &packet))
+        return NULL;
+    if (_PyType_Lookup(Py_TYPE(op), G.str_dump) != base_dump_method)
+        return call_override(op, G.str_dump, packet);
+    return tcp_dump(op, packet);
+}
+
+static int flush(TCPObject *self)
+{
+    if (tracer_flush_all(&self->tracer) < 0) {
+        raise_tracer_error(&self->tracer);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *tcp_submit(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    TCPObject *self = (TCPObject *)op;
+    if (!ready(self))
+        return NULL;
+    if (self->submitted)
+        return Py_NewRef(self->submitted);
+    if (flush(self) < 0 || build_closed_indexes(self) < 0)
+        return NULL;
+    PyObject *all = PyList_New(0);
+    if (!all)
+        return NULL;
+    for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next) {
+        const struct flow *flow = &self->tracer.flows[slot];
+        PyObject *index = make_index(self, flow->label, flow->use_number, flow->frames, flow->frame_count);
+        if (!index || PyList_Append(all, index) < 0) {
+            Py_XDECREF(index);
+            Py_DECREF(all);
+            return NULL;
+        }
+        Py_DECREF(index);
+    }
+    Py_ssize_t n = PyList_GET_SIZE(all);
+    if (PyList_SetSlice(all, n, n, self->closed_indexes) < 0) {
+        Py_DECREF(all);
+        return NULL;
+    }
+    self->submitted = PyList_AsTuple(all);
+    Py_DECREF(all);
+    return self->submitted ? Py_NewRef(self->submitted) : NULL;
+}
+
+static PyObject *tcp_index(PyObject *op, void *closure)
+{
+    (void)closure;
+    TCPObject *self = (TCPObject *)op;
+    if (!ready(self))
+        return NULL;
+    if (self->tracer.open_count > 0)
+        return tcp_submit(op, NULL);
+    if (build_closed_indexes(self) < 0)
+        return NULL;
+    return PyList_AsTuple(self->closed_indexes);
+}
+
+static PyObject *tcp_close(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    TCPObject *self = (TCPObject *)op;
+    if (!self->ready)
+        Py_RETURN_NONE;
+    int status = flush(self);
+    tracer_close_files(&self->tracer);
+    if (status < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *tcp_enter(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    return Py_NewRef(op);
+}
+
+static PyObject *tcp_exit(PyObject *op, PyObject *args)
+{
+    (void)args;
+    PyObject *result = tcp_close(op, NULL);
+    if (!result)
+        return NULL;
+    Py_DECREF(result);
+    Py_RETURN_FALSE;
+}
+
+/* ---- construction and lifetime ---- */
+
+static void release(TCPObject *self)
+{
+    if (self->ready) {
+        for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
+            forget_flow_objects(self, slot);
+        tracer_free(&self->tracer);
+        self->ready = 0;
+    }
+    Py_CLEAR(self->dumper_class);
+    Py_CLEAR(self->root);
+    Py_CLEAR(self->extension);
+    Py_CLEAR(self->byteorder);
+    Py_CLEAR(self->closed_indexes);
+    Py_CLEAR(self->submitted);
+}
+
+static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    TCPObject *self = (TCPObject *)op;
+    static char *kwlist[] = {"fout", "format", "byteorder", "nanosecond", NULL};
+    PyObject *fout = Py_None, *format = Py_None, *byteorder = NULL, *nanosecond = Py_False;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOO:TCP", kwlist, &fout, &format, &byteorder, &nanosecond))
+        return -1;
+    if (self->ready) {
+        /* __init__ again: finish the old output first, as a new tracer would */
+        PyObject *closed = tcp_close(op, NULL);
+        if (!closed)
+            return -1;
+        Py_DECREF(closed);
+    }
+    release(self);
+
+    const uint16_t probe = 1;
+    int native_big = *(const uint8_t *)&probe == 0;
+    PyObject *root = fout == Py_None ? PyUnicode_FromString("./tmp") : PyOS_FSPath(fout);
+    if (!root)
+        return -1;
+    if (!PyUnicode_Check(root)) {
+        PyErr_Format(PyExc_TypeError, "fout must be a str or os.PathLike of str, not %.100s", Py_TYPE(fout)->tp_name);
+        Py_DECREF(root);
+        return -1;
+    }
+    self->root = root;
+    self->byteorder = byteorder ? Py_NewRef(byteorder) : PyUnicode_FromString(native_big ? "big" : "little");
+    if (!self->byteorder)
+        return -1;
+    int big;
+    if (PyUnicode_Check(self->byteorder) && PyUnicode_CompareWithASCIIString(self->byteorder, "big") == 0)
+        big = 1;
+    else if (PyUnicode_Check(self->byteorder) && PyUnicode_CompareWithASCIIString(self->byteorder, "little") == 0)
+        big = 0;
+    else {
+        PyErr_Format(PyExc_ValueError, "byteorder must be 'little' or 'big', not %R", self->byteorder);
+        return -1;
+    }
+    if ((self->nanosecond = PyObject_IsTrue(nanosecond)) < 0)
+        return -1;
+    if (format != Py_None && !PyUnicode_Check(format)) {
+        PyErr_Format(PyExc_TypeError, "format must be a str or None, not %.100s", Py_TYPE(format)->tp_name);
+        return -1;
+    }
+
+    PyObject *made = format == Py_None ? PyObject_CallMethod(op, "make_fout", "Os", root, "pcap")
+                                       : PyObject_CallMethod(op, "make_fout", "OO", root, format);
+    if (!made)
+        return -1;
+    if (!PyTuple_Check(made) || PyTuple_GET_SIZE(made) != 2) {
+        PyErr_SetString(PyExc_TypeError, "make_fout() must return (dumper class, extension)");
+        Py_DECREF(made);
+        return -1;
+    }
+    self->dumper_class = Py_NewRef(PyTuple_GET_ITEM(made, 0));
+    self->extension = Py_NewRef(PyTuple_GET_ITEM(made, 1));
+    Py_DECREF(made);
+    if (self->extension != Py_None && !PyUnicode_Check(self->extension)) {
+        PyErr_SetString(PyExc_TypeError, "a dumper's extension must be a str or None");
+        return -1;
+    }
+    if (self->extension == Py_None)
+        self->mode = OUTPUT_NONE;
+    else {
+        int native = PyObject_HasAttrString(self->dumper_class, "__pcapflow_native__");
+        self->mode = native ? OUTPUT_PCAP : OUTPUT_DUMPER;
+    }
+
+    struct tracer_config config = {
+        .directory = PyUnicode_AsUTF8(root),
+        .extension = self->extension == Py_None ? NULL : PyUnicode_AsUTF8(self->extension),
+        .write_pcap = self->mode == OUTPUT_PCAP,
+        .layout = {.big_endian = big, .nanosecond = self->nanosecond},
+        .mapped_as_dotted = G.mapped_as_dotted,
+    };
+    if (!config.directory || (self->extension != Py_None && !config.extension))
+        return -1;
+    if (!(self->closed_indexes = PyList_New(0)))
+        return -1;
+    if (tracer_init(&self->tracer, &config) < 0) {
+        raise_tracer_error(&self->tracer);
+        tracer_free(&self->tracer);
+        return -1;
+    }
+    self->ready = 1;
+    return 0;
+}
+
+static int tcp_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    TCPObject *self = (TCPObject *)op;
+    Py_VISIT(self->dumper_class);
+    Py_VISIT(self->closed_indexes);
+    Py_VISIT(self->submitted);
+    if (self->ready)
+        for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
+            Py_VISIT((PyObject *)self->tracer.flows[slot].user[1]);
+    return 0;
+}
+
+static int tcp_clear(PyObject *op)
+{
+    TCPObject *self = (TCPObject *)op;
+    Py_CLEAR(self->dumper_class);
+    Py_CLEAR(self->closed_indexes);
+    Py_CLEAR(self->submitted);
+    if (self->ready)
+        for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
+            Py_CLEAR(*(PyObject **)&self->tracer.flows[slot].user[1]);
+    return 0;
+}
+
+/* Garbage collection still writes every frame: a tracer dropped without
+ * close() leaves complete files (errors are reported as unraisable). */
+static void tcp_finalize(PyObject *op)
+{
+    TCPObject *self = (TCPObject *)op;
+    if (!self->ready)
+        return;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    if (tracer_flush_all(&self->tracer) < 0) {
+        raise_tracer_error(&self->tracer);
+        PyErr_WriteUnraisable(op);
+    }
+    tracer_close_files(&self->tracer);
+    PyErr_Restore(type, value, traceback);
+}
+
+static void tcp_dealloc(PyObject *op)
+{
+    if (PyObject_CallFinalizerFromDealloc(op) < 0)
+        return;
+    PyObject_GC_UnTrack(op);
+    TCPObject *self = (TCPObject *)op;
+    if (self->weakrefs)
+        PyObject_ClearWeakRefs(op);
+    release(self);
+    /* a Python subclass's deallocator releases its type after this returns */
+    Py_TYPE(op)->tp_free(op);
+}
+
+static PyObject *tcp_open_flows(PyObject *op, void *closure)
+{
+    (void)closure;
+    TCPObject *self = (TCPObject *)op;
+    return PyLong_FromUnsignedLong(self->ready ? self->tracer.open_count : 0);
+}
+
+static PyMethodDef tcp_methods[] = {
+    {"trace", (PyCFunction)(void (*)(void))tcp_trace, METH_FASTCALL | METH_KEYWORDS,
+     "trace(packet, *, output=False)\n--\n\nTrace one packet. Returns the flow label, or with output=True the\n"
+     "flow's writer (call it with a frame to write that frame to the flow's file)."},
+    {"dump", tcp_dump, METH_O, "dump(packet)\n--\n\nTrace one packet and write its frame to its flow's file."},
+    {"submit", tcp_submit, METH_NOARGS,
+     "submit()\n--\n\nEvery flow as an Index: open flows first (in the order first seen), then the flows\n"
+     "closed by FIN (in closing order). Writes all buffered frames first. Cached until the next packet."},
+    {"close", tcp_close, METH_NOARGS, "close()\n--\n\nWrite every buffered frame and close all output files."},
+    {"__enter__", tcp_enter, METH_NOARGS, NULL},
+    {"__exit__", tcp_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef tcp_getset[] = {
+    {"index", tcp_index, NULL, "submit() while any flow is open, else the closed flows.", NULL},
+    {"open_flows", tcp_open_flows, NULL, "How many flows are open now.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject TCPBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pcapflow._core.TCPBase",
+    .tp_basicsize = sizeof(TCPObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The C flow tracer under pcapflow.TCP.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = tcp_init,
+    .tp_dealloc = tcp_dealloc,
+    .tp_finalize = tcp_finalize,
+    .tp_traverse = tcp_traverse,
+    .tp_clear = tcp_clear,
+    .tp_call = tcp_call,
+    .tp_methods = tcp_methods,
+    .tp_getset = tcp_getset,
+    .tp_weaklistoffset = offsetof(TCPObject, weakrefs),
+};
+
+int tcp_type_ready(PyObject *module)
+{
+    if (PyModule_AddType(module, &TCPBase_Type) < 0)
+        return -1;
+    base_trace_method = PyDict_GetItemString(TCPBase_Type.tp_dict, "trace");
+    base_dump_method = PyDict_GetItemString(TCPBase_Type.tp_dict, "dump");
+    return base_trace_method && base_dump_method ? 0 : -1;
+}

@@ -1,0 +1,24 @@
+"""pcapflow: TCP flow tracing for packet captures, with its core in C.
+
+`from pcapflow import TCP, Packet, Buffer, Index` gives pcapkit's flow tracer
+API (pcapkit.foundation.traceflow.tcp), much faster. `use_in_pcapkit()` makes
+`pcapkit.extract(..., trace=True, tcp=True)` use it."""
+import collections.abc
+
+from pcapflow import _core
+from pcapflow._core import Buffer, Index, Packet
+from pcapflow.exceptions import (FileExists, FileWarning, FormatWarning, RegistryError, RegistryWarning,
+                                 UnsupportedCall)
+from pcapflow.pcapkit_compat import use_in_pcapkit
+from pcapflow.tcp import TCP
+
+__all__ = [
+    "TCP", "Packet", "Buffer", "Index", "use_in_pcapkit",
+    "UnsupportedCall", "FileExists", "RegistryError", "FormatWarning", "FileWarning", "RegistryWarning",
+]
+__version__ = "0.1.0"
+
+_core._set_unsupported_call(UnsupportedCall)
+for _info_type in (Packet, Buffer, Index):
+    collections.abc.Mapping.register(_info_type)
+del _info_type

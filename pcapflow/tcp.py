@@ -1,0 +1,114 @@
+"""pcapflow.TCP: pcapkit's TCP flow tracer with the per-packet work in C.
+
+The C base type does the tracing and the pcap writing; this class adds what
+pcapkit keeps at class level (the format registry, the callbacks) so that
+code written against pcapkit's class keeps working."""
+import os
+import sys
+import warnings
+
+from dictdumper.dumper import Dumper
+
+from pcapflow import _core
+from pcapflow.dumpers import default_formats, make_dumper
+from pcapflow.exceptions import FileExists, FileWarning, FormatWarning, RegistryError, RegistryWarning
+
+__all__ = ["TCP"]
+
+
+class _ProtocolType:
+    """Resolves to pcapkit's TCP protocol class when pcapkit is installed
+    (importing pcapkit takes a second, so only on first use), else None."""
+
+    def __get__(self, instance, owner):
+        try:
+            from pcapkit.protocols.transport.tcp import TCP as TCPProtocol  # pylint: disable=import-outside-toplevel
+        except ImportError:
+            return None
+        return TCPProtocol
+
+
+class _TracerMeta(type):
+    """Gives the class itself pcapkit's `name` and `protocol` properties."""
+
+    @property
+    def name(cls):
+        return getattr(cls, "__protocol_name__", cls.__name__)
+
+    @property
+    def protocol(cls):
+        return cls.__protocol_type__
+
+
+class TCP(_core.TCPBase, metaclass=_TracerMeta):
+    """Trace TCP flows: TCP(fout='./tmp', format='pcap', byteorder=sys.byteorder, nanosecond=False).
+
+    A flow is one direction of a TCP connection, keyed by (src, srcport, dst,
+    dstport); a FIN closes it. trace() returns the flow's label, dump() also
+    writes the frame to the flow's file "{fout}/{label}{ext}", submit() and
+    index return an Index per flow. Frames are buffered in C and are all on
+    disk after submit(), index, the flow's FIN, close(), leaving a `with`
+    block, or garbage collection."""
+
+    __protocol_name__ = "TCP"
+    __protocol_type__ = _ProtocolType()
+    __output__ = default_formats()
+    __callback_fn__ = []
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.__callback_fn__ = []
+
+    @property
+    def name(self):
+        """Protocol name of the tracer: 'TCP'."""
+        return type(self).name
+
+    @property
+    def protocol(self):
+        """pcapkit's TCP protocol class (None without pcapkit)."""
+        return type(self).protocol
+
+    @classmethod
+    def register_dumper(cls, format, dumper, ext):  # pylint: disable=redefined-builtin
+        """Add or replace an output format: a dictdumper Dumper class and its file extension."""
+        klass = getattr(dumper, "klass", dumper)  # pcapkit's ModuleDescriptor
+        if not (isinstance(klass, type) and issubclass(klass, Dumper)):
+            raise RegistryError(f"dumper must be a Dumper subclass, not {dumper!r}")
+        if format in cls.__output__:
+            warnings.warn(f"dumper {format} already registered, overwriting", RegistryWarning, stacklevel=2)
+        cls.__output__[format] = (klass, ext)
+
+    @classmethod
+    def register_callback(cls, callback, *, index=None):
+        """Call callback(Index) for every flow closed by FIN (at position index of the list, if given)."""
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        if index is not None:
+            cls.__callback_fn__.insert(index, callback)
+        else:
+            cls.__callback_fn__.append(callback)
+
+    @classmethod
+    def make_fout(cls, fout="./tmp", fmt="pcap"):
+        """Create the output directory; return (dumper class, file extension or None)."""
+        output, ext = cls.__output__[fmt]
+        if ext is None:
+            warnings.warn(f"Unsupported output format: {fmt}; disabled file output feature", FormatWarning,
+                          stacklevel=3)
+        try:
+            os.makedirs(fout, exist_ok=True)
+        except FileExistsError as error:
+            if ext is None:
+                warnings.warn(error.strerror, FileWarning, stacklevel=3)
+            else:
+                raise FileExists(*error.args) from error
+        if getattr(output, "__pcapflow_native__", False) or ext is None:
+            return output, ext
+        return make_dumper(output), ext
+
+    def __init__(self, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False):  # pylint: disable=redefined-builtin
+        super().__init__(fout, format, byteorder, nanosecond)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} open_flows={self.open_flows}>"
