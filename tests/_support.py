@@ -11,7 +11,6 @@ import struct
 import subprocess
 import sys
 import textwrap
-import types
 
 from pcapkit.const.reg.linktype import LinkType
 
@@ -27,32 +26,46 @@ PACKET_FIELDS = ("protocol", "index", "frame", "syn", "fin",
                  "src", "dst", "srcport", "dstport", "timestamp")
 
 
-def make_frame(data, ts_sec=1_600_000_000, ts_usec=0, *, incl_len=None, orig_len=None, time_epoch=None):
-    """A frame the way pcapkit hands it over: `.packet` bytes and a `frame_info` mapping.
+class AttrDict(dict):
+    """A dict whose keys are also attributes, like pcapkit's frame Info objects.
 
-    A SimpleNamespace works for both pcapflow and pcapkit (pcapkit reads
-    `frame.packet` as an attribute and unpacks `frame_info` with **).
+    pcapkit reads `frame.packet` as an attribute for pcap output and dumps the
+    frame as a mapping for json/plist/tree, so a frame must be both.
     """
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def make_frame(data, ts_sec=1_600_000_000, ts_usec=0, *, incl_len=None, orig_len=None, time_epoch=None):
+    """A frame the way pcapkit hands it over: `.packet` bytes and a `frame_info` mapping."""
     info = {
         "ts_sec": ts_sec,
         "ts_usec": ts_usec,
         "incl_len": len(data) if incl_len is None else incl_len,
         "orig_len": len(data) if orig_len is None else orig_len,
     }
-    frame = types.SimpleNamespace(packet=data, frame_info=info)
+    frame = AttrDict(packet=data, frame_info=AttrDict(info))
     if time_epoch is not None:
-        frame.time_epoch = time_epoch
+        frame["time_epoch"] = time_epoch
     return frame
 
 
+_DEFAULT = object()  # lets callers pass frame=None on purpose
+
+
 def packet_fields(index, *, src=CLIENT, srcport=40000, dst=SERVER, dstport=80,
-                  timestamp=None, syn=False, fin=False, frame=None, protocol=ETHERNET, data=None):
+                  timestamp=None, syn=False, fin=False, frame=_DEFAULT, protocol=ETHERNET, data=None):
     """The 10 fields of a flow packet as a dict; defaults give a valid packet."""
+    valid_index = isinstance(index, int)  # error tests pass bad indexes through here too
     if timestamp is None:
-        timestamp = 1_600_000_000 + index / 10
-    if frame is None:
+        timestamp = 1_600_000_000 + index / 10 if valid_index else 1.0
+    if frame is _DEFAULT:
         if data is None:
-            data = b"frame-%d" % index
+            data = b"frame-%d" % index if valid_index else b"frame-?"
         frame = make_frame(data, int(timestamp), 0)
     return {
         "protocol": protocol, "index": index, "frame": frame, "syn": syn, "fin": fin,
