@@ -565,6 +565,44 @@ def test_duplicate_labels_keep_every_flows_frames(out):
     assert len(os.listdir(out)) == 3
 
 
+def test_duplicate_labels_in_json_output(out):
+    # item 4 holds for every format: the suffix goes before the extension
+    tracer = pcapflow.TCP(out, "json")
+    tracer(make_packet(Packet, 1, timestamp=5.0, fin=True))
+    tracer(make_packet(Packet, 2, timestamp=5.0, fin=True))
+    label = "10.0.0.1_40000-10.0.0.2_80-5.0"
+    flows = tracer.submit()
+    assert [f.fpout for f in flows] == [f"{out}/{label}.json", f"{out}/{label}_2.json"]
+    tracer.close()
+    for flow in flows:
+        with open(flow.fpout) as file:
+            assert list(json.load(file)) == [f"Frame {flow.index[0]}"]
+
+
+def test_callback_may_use_the_tracer_reentrantly(out):
+    # a callback that traces more packets (closing more flows) and calls
+    # submit() must not upset the C state: every flow ends up reported once
+    class Reentrant(pcapflow.TCP):
+        pass
+
+    tracer = Reentrant(out, "pcap")
+    labels = []
+
+    def callback(index):
+        labels.append(index.label)
+        tracer.submit()
+        if len(labels) < 3:
+            tracer(make_packet(Packet, 100 + len(labels), srcport=9, fin=True, timestamp=50.0 + len(labels)))
+
+    Reentrant.register_callback(callback)
+    tracer(make_packet(Packet, 1, fin=True, timestamp=1.0))
+    flows = tracer.submit()
+    assert sorted(f.index for f in flows) == [(1,), (101,), (102,)]
+    assert sorted(labels) == sorted(f.label for f in flows)
+    for flow in flows:
+        assert record_payloads(flow.fpout) == [b"frame-%d" % flow.index[0]]
+
+
 # --- pcap file format ----------------------------------------------------------------
 
 MAGIC_BYTES = {("little", False): "d4c3b2a1", ("big", False): "a1b2c3d4",
