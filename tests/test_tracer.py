@@ -52,9 +52,9 @@ def relative(indexes, root):
 
 def test_defaults_are_tmp_and_pcap(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for tracer in (pcapflow.TCP(), pcapflow.TCP(None, None)):
-        pkt = make_packet(Packet, 1)
-        label = tracer.trace(pkt)
+    for number, args in enumerate([(), (None, None)], 1):
+        tracer = pcapflow.TCP(*args)
+        label = tracer.trace(make_packet(Packet, number))
         assert os.path.isdir("tmp")
         (flow,) = tracer.submit()
         assert flow.fpout == f"./tmp/{label}.pcap"
