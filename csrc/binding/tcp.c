@@ -181,6 +181,14 @@ static uint32_t trace_packet(TCPObject *self, PyObject *packet, int *fin)
     Py_XDECREF(value);
     if (*fin < 0)
         return TRACER_NO_SLOT;
+    /* pcapkit never reads these two while tracing, but a packet without
+     * them is not a packet: say so now rather than when it is dumped */
+    static const int unread[] = {PACKET_SYN, PACKET_FRAME};
+    for (int i = 0; i < 2; i++) {
+        if (!(value = packet_field(packet, unread[i])))
+            return TRACER_NO_SLOT;
+        Py_DECREF(value);
+    }
 
     uint32_t slot = tracer_find(&self->tracer, &key);
     if (slot == TRACER_NO_SLOT && (slot = open_flow(self, packet, &key)) == TRACER_NO_SLOT)
@@ -231,40 +239,25 @@ static int close_flow(TCPObject *self, uint32_t slot)
     return status;
 }
 
+/* Hands the frame to the flow's dumper (json, plist, tree and registered formats). */
 static int write_frame(TCPObject *self, uint32_t slot, PyObject *packet)
 {
-    if (self->mode == OUTPUT_NONE)
+    if (self->mode != OUTPUT_DUMPER)
         return 0;
     PyObject *frame = packet_field(packet, PACKET_FRAME);
-    if (!frame)
-        return -1;
-    int status;
-    if (self->mode == OUTPUT_PCAP) {
-        struct pcap_record record;
-        Py_buffer data;
-        status = convert_frame(frame, &record, &data);
-        if (status == 0) {
-            status = tracer_write_frame(&self->tracer, slot, &record, data.buf, (size_t)data.len);
-            PyBuffer_Release(&data);
-            if (status < 0)
-                raise_tracer_error(&self->tracer);
-        }
-    } else {
-        PyObject *number = packet_field(packet, PACKET_INDEX);
-        PyObject *name = number ? PyUnicode_FromFormat("Frame %S", number) : NULL;
-        PyObject *args[] = {NULL, frame, name};
-        PyObject *kwnames = name ? Py_BuildValue("(s)", "name") : NULL;
-        PyObject *result = kwnames ? PyObject_Vectorcall(flow_dumper(self, slot), args + 1,
-                                                         1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
-                                   : NULL;
-        status = result ? 0 : -1;
-        Py_XDECREF(result);
-        Py_XDECREF(kwnames);
-        Py_XDECREF(name);
-        Py_XDECREF(number);
-    }
-    Py_DECREF(frame);
-    return status;
+    PyObject *number = frame ? packet_field(packet, PACKET_INDEX) : NULL;
+    PyObject *name = number ? PyUnicode_FromFormat("Frame %S", number) : NULL;
+    PyObject *args[] = {NULL, frame, name};
+    PyObject *kwnames = name ? Py_BuildValue("(s)", "name") : NULL;
+    PyObject *result = kwnames ? PyObject_Vectorcall(flow_dumper(self, slot), args + 1,
+                                                     1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
+                               : NULL;
+    Py_XDECREF(result);
+    Py_XDECREF(kwnames);
+    Py_XDECREF(name);
+    Py_XDECREF(number);
+    Py_XDECREF(frame);
+    return result ? 0 : -1;
 }
 
 /* ---- methods ---- */
@@ -348,8 +341,29 @@ static PyObject *tcp_dump(PyObject *op, PyObject *packet)
         Py_RETURN_NONE;
     }
     int fin;
+    if (self->mode != OUTPUT_PCAP) {
+        uint32_t slot = trace_packet(self, packet, &fin);
+        if (slot == TRACER_NO_SLOT || write_frame(self, slot, packet) < 0)
+            return NULL;
+        if (fin && close_flow(self, slot) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    /* read the frame first, so a frame that cannot be written leaves no trace */
+    PyObject *frame = packet_field(packet, PACKET_FRAME);
+    struct pcap_record record;
+    Py_buffer data;
+    int status = frame ? convert_frame(frame, &record, &data) : -1;
+    Py_XDECREF(frame);
+    if (status < 0)
+        return NULL;
     uint32_t slot = trace_packet(self, packet, &fin);
-    if (slot == TRACER_NO_SLOT || write_frame(self, slot, packet) < 0)
+    if (slot != TRACER_NO_SLOT && tracer_write_frame(&self->tracer, slot, &record, data.buf, (size_t)data.len) < 0) {
+        raise_tracer_error(&self->tracer);
+        slot = TRACER_NO_SLOT;
+    }
+    PyBuffer_Release(&data);
+    if (slot == TRACER_NO_SLOT)
         return NULL;
     if (fin && close_flow(self, slot) < 0)
         return NULL;

@@ -1,0 +1,32 @@
+/* Frame decoding: from a captured frame to the TCP flow it belongs to.
+ * No allocation and no read past `caplen`: every header is checked against
+ * the captured length before it is read. */
+#ifndef PCAPFLOW_DECODE_H
+#define PCAPFLOW_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flow_key.h"
+
+enum decode_status {
+    DECODE_TCP,              /* a TCP segment: key and flags are set */
+    DECODE_NOT_TCP,          /* a well-formed frame that carries no TCP header */
+    DECODE_FRAGMENT,         /* a non-first IP fragment: no TCP header in it */
+    DECODE_TRUNCATED,        /* shorter than its headers claim */
+    DECODE_UNSUPPORTED_LINK, /* a link type pcapflow does not decode */
+};
+
+enum { TCP_FLAG_FIN = 0x01, TCP_FLAG_SYN = 0x02, TCP_FLAG_RST = 0x04 };
+
+struct decoded_frame {
+    struct flow_key key;
+    uint8_t tcp_flags;
+};
+
+/* The link types (libpcap's DLT_ values) decode_frame() understands. */
+int decode_link_supported(int linktype);
+
+enum decode_status decode_frame(int linktype, const uint8_t *data, size_t caplen, struct decoded_frame *out);
+
+#endif

@@ -1,0 +1,83 @@
+#include "timestamp_text.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t format_double_repr(double value, char out[TIMESTAMP_TEXT_MAX])
+{
+    if (isnan(value))
+        return (size_t)snprintf(out, TIMESTAMP_TEXT_MAX, "nan");
+    if (isinf(value))
+        return (size_t)snprintf(out, TIMESTAMP_TEXT_MAX, value < 0 ? "-inf" : "inf");
+    if (value == 0)
+        return (size_t)snprintf(out, TIMESTAMP_TEXT_MAX, signbit(value) ? "-0.0" : "0.0");
+
+    /* the shortest "%.Ne" that reads back to the same double */
+    char scientific[40];
+    for (int precision = 0; precision < 17; precision++) {
+        snprintf(scientific, sizeof scientific, "%.*e", precision, value);
+        if (strtod(scientific, NULL) == value)
+            break;
+    }
+    /* split "-d.ddde+XX" into sign, digits and decimal exponent */
+    const char *p = scientific;
+    int negative = *p == '-';
+    if (negative)
+        p++;
+    char digits[20];
+    int count = 0;
+    for (; *p && *p != 'e'; p++)
+        if (*p != '.')
+            digits[count++] = *p;
+    while (count > 1 && digits[count - 1] == '0')
+        count--;
+    int exponent = atoi(p + 1);
+    int point = exponent + 1; /* digits are 0.d1d2... x 10^point */
+
+    size_t n = 0;
+    if (negative)
+        out[n++] = '-';
+    if (point <= -4 || point > 16) {
+        out[n++] = digits[0];
+        if (count > 1) {
+            out[n++] = '.';
+            memcpy(out + n, digits + 1, (size_t)count - 1);
+            n += (size_t)count - 1;
+        }
+        n += (size_t)snprintf(out + n, TIMESTAMP_TEXT_MAX - n, "e%c%02d", exponent < 0 ? '-' : '+',
+                              exponent < 0 ? -exponent : exponent);
+        return n;
+    }
+    if (point <= 0) {
+        out[n++] = '0';
+        out[n++] = '.';
+        for (int i = 0; i < -point; i++)
+            out[n++] = '0';
+        memcpy(out + n, digits, (size_t)count);
+        n += (size_t)count;
+    } else if (point < count) {
+        memcpy(out + n, digits, (size_t)point);
+        n += (size_t)point;
+        out[n++] = '.';
+        memcpy(out + n, digits + point, (size_t)(count - point));
+        n += (size_t)(count - point);
+    } else {
+        memcpy(out + n, digits, (size_t)count);
+        n += (size_t)count;
+        for (int i = count; i < point; i++)
+            out[n++] = '0';
+        out[n++] = '.';
+        out[n++] = '0';
+    }
+    out[n] = '\0';
+    return n;
+}
+
+size_t format_timestamp(uint64_t seconds, uint32_t nanoseconds, char out[TIMESTAMP_TEXT_MAX])
+{
+    char exact[40];
+    snprintf(exact, sizeof exact, "%llu.%09u", (unsigned long long)seconds, nanoseconds);
+    return format_double_repr(strtod(exact, NULL), out);
+}
