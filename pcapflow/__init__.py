@@ -2,23 +2,25 @@
 
 `from pcapflow import TCP, Packet, Buffer, Index` gives pcapkit's flow tracer
 API (pcapkit.foundation.traceflow.tcp), much faster. `use_in_pcapkit()` makes
-`pcapkit.extract(..., trace=True, tcp=True)` use it."""
+`pcapkit.extract(..., trace=True, tcp=True)` use it. `trace_file()` traces a
+whole capture in C through libpcap."""
 import collections.abc
 
 from pcapflow import _core
 from pcapflow._core import Buffer, Index, Packet
-from pcapflow.exceptions import (FileExists, FileWarning, FormatWarning, RegistryError, RegistryWarning,
-                                 UnsupportedCall)
+from pcapflow.capture import trace_file, trace_files
+from pcapflow.exceptions import (CaptureError, FileExists, FileWarning, FilterError, FormatWarning, RegistryError,
+                                 RegistryWarning, UnsupportedCall)
 from pcapflow.pcapkit_compat import use_in_pcapkit
 from pcapflow.tcp import TCP
 
 __all__ = [
-    "TCP", "Packet", "Buffer", "Index", "use_in_pcapkit",
-    "UnsupportedCall", "FileExists", "RegistryError", "FormatWarning", "FileWarning", "RegistryWarning",
+    "TCP", "Packet", "Buffer", "Index", "use_in_pcapkit", "trace_file", "trace_files",
+    "CaptureError", "FilterError", "UnsupportedCall", "FileExists", "RegistryError", "FormatWarning", "FileWarning", "RegistryWarning",
 ]
 __version__ = "0.1.0"
 
-_core._set_unsupported_call(UnsupportedCall)
+_core._set_error_types(UnsupportedCall, CaptureError, FilterError)
 for _info_type in (Packet, Buffer, Index):
     collections.abc.Mapping.register(_info_type)
 del _info_type

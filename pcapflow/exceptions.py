@@ -23,3 +23,27 @@ class FileWarning(UserWarning):
 
 class RegistryWarning(UserWarning):
     """A registered format was replaced."""
+
+
+class CaptureError(ValueError):
+    """A capture file is not a capture, or is damaged.
+
+    Attributes: filename, frame (the number the unreadable frame would have
+    had), offset (bytes of the file read when the damage was found), index
+    (every flow traced before the damage; their files are complete) and
+    stats (the counters up to the damage)."""
+
+    filename = None
+    frame = None
+    offset = None
+    index = ()
+    stats = None
+
+    def __str__(self):
+        where = f"{self.filename}: " if self.filename is not None else ""
+        at = f" (frame {self.frame}, byte offset {self.offset})" if self.frame is not None else ""
+        return f"{where}{super().__str__()}{at}"
+
+
+class FilterError(ValueError):
+    """A BPF filter expression does not compile."""

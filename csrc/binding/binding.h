@@ -73,6 +73,8 @@ extern PyTypeObject TCPBase_Type, FlowWriter_Type;
 int tcp_type_ready(PyObject *module);
 int flow_writer_type_ready(PyObject *module);
 PyObject *flow_writer_new(TCPObject *tracer, uint32_t slot);
+/* TCPBase._trace_capture(fin, filter=None, progress=None, first_frame=0) (capture.c) */
+PyObject *tcp_trace_capture(PyObject *self, PyObject *args, PyObject *kwargs);
 
 /* ---- conversions from Python objects (convert.c) ---- */
 
@@ -97,7 +99,8 @@ void raise_tracer_error(const struct tracer *tracer);
 
 struct module_globals {
     PyObject *ipv4_type, *ipv6_type, *decimal_type;
-    PyObject *unsupported_call; /* pcapflow.UnsupportedCall, set by the package */
+    /* pcapflow's exception classes, handed over by the package at import */
+    PyObject *unsupported_call, *capture_error, *filter_error;
     int mapped_as_dotted;
     PyObject *str_packet, *str_frame_info, *str_ts_sec, *str_ts_usec, *str_incl_len, *str_orig_len,
         *str_time_epoch, *str_ip, *str_packed, *str_make_fout, *str_callback_fn, *str_trace, *str_dump,

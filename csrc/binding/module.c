@@ -4,14 +4,17 @@
 
 struct module_globals G;
 
-static PyObject *set_unsupported_call(PyObject *module, PyObject *error)
+/* _set_error_types(UnsupportedCall, CaptureError, FilterError) */
+static PyObject *set_error_types(PyObject *module, PyObject *args)
 {
     (void)module;
-    if (!PyType_Check(error) || !PyType_IsSubtype((PyTypeObject *)error, (PyTypeObject *)PyExc_AttributeError)) {
-        PyErr_SetString(PyExc_TypeError, "expected a subclass of AttributeError");
+    PyObject *unsupported_call, *capture_error, *filter_error;
+    if (!PyArg_ParseTuple(args, "O!O!O!", &PyType_Type, &unsupported_call, &PyType_Type, &capture_error,
+                          &PyType_Type, &filter_error))
         return NULL;
-    }
-    Py_XSETREF(G.unsupported_call, Py_NewRef(error));
+    Py_XSETREF(G.unsupported_call, Py_NewRef(unsupported_call));
+    Py_XSETREF(G.capture_error, Py_NewRef(capture_error));
+    Py_XSETREF(G.filter_error, Py_NewRef(filter_error));
     Py_RETURN_NONE;
 }
 
@@ -23,7 +26,7 @@ static PyObject *flow_bytes(PyObject *module, PyObject *unused)
 }
 
 static PyMethodDef module_methods[] = {
-    {"_set_unsupported_call", set_unsupported_call, METH_O, "Sets the exception raised on setting an attribute."},
+    {"_set_error_types", set_error_types, METH_VARARGS, "Hands over pcapflow's exception classes."},
     {"flow_struct_bytes", flow_bytes, METH_NOARGS, "Size of the C core's per-flow record, in bytes."},
     {NULL, NULL, 0, NULL},
 };

@@ -8,7 +8,15 @@ static PyObject *base_trace_method, *base_dump_method; /* to spot overrides in s
 
 /* ---- flows' Python objects: user[0] is the label str, user[1] the dumper ---- */
 
-static PyObject *flow_label(TCPObject *self, uint32_t slot) { return self->tracer.flows[slot].user[0]; }
+/* The flow's label as a str (borrowed), made on first use: flows opened by
+ * the native capture loop have none until Python asks. */
+static PyObject *flow_label(TCPObject *self, uint32_t slot)
+{
+    struct flow *flow = &self->tracer.flows[slot];
+    if (!flow->user[0])
+        flow->user[0] = PyUnicode_FromStringAndSize(flow->label, flow->label_length);
+    return flow->user[0];
+}
 static PyObject *flow_dumper(TCPObject *self, uint32_t slot) { return self->tracer.flows[slot].user[1]; }
 
 static void forget_flow_objects(TCPObject *self, uint32_t slot)
@@ -294,7 +302,10 @@ static PyObject *tcp_trace(PyObject *op, PyObject *const *args, Py_ssize_t nargs
     uint32_t slot = trace_packet(self, packet, &fin);
     if (slot == TRACER_NO_SLOT)
         return NULL;
-    PyObject *result = !output                    ? Py_NewRef(flow_label(self, slot))
+    PyObject *label = flow_label(self, slot);
+    if (!label)
+        return NULL;
+    PyObject *result = !output                    ? Py_NewRef(label)
                        : self->mode == OUTPUT_DUMPER ? Py_NewRef(flow_dumper(self, slot))
                                                      : flow_writer_new(self, slot);
     if (result && fin && close_flow(self, slot) < 0)
@@ -641,6 +652,9 @@ static PyMethodDef tcp_methods[] = {
     {"submit", tcp_submit, METH_NOARGS,
      "submit()\n--\n\nEvery flow as an Index: open flows first (in the order first seen), then the flows\n"
      "closed by FIN (in closing order). Writes all buffered frames first. Cached until the next packet."},
+    {"_trace_capture", (PyCFunction)(void (*)(void))tcp_trace_capture, METH_VARARGS | METH_KEYWORDS,
+     "_trace_capture(fin, filter=None, progress=None, first_frame=0)\n--\n\nTrace every frame of a capture in C; "
+     "returns counters."},
     {"close", tcp_close, METH_NOARGS, "close()\n--\n\nWrite every buffered frame and close all output files."},
     {"__enter__", tcp_enter, METH_NOARGS, NULL},
     {"__exit__", tcp_exit, METH_VARARGS, NULL},

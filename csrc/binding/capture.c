@@ -1,0 +1,222 @@
+/* TCPBase._trace_capture(): a whole capture file traced in C, with the GIL
+ * released between progress reports. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "binding.h"
+#include "core/capture.h"
+
+enum { FRAMES_PER_BATCH = 16384 };
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A stdio stream over `fin`: a path, a file object with a descriptor, or any
+ * object with read() (held in *keep while the stream is in use). */
+static FILE *open_input(PyObject *fin, PyObject **name, PyObject **keep)
+{
+    *keep = NULL;
+    PyObject *path = PyUnicode_Check(fin) || PyObject_HasAttrString(fin, "__fspath__") ? PyOS_FSPath(fin) : NULL;
+    if (path) {
+        PyObject *encoded = NULL;
+        *name = path;
+        if (!PyUnicode_FSConverter(path, &encoded))
+            return NULL;
+        FILE *file = fopen(PyBytes_AS_STRING(encoded), "rb");
+        Py_DECREF(encoded);
+        if (!file)
+            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        return file;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    *name = PyObject_HasAttrString(fin, "name") ? PyObject_GetAttrString(fin, "name") : PyObject_Repr(fin);
+    if (!*name)
+        return NULL;
+    PyObject *fileno = PyObject_CallMethod(fin, "fileno", NULL);
+    if (fileno) {
+        int fd = PyLong_AsLong(fileno);
+        Py_DECREF(fileno);
+        PyObject *position = fd >= 0 ? PyObject_CallMethod(fin, "tell", NULL) : NULL;
+        long offset = position ? PyLong_AsLong(position) : -1;
+        Py_XDECREF(position);
+        if (PyErr_Occurred())
+            return NULL;
+        /* our own descriptor at the file object's position, closed with the stream */
+        int copy = dup(fd);
+        if (copy < 0 || lseek(copy, offset, SEEK_SET) < 0) {
+            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, *name);
+            if (copy >= 0)
+                close(copy);
+            return NULL;
+        }
+        FILE *file = fdopen(copy, "rb");
+        if (!file) {
+            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, *name);
+            close(copy);
+        }
+        return file;
+    }
+    PyErr_Clear();
+    PyObject *content = PyObject_CallMethod(fin, "read", NULL);
+    if (!content)
+        return NULL;
+    if (!PyBytes_Check(content) || PyBytes_GET_SIZE(content) == 0) {
+        PyErr_Format(PyExc_TypeError, "fin must be a path or a binary file object holding a capture");
+        Py_DECREF(content);
+        return NULL;
+    }
+    *keep = content;
+    FILE *file = fmemopen(PyBytes_AS_STRING(content), (size_t)PyBytes_GET_SIZE(content), "rb");
+    if (!file)
+        PyErr_SetFromErrno(PyExc_OSError);
+    return file;
+}
+
+static PyObject *stats_dict(const struct capture_stats *stats, uint64_t frame_number, uint64_t bytes)
+{
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsK}", "frames", stats->frames, "tcp_frames", stats->tcp_frames,
+                         "filtered_out", stats->filtered_out, "not_tcp", stats->not_tcp, "fragments",
+                         stats->fragments, "truncated", stats->truncated, "unsupported_link",
+                         stats->unsupported_link, "flows_opened", stats->flows_opened, "last_frame", frame_number,
+                         "bytes", bytes);
+}
+
+/* Raises pcapflow.CaptureError naming the file, the frame and the offset. */
+static void raise_damaged(PyObject *name, const char *why, uint64_t frame, uint64_t offset)
+{
+    PyObject *error = G.capture_error ? G.capture_error : PyExc_ValueError;
+    PyObject *exc = PyObject_CallFunction(error, "s", why);
+    if (!exc)
+        return;
+    PyObject *frame_obj = PyLong_FromUnsignedLongLong(frame);
+    PyObject *offset_obj = PyLong_FromUnsignedLongLong(offset);
+    if (frame_obj && offset_obj && PyObject_SetAttrString(exc, "filename", name) == 0 &&
+        PyObject_SetAttrString(exc, "frame", frame_obj) == 0 && PyObject_SetAttrString(exc, "offset", offset_obj) == 0)
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_XDECREF(frame_obj);
+    Py_XDECREF(offset_obj);
+    Py_DECREF(exc);
+}
+
+PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    TCPObject *self = (TCPObject *)op;
+    static char *kwlist[] = {"fin", "filter", "progress", "first_frame", NULL};
+    PyObject *fin, *filter = Py_None, *progress = Py_None;
+    unsigned long long first_frame = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOK:_trace_capture", kwlist, &fin, &filter, &progress,
+                                     &first_frame))
+        return NULL;
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "TCP.__init__() was not called");
+        return NULL;
+    }
+    if (self->mode == OUTPUT_DUMPER) {
+        PyErr_SetString(PyExc_ValueError, "captures are traced natively to pcap files (format 'pcap' or 'cap') or "
+                                          "to no files; for json, plist or tree text use pcapkit with "
+                                          "pcapflow.use_in_pcapkit()");
+        return NULL;
+    }
+    if (filter != Py_None && !PyUnicode_Check(filter)) {
+        PyErr_Format(PyExc_TypeError, "filter must be a str (a BPF expression), not %.100s", Py_TYPE(filter)->tp_name);
+        return NULL;
+    }
+    if (progress != Py_None && !PyCallable_Check(progress)) {
+        PyErr_Format(PyExc_TypeError, "progress must be callable, not %.100s", Py_TYPE(progress)->tp_name);
+        return NULL;
+    }
+
+    /* the loop runs without the GIL and cannot keep flows' str labels
+     * current: drop them, they are made again when Python asks */
+    for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
+        Py_CLEAR(*(PyObject **)&self->tracer.flows[slot].user[0]);
+
+    PyObject *name = NULL, *keep = NULL, *result = NULL;
+    FILE *file = open_input(fin, &name, &keep);
+    if (!file)
+        goto done;
+    struct stat info;
+    uint64_t total = fstat(fileno(file), &info) == 0 && S_ISREG(info.st_mode) ? (uint64_t)info.st_size
+                     : keep                                                  ? (uint64_t)PyBytes_GET_SIZE(keep)
+                                                                             : 0;
+    struct capture capture;
+    if (capture_open(&capture, file) < 0) {
+        raise_damaged(name, capture.errbuf, first_frame + 1, 0);
+        goto done;
+    }
+    if (filter != Py_None) {
+        const char *expression = PyUnicode_AsUTF8(filter);
+        if (!expression || capture_set_filter(&capture, expression) < 0) {
+            if (expression) {
+                PyObject *error = G.filter_error ? G.filter_error : PyExc_ValueError;
+                PyErr_Format(error, "BPF filter %R does not compile: %s", filter, capture.errbuf);
+            }
+            capture_close(&capture);
+            goto done;
+        }
+    }
+
+    struct capture_stats stats = {0};
+    uint64_t frame_number = first_frame;
+    enum capture_status status;
+    double last_report = now();
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        status = capture_trace(&capture, &self->tracer, &frame_number, FRAMES_PER_BATCH, &stats);
+        Py_END_ALLOW_THREADS
+        Py_CLEAR(self->submitted);
+        if (status != CAPTURE_MORE)
+            break;
+        if (PyErr_CheckSignals() < 0)
+            break;
+        if (progress != Py_None && now() - last_report >= 0.2) {
+            last_report = now();
+            PyObject *r = PyObject_CallFunction(progress, "KKKI", (unsigned long long)capture_offset(&capture),
+                                                (unsigned long long)total, (unsigned long long)stats.frames,
+                                                self->tracer.open_count);
+            if (!r)
+                break;
+            Py_DECREF(r);
+        }
+    }
+    uint64_t offset = capture_offset(&capture);
+    if (!PyErr_Occurred()) {
+        if (status == CAPTURE_DAMAGED)
+            raise_damaged(name, capture.errbuf, frame_number + 1, offset);
+        else if (status == CAPTURE_TRACER_ERROR)
+            raise_tracer_error(&self->tracer);
+        else if (progress != Py_None) {
+            PyObject *r = PyObject_CallFunction(progress, "KKKI", (unsigned long long)(total ? total : offset),
+                                                (unsigned long long)total, (unsigned long long)stats.frames,
+                                                self->tracer.open_count);
+            Py_XDECREF(r);
+        }
+    }
+    capture_close(&capture);
+    if (!PyErr_Occurred())
+        result = stats_dict(&stats, frame_number, offset);
+    else {
+        /* the caller still wants to know how far the capture got */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        PyObject *partial = stats_dict(&stats, frame_number, offset);
+        if (partial && value)
+            PyObject_SetAttrString(value, "stats", partial) < 0 ? PyErr_Clear() : (void)0;
+        Py_XDECREF(partial);
+        PyErr_Restore(type, value, traceback);
+    }
+done:
+    Py_XDECREF(name);
+    Py_XDECREF(keep);
+    return result;
+}

@@ -1,0 +1,54 @@
+/* Reading a capture file with libpcap and tracing every frame, with no
+ * Python and no allocation per frame. */
+#ifndef PCAPFLOW_CAPTURE_H
+#define PCAPFLOW_CAPTURE_H
+
+#include <pcap/pcap.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tracer.h"
+
+struct capture_stats {
+    uint64_t frames;          /* every frame read, TCP or not */
+    uint64_t tcp_frames;      /* frames traced */
+    uint64_t filtered_out;    /* frames the BPF filter rejected */
+    uint64_t not_tcp;         /* well-formed frames without TCP */
+    uint64_t fragments;       /* non-first IP fragments */
+    uint64_t truncated;       /* frames shorter than their headers claim */
+    uint64_t unsupported_link; /* frames of a link type pcapflow does not decode */
+    uint64_t flows_opened;
+};
+
+struct capture {
+    pcap_t *pcap;
+    FILE *file; /* the stream libpcap reads (closed by pcap_close) */
+    int linktype;
+    int has_filter;
+    struct bpf_program filter;
+    char errbuf[PCAP_ERRBUF_SIZE + 64];
+};
+
+enum capture_status {
+    CAPTURE_DONE,         /* end of the capture */
+    CAPTURE_MORE,         /* the frame budget is used up; call again */
+    CAPTURE_DAMAGED,      /* libpcap could not read the next frame: errbuf says why */
+    CAPTURE_TRACER_ERROR, /* writing failed: tr->error says why */
+};
+
+/* Opens a capture (pcap or pcapng) read from `file`, at nanosecond
+ * precision so no timestamp is rounded. Takes ownership of file. Returns 0,
+ * or -1 with errbuf set (and file closed). */
+int capture_open(struct capture *c, FILE *file);
+/* Compiles a BPF expression for the capture's link type. Returns 0 or -1 (errbuf). */
+int capture_set_filter(struct capture *c, const char *expression);
+void capture_close(struct capture *c);
+/* Bytes of the file read so far. */
+uint64_t capture_offset(const struct capture *c);
+
+/* Reads and traces up to max_frames frames, numbering them after
+ * *frame_number (which it advances). */
+enum capture_status capture_trace(struct capture *c, struct tracer *tr, uint64_t *frame_number, uint64_t max_frames,
+                                  struct capture_stats *stats);
+
+#endif

@@ -1,0 +1,54 @@
+"""Whole captures traced in C: libpcap reads, the C core decodes, traces and
+writes; Python only sees the result."""
+import sys
+
+from pcapflow.exceptions import CaptureError
+from pcapflow.tcp import TCP
+
+__all__ = ["trace_file", "trace_files"]
+
+
+def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
+               filter=None, progress=None, stats=None):
+    """Trace every TCP flow of a capture (pcap or pcapng; a path or a binary file object).
+
+    Returns the tuple of Index that pcapkit.extract(fin, trace=True, tcp=True) gives in
+    ``.trace.tcp``: open flows first, then flows closed by FIN. With format 'pcap' (the
+    default) each flow's frames go to "{fout}/{label}.pcap"; an unknown format writes no files.
+    ``filter`` is a BPF expression (frames it rejects still count in frame numbers);
+    ``progress(bytes_read, total_bytes, packets, open_flows)`` is called every so often;
+    ``stats``, a dict, receives the counters (frames, tcp_frames, truncated, ...).
+    A damaged capture raises CaptureError after writing every flow read before the damage;
+    ``exc.index`` holds those flows."""
+    return trace_files([fin], fout, format, byteorder, nanosecond, filter=filter, progress=progress, stats=stats)
+
+
+def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
+                filter=None, progress=None, stats=None):
+    """trace_file() over several captures taken as one (a rotated tcpdump -C/-G series,
+    say): frame numbers continue from one file to the next and flows span files."""
+    if isinstance(fins, (str, bytes)):
+        raise TypeError("fins must be a list of captures; use trace_file() for one")
+    tracer = TCP(fout, format, byteorder, nanosecond)
+    totals = {}
+    last_frame = 0
+    try:
+        for fin in fins:
+            counters = tracer._trace_capture(fin, filter, progress, last_frame)  # pylint: disable=protected-access
+            last_frame = counters["last_frame"]
+            _add(totals, counters)
+    except CaptureError as error:
+        _add(totals, error.stats or {})
+        error.index = tracer.submit()
+        raise
+    finally:
+        if stats is not None:
+            stats.update(totals)
+    index = tracer.submit()
+    tracer.close()
+    return index
+
+
+def _add(totals, counters):
+    for key, value in counters.items():
+        totals[key] = value if key == "last_frame" else totals.get(key, 0) + value
