@@ -1,5 +1,6 @@
 """Whole captures traced in C: libpcap reads, the C core decodes, traces and
 writes; Python only sees the result."""
+import os
 import sys
 
 from pcapflow.exceptions import CaptureError
@@ -29,12 +30,22 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
     say): frame numbers continue from one file to the next and flows span files."""
     if isinstance(fins, (str, bytes)):
         raise TypeError("fins must be a list of captures; use trace_file() for one")
+    fins = list(fins)
     tracer = TCP(fout, format, byteorder, nanosecond)
     totals = {}
     last_frame = 0
+    # progress counts bytes and packets over the whole series
+    total_bytes = sum(_size(fin) for fin in fins)
     try:
         for fin in fins:
-            counters = tracer._trace_capture(fin, filter, progress, last_frame)  # pylint: disable=protected-access
+            report = None
+            if progress is not None:
+                done_bytes, done_packets = totals.get("bytes", 0), totals.get("frames", 0)
+
+                def report(read, total, packets, open_flows, done_bytes=done_bytes, done_packets=done_packets):
+                    progress(done_bytes + read, total_bytes or total, done_packets + packets, open_flows)
+
+            counters = tracer._trace_capture(fin, filter, report, last_frame)  # pylint: disable=protected-access
             last_frame = counters["last_frame"]
             _add(totals, counters)
     except CaptureError as error:
@@ -47,6 +58,13 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
     index = tracer.submit()
     tracer.close()
     return index
+
+
+def _size(fin):
+    try:
+        return os.path.getsize(fin)
+    except (TypeError, OSError):
+        return 0
 
 
 def _add(totals, counters):

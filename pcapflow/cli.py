@@ -1,0 +1,97 @@
+"""The pcapflow command: trace every TCP flow of captures into one file per flow.
+
+    pcapflow CAPTURE... -o DIR [-f FORMAT] [--filter BPF] [--byteorder little|big]
+             [--nanosecond] [--index FILE.jsonl]
+
+Several captures are taken as one series (tcpdump -C/-G rotation): frame
+numbers continue and a flow may span files. Exit status: 0 done, 1 a capture
+or an output file failed, 2 bad usage."""
+import argparse
+import json
+import sys
+import time
+
+from pcapflow.capture import trace_files
+from pcapflow.exceptions import CaptureError, FilterError
+
+NATIVE_FORMATS = ("pcap", "cap")
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(
+        prog="pcapflow", description="Trace every TCP flow of packet captures into one pcap file per flow.")
+    parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files, read in this order")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the flow files")
+    parser.add_argument("-f", "--format", default="pcap", choices=NATIVE_FORMATS, help="output format (pcap)")
+    parser.add_argument("--filter", metavar="BPF", help="only frames matching this BPF expression are traced")
+    parser.add_argument("--byteorder", choices=("little", "big"), default=sys.byteorder,
+                        help=f"byte order of the output files ({sys.byteorder})")
+    parser.add_argument("--nanosecond", action="store_true", help="write nanosecond-resolution pcap files")
+    parser.add_argument("--index", metavar="FILE.jsonl", help="write one JSON object per flow to this file")
+    return parser.parse_args(argv)
+
+
+class ProgressBar:
+    """One line on stderr, redrawn: bytes, packets per second, open flows, time left."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.started = time.monotonic()
+
+    def __call__(self, bytes_read, total_bytes, packets, open_flows):
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        fraction = bytes_read / total_bytes if total_bytes else 0
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
+        self.stream.write(f"\r{bytes_read / 1e6:9.1f}/{total_bytes / 1e6:.1f} MB {fraction:6.1%}  "
+                          f"{packets / elapsed:10.0f} packets/s  {open_flows:8d} open flows  ETA {eta:5.0f}s ")
+        self.stream.flush()
+
+    def finish(self):
+        self.stream.write("\n")
+
+
+def write_index(path, flows):
+    with open(path, "w", encoding="utf-8") as out:
+        for flow in flows:
+            out.write(json.dumps({"label": flow.label, "fpout": flow.fpout, "index": list(flow.index)}) + "\n")
+
+
+def main(argv=None):
+    args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    started = time.monotonic()
+    stats = {}
+    bar = None
+    if sys.stderr.isatty():
+        bar = ProgressBar(sys.stderr)
+    try:
+        flows = _trace(args, stats, bar)
+    except FilterError as error:
+        print(f"pcapflow: {error}", file=sys.stderr)
+        return 2
+    except CaptureError as error:
+        if bar:
+            bar.finish()
+        print(f"pcapflow: {error}; {len(error.index)} flows read before it were written", file=sys.stderr)
+        if args.index:
+            write_index(args.index, error.index)
+        return 1
+    except OSError as error:
+        if bar:
+            bar.finish()
+        print(f"pcapflow: {error}", file=sys.stderr)
+        return 1
+    if bar:
+        bar.finish()
+    if args.index:
+        write_index(args.index, flows)
+    files = len({flow.fpout for flow in flows})
+    skipped = sum(stats.get(key, 0) for key in ("truncated", "fragments", "unsupported_link"))
+    print(f"pcapflow: {stats.get('frames', 0)} packets, {stats.get('tcp_frames', 0)} TCP packets, {len(flows)} flows, "
+          f"{files} files in {args.output}, {skipped} frames skipped, {time.monotonic() - started:.2f} seconds",
+          file=sys.stderr)
+    return 0
+
+
+def _trace(args, stats, bar):
+    return trace_files(args.captures, args.output, args.format, args.byteorder, args.nanosecond,
+                       filter=args.filter, progress=bar, stats=stats)
