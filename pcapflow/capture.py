@@ -3,10 +3,11 @@ writes; Python only sees the result."""
 import os
 import sys
 
+from pcapflow import _core
 from pcapflow.exceptions import CaptureError
 from pcapflow.tcp import TCP
 
-__all__ = ["trace_file", "trace_files"]
+__all__ = ["trace_file", "trace_files", "packets"]
 
 
 def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
@@ -70,3 +71,14 @@ def _size(fin):
 def _add(totals, counters):
     for key, value in counters.items():
         totals[key] = value if key == "last_frame" else totals.get(key, 0) + value
+
+
+def packets(fin, *, filter=None):  # pylint: disable=redefined-builtin
+    """The TCP frames of a capture as pcapflow Packets, for per-packet logic in Python.
+
+    Each packet's frame is a dict with the frame's ``packet`` bytes, its
+    ``frame_info`` (ts_sec, ts_usec in nanoseconds, incl_len, orig_len) and the
+    exact ``time_epoch`` (a Decimal); ``TCP.dump()`` writes them with the right
+    timestamps. Frame numbers count every frame of the capture. The iterator is
+    also a context manager that closes the capture."""
+    return _core.CaptureReader(fin, filter)

@@ -95,6 +95,15 @@ int convert_frame(PyObject *frame, struct pcap_record *record, Py_buffer *data);
 /* Raises the tracer's last error as OSError (with the path) or ValueError. */
 void raise_tracer_error(const struct tracer *tracer);
 
+/* ---- capture files (capture.c, reader.c) ---- */
+
+/* A stdio stream over fin: a path, a file object with a descriptor, or an
+ * object with read() (its bytes held in *keep). Sets *name for messages. */
+FILE *open_input(PyObject *fin, PyObject **name, PyObject **keep);
+/* Raises pcapflow.CaptureError with filename, frame and offset. */
+void raise_damaged(PyObject *name, const char *why, uint64_t frame, uint64_t offset);
+extern PyTypeObject CaptureReader_Type;
+
 /* ---- module-wide objects (module.c) ---- */
 
 struct module_globals {

@@ -21,7 +21,7 @@ static double now(void)
 
 /* A stdio stream over `fin`: a path, a file object with a descriptor, or any
  * object with read() (held in *keep while the stream is in use). */
-static FILE *open_input(PyObject *fin, PyObject **name, PyObject **keep)
+FILE *open_input(PyObject *fin, PyObject **name, PyObject **keep)
 {
     *keep = NULL;
     PyObject *path = PyUnicode_Check(fin) || PyObject_HasAttrString(fin, "__fspath__") ? PyOS_FSPath(fin) : NULL;
@@ -91,7 +91,7 @@ static PyObject *stats_dict(const struct capture_stats *stats, uint64_t frame_nu
 }
 
 /* Raises pcapflow.CaptureError naming the file, the frame and the offset. */
-static void raise_damaged(PyObject *name, const char *why, uint64_t frame, uint64_t offset)
+void raise_damaged(PyObject *name, const char *why, uint64_t frame, uint64_t offset)
 {
     PyObject *error = G.capture_error ? G.capture_error : PyExc_ValueError;
     PyObject *exc = PyObject_CallFunction(error, "s", why);

@@ -79,14 +79,16 @@ PyMODINIT_FUNC PyInit__core(void)
     Py_XDECREF(text);
     if (PyErr_Occurred())
         return NULL;
-    PyTypeObject *types[] = {&Packet_Type, &Buffer_Type, &Index_Type, &TCPBase_Type, &FlowWriter_Type};
+    PyTypeObject *types[] = {&Packet_Type, &Buffer_Type, &Index_Type, &TCPBase_Type, &FlowWriter_Type,
+                             &CaptureReader_Type};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (!module)
         return NULL;
-    if (info_types_ready(module) < 0 || tcp_type_ready(module) < 0 || flow_writer_type_ready(module) < 0) {
+    if (info_types_ready(module) < 0 || tcp_type_ready(module) < 0 || flow_writer_type_ready(module) < 0 ||
+        PyModule_AddType(module, &CaptureReader_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

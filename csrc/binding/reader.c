@@ -1,0 +1,197 @@
+/* CaptureReader: the TCP frames of a capture as pcapflow Packets, for users
+ * who keep their own per-packet logic in Python (pcapflow.packets()). */
+#include <stdio.h>
+
+#include "binding.h"
+#include "core/capture.h"
+#include "core/decode.h"
+
+typedef struct {
+    PyObject_HEAD
+    struct capture capture;
+    int open;
+    uint64_t frame_number;
+    PyObject *name;
+    PyObject *keep;
+} CaptureReaderObject;
+
+static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"fin", "filter", NULL};
+    PyObject *fin, *filter = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:packets", kwlist, &fin, &filter))
+        return NULL;
+    if (filter != Py_None && !PyUnicode_Check(filter)) {
+        PyErr_Format(PyExc_TypeError, "filter must be a str (a BPF expression), not %.100s", Py_TYPE(filter)->tp_name);
+        return NULL;
+    }
+    CaptureReaderObject *self = (CaptureReaderObject *)type->tp_alloc(type, 0);
+    if (!self)
+        return NULL;
+    FILE *file = open_input(fin, &self->name, &self->keep);
+    if (!file)
+        goto fail;
+    if (capture_open(&self->capture, file) < 0) {
+        raise_damaged(self->name, self->capture.errbuf, 1, 0);
+        goto fail;
+    }
+    self->open = 1;
+    if (filter != Py_None) {
+        const char *expression = PyUnicode_AsUTF8(filter);
+        if (!expression)
+            goto fail;
+        if (capture_set_filter(&self->capture, expression) < 0) {
+            PyErr_Format(G.filter_error ? G.filter_error : PyExc_ValueError, "BPF filter %R does not compile: %s",
+                         filter, self->capture.errbuf);
+            goto fail;
+        }
+    }
+    return (PyObject *)self;
+fail:
+    Py_DECREF(self);
+    return NULL;
+}
+
+static PyObject *address_object(const uint8_t *bytes, int family)
+{
+    if (family == FLOW_FAMILY_IPV4) {
+        unsigned long value = (unsigned long)bytes[0] << 24 | (unsigned long)bytes[1] << 16 |
+                              (unsigned long)bytes[2] << 8 | bytes[3];
+        PyObject *number = PyLong_FromUnsignedLong(value);
+        PyObject *address = number ? PyObject_CallOneArg(G.ipv4_type, number) : NULL;
+        Py_XDECREF(number);
+        return address;
+    }
+    PyObject *packed = PyBytes_FromStringAndSize((const char *)bytes, 16);
+    PyObject *address = packed ? PyObject_CallOneArg(G.ipv6_type, packed) : NULL;
+    Py_XDECREF(packed);
+    return address;
+}
+
+/* A Packet with pcapkit's fields; the frame is a dict shaped like pcapkit's
+ * frame info: packet bytes, frame_info and the exact time_epoch (a Decimal,
+ * from which the writer knows that ts_usec counts nanoseconds). */
+static PyObject *make_packet(CaptureReaderObject *self, const struct pcap_pkthdr *header, const u_char *data,
+                             const struct decoded_frame *decoded)
+{
+    unsigned long long seconds = (uint32_t)header->ts.tv_sec;
+    unsigned int nanoseconds = (uint32_t)header->ts.tv_usec;
+    char epoch_text[40];
+    snprintf(epoch_text, sizeof epoch_text, "%llu.%09u", seconds, nanoseconds);
+    PyObject *epoch_str = PyUnicode_FromString(epoch_text);
+    PyObject *epoch = epoch_str ? PyObject_CallOneArg(G.decimal_type, epoch_str) : NULL;
+    PyObject *timestamp = epoch ? PyFloat_FromString(epoch_str) : NULL;
+    PyObject *frame = timestamp ? Py_BuildValue("{sy#s{sKsIsIsI}sO}", "packet", (const char *)data,
+                                                (Py_ssize_t)header->caplen, "frame_info", "ts_sec", seconds,
+                                                "ts_usec", nanoseconds, "incl_len", header->caplen, "orig_len",
+                                                header->len, "time_epoch", epoch)
+                                : NULL;
+    PyObject *src = frame ? address_object(decoded->key.src, decoded->key.src_family) : NULL;
+    PyObject *dst = src ? address_object(decoded->key.dst, decoded->key.dst_family) : NULL;
+    PyObject *packet = NULL;
+    if (dst) {
+        PyObject *args = Py_BuildValue("(iKOOOOOHHO)", self->capture.linktype, (unsigned long long)self->frame_number,
+                                       frame, (decoded->tcp_flags & TCP_FLAG_SYN) ? Py_True : Py_False,
+                                       (decoded->tcp_flags & TCP_FLAG_FIN) ? Py_True : Py_False, src, dst,
+                                       decoded->key.src_port, decoded->key.dst_port, timestamp);
+        packet = args ? PyObject_Call((PyObject *)&Packet_Type, args, NULL) : NULL;
+        Py_XDECREF(args);
+    }
+    Py_XDECREF(epoch_str);
+    Py_XDECREF(epoch);
+    Py_XDECREF(timestamp);
+    Py_XDECREF(frame);
+    Py_XDECREF(src);
+    Py_XDECREF(dst);
+    return packet;
+}
+
+static PyObject *reader_next(PyObject *op)
+{
+    CaptureReaderObject *self = (CaptureReaderObject *)op;
+    while (self->open) {
+        struct pcap_pkthdr *header;
+        const u_char *data;
+        int status = pcap_next_ex(self->capture.pcap, &header, &data);
+        if (status != 1) {
+            if (status != PCAP_ERROR_BREAK)
+                raise_damaged(self->name, pcap_geterr(self->capture.pcap), self->frame_number + 1,
+                              capture_offset(&self->capture));
+            capture_close(&self->capture);
+            self->open = 0;
+            return NULL;
+        }
+        self->frame_number++;
+        if (self->capture.has_filter && !pcap_offline_filter(&self->capture.filter, header, data))
+            continue;
+        struct decoded_frame decoded;
+        if (decode_frame(self->capture.linktype, data, header->caplen, &decoded) == DECODE_TCP)
+            return make_packet(self, header, data, &decoded);
+    }
+    return NULL;
+}
+
+static PyObject *reader_close(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    CaptureReaderObject *self = (CaptureReaderObject *)op;
+    if (self->open)
+        capture_close(&self->capture);
+    self->open = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *reader_linktype(PyObject *op, void *closure)
+{
+    (void)closure;
+    return PyLong_FromLong(((CaptureReaderObject *)op)->capture.linktype);
+}
+
+static void reader_dealloc(PyObject *op)
+{
+    CaptureReaderObject *self = (CaptureReaderObject *)op;
+    if (self->open)
+        capture_close(&self->capture);
+    Py_XDECREF(self->name);
+    Py_XDECREF(self->keep);
+    Py_TYPE(op)->tp_free(op);
+}
+
+static PyObject *reader_enter(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    return Py_NewRef(op);
+}
+
+static PyObject *reader_exit(PyObject *op, PyObject *args)
+{
+    (void)args;
+    PyObject *closed = reader_close(op, NULL);
+    Py_XDECREF(closed);
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef reader_methods[] = {
+    {"close", reader_close, METH_NOARGS, "Close the capture."},
+    {"__enter__", reader_enter, METH_NOARGS, NULL},
+    {"__exit__", reader_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef reader_getset[] = {
+    {"linktype", reader_linktype, NULL, "The capture's link type (libpcap's DLT_ number).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject CaptureReader_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pcapflow._core.CaptureReader",
+    .tp_basicsize = sizeof(CaptureReaderObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "CaptureReader(fin, filter=None): iterates over the TCP frames of a capture as Packets.",
+    .tp_new = reader_new,
+    .tp_dealloc = reader_dealloc,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = reader_next,
+    .tp_methods = reader_methods,
+    .tp_getset = reader_getset,
+};
