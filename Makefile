@@ -1,5 +1,5 @@
 # Two entry points, each working on a fresh Debian machine:
-#   make run    trace a capture shipped in the repo (pcapkit reading it, pcapflow tracing)
+#   make run    trace every TCP flow of a capture shipped in the repo into flows/
 #   make test   install everything the tests need and run them
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -17,7 +17,8 @@ install: deps
 	$(PYTHON) -m pip install -q -e '.[test]'
 
 run: install
-	$(PYTHON) examples/trace_with_pcapkit.py tests/data/dns_tcp.pcap flows
+	$(PYTHON) -m pcapflow examples/data/http_espn.pcapng -o flows --index flows.jsonl
+	@echo "one pcap file per flow in flows/, one JSON line per flow in flows.jsonl"
 
 test: install
 	$(PYTHON) -m pytest -q
@@ -27,4 +28,4 @@ bench: install
 	$(PYTHON) bench/bench_trace.py
 
 clean:
-	rm -rf build *.egg-info pcapflow/*.so flows
+	rm -rf build *.egg-info pcapflow/*.so flows flows.jsonl
