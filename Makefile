@@ -2,10 +2,11 @@
 #   make run    trace every TCP flow of a capture shipped in the repo into flows/
 #   make test   install everything the tests need and run them
 PYTHON ?= python3
+FUZZ_SECONDS ?= 60
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := gcc libpcap-dev tshark tcpflow
+DEBIAN_PACKAGES := gcc clang libclang-rt-14-dev libpcap-dev tshark tcpflow
 
-.PHONY: deps install run test test-sanitized bench clean
+.PHONY: deps install run test test-sanitized fuzz bench clean
 
 deps:
 	@if ! dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \
@@ -23,6 +24,7 @@ run: install
 test: install
 	$(PYTHON) -m pytest -q
 	$(MAKE) --no-print-directory test-sanitized
+	fuzz/run.sh $(FUZZ_SECONDS)
 
 # The whole suite again against a build with AddressSanitizer and UBSan, which
 # abort on the first report. CPython itself is not instrumented, so the
@@ -41,6 +43,10 @@ test-sanitized: install
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=4 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 PCAPFLOW_EXPECT_SANITIZED=1 \
 	$(PYTHON) -m pytest -q -p no:cacheprovider --rootdir ../.. ../../tests
+
+# a longer fuzzing run: make fuzz FUZZ_SECONDS=3600
+fuzz: install
+	fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: install
 	$(PYTHON) -m pip install -q -e '.[bench]'
