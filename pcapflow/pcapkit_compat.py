@@ -1,6 +1,6 @@
 """Switching pcapkit's extractor over to pcapflow's tracer."""
 
-_saved = {}
+_saved: dict = {}
 
 
 def use_in_pcapkit(enable=True):

@@ -53,7 +53,7 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
     __protocol_name__ = "TCP"
     __protocol_type__ = _ProtocolType()
     __output__ = default_formats()
-    __callback_fn__ = []
+    __callback_fn__: list = []
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
