@@ -14,6 +14,12 @@ static inline PyObject *Py_NewRef(PyObject *object)
     Py_INCREF(object);
     return object;
 }
+static inline PyObject *Py_XNewRef(PyObject *object)
+{
+    Py_XINCREF(object);
+    return object;
+}
+#define Py_IS_TYPE(object, type) (Py_TYPE(object) == (type))
 #endif
 
 /* ---- Packet, Buffer, Index (info.c) ---- */
@@ -111,6 +117,7 @@ struct module_globals {
     /* pcapflow's exception classes, handed over by the package at import */
     PyObject *unsupported_call, *capture_error, *filter_error;
     int mapped_as_dotted;
+    Py_ssize_t ipv4_ip_offset; /* where IPv4Address objects keep _ip, or 0 */
     PyObject *str_packet, *str_frame_info, *str_ts_sec, *str_ts_usec, *str_incl_len, *str_orig_len,
         *str_time_epoch, *str_ip, *str_packed, *str_make_fout, *str_callback_fn, *str_trace, *str_dump,
         *str_name, *str_protocol, *str_byteorder, *str_nanosecond, *str_items, *str_to_dict;

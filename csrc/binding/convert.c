@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "binding.h"
+#include "core/timestamp_text.h"
 
 PyObject *get_optional_field(PyObject *object, PyObject *name)
 {
@@ -37,7 +38,12 @@ int convert_address(PyObject *value, const char *field, uint8_t *family, uint8_t
 {
     memset(out, 0, 16);
     if (PyObject_TypeCheck(value, (PyTypeObject *)G.ipv4_type)) {
-        PyObject *number = PyObject_GetAttr(value, G.str_ip);
+        /* IPv4Address keeps its value in the slot _ip: read it in place */
+        PyObject *number = Py_IS_TYPE(value, (PyTypeObject *)G.ipv4_type) && G.ipv4_ip_offset
+                               ? Py_XNewRef(*(PyObject **)((char *)value + G.ipv4_ip_offset))
+                               : PyObject_GetAttr(value, G.str_ip);
+        if (!number && !PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "field '%s': IPv4Address without a value", field);
         unsigned long ip = number ? PyLong_AsUnsignedLong(number) : (unsigned long)-1;
         Py_XDECREF(number);
         if (ip == (unsigned long)-1 && PyErr_Occurred())
@@ -123,6 +129,10 @@ PyObject *timestamp_text(PyObject *value)
 {
     if (PyFloat_CheckExact(value)) {
         /* repr() of a float: the shortest text that reads back to the same value */
+        char fast[TIMESTAMP_TEXT_MAX];
+        size_t length = format_double_repr_fast(PyFloat_AS_DOUBLE(value), fast);
+        if (length)
+            return PyUnicode_FromStringAndSize(fast, (Py_ssize_t)length);
         char *text = PyOS_double_to_string(PyFloat_AS_DOUBLE(value), 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
         if (!text)
             return PyErr_NoMemory();

@@ -1,6 +1,8 @@
 /* The pcapflow._core module: registers the types and looks up, once, the
  * Python objects the per-packet code compares against. */
 #include "binding.h"
+#include <structmember.h>
+#include "core/timestamp_text.h"
 
 struct module_globals G;
 
@@ -25,7 +27,34 @@ static PyObject *flow_bytes(PyObject *module, PyObject *unused)
     return PyLong_FromSize_t(tracer_flow_bytes());
 }
 
+/* format_timestamp(seconds, nanoseconds) and float_repr(value): the core's
+ * label timestamps, exposed so tests can hold them against Python's own. */
+static PyObject *format_timestamp_py(PyObject *module, PyObject *args)
+{
+    (void)module;
+    unsigned long long seconds;
+    unsigned int nanoseconds;
+    if (!PyArg_ParseTuple(args, "KI", &seconds, &nanoseconds))
+        return NULL;
+    char text[TIMESTAMP_TEXT_MAX];
+    size_t length = format_timestamp(seconds, nanoseconds, text);
+    return PyUnicode_FromStringAndSize(text, (Py_ssize_t)length);
+}
+
+static PyObject *float_repr_py(PyObject *module, PyObject *value)
+{
+    (void)module;
+    double v = PyFloat_AsDouble(value);
+    if (v == -1.0 && PyErr_Occurred())
+        return NULL;
+    char text[TIMESTAMP_TEXT_MAX];
+    size_t length = format_double_repr(v, text);
+    return PyUnicode_FromStringAndSize(text, (Py_ssize_t)length);
+}
+
 static PyMethodDef module_methods[] = {
+    {"format_timestamp", format_timestamp_py, METH_VARARGS, "The label text of a seconds.nanoseconds timestamp."},
+    {"float_repr", float_repr_py, METH_O, "repr() of a float, as the C core writes it."},
     {"_set_error_types", set_error_types, METH_VARARGS, "Hands over pcapflow's exception classes."},
     {"flow_struct_bytes", flow_bytes, METH_NOARGS, "Size of the C core's per-flow record, in bytes."},
     {NULL, NULL, 0, NULL},
@@ -69,6 +98,15 @@ PyMODINIT_FUNC PyInit__core(void)
         !(G.ipv6_type = attribute_of("ipaddress", "IPv6Address")) ||
         !(G.decimal_type = attribute_of("decimal", "Decimal")))
         return NULL;
+    /* the _ip slot of IPv4Address, if it is a plain slot (a member descriptor) */
+    PyObject *slot = PyObject_GetAttrString(G.ipv4_type, "_ip");
+    if (slot && Py_IS_TYPE(slot, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)slot)->d_member;
+        if (member->type == T_OBJECT_EX)
+            G.ipv4_ip_offset = member->offset;
+    }
+    Py_XDECREF(slot);
+    PyErr_Clear();
     /* Python 3.13 prints IPv4-mapped IPv6 addresses as ::ffff:a.b.c.d; labels follow the running Python */
     PyObject *probe = PyUnicode_FromString("::ffff:1.2.3.4");
     PyObject *address = probe ? PyObject_CallOneArg(G.ipv6_type, probe) : NULL;

@@ -57,6 +57,10 @@ static PyObject *make_index(TCPObject *self, const char *label, uint32_t use_num
     PyObject *index = fpout ? frame_tuple(frames, count) : NULL;
     PyObject *text = index ? PyUnicode_FromString(label) : NULL;
     PyObject *result = text ? index_new(fpout, index, text) : NULL;
+    /* it holds only strings, None and a tuple of ints: it cannot be part of
+     * a cycle, so the collector need not scan the many of them */
+    if (result)
+        PyObject_GC_UnTrack(result);
     Py_XDECREF(fpout);
     Py_XDECREF(index);
     Py_XDECREF(text);
@@ -88,30 +92,57 @@ static int ready(TCPObject *self)
     return 0;
 }
 
-static int read_key(PyObject *packet, struct flow_key *key)
+/* The fields trace() reads from every packet. A complete pcapflow Packet
+ * lends its slots; anything else (pcapkit's Packet, a mapping) is read
+ * field by field into new references. */
+enum { TRACED_FIELDS = 8 };
+static const int traced_positions[TRACED_FIELDS] = {
+    PACKET_SRC, PACKET_DST, PACKET_SRCPORT, PACKET_DSTPORT, PACKET_INDEX, PACKET_FIN,
+    PACKET_SYN, PACKET_FRAME, /* unread by pcapkit while tracing, but a packet without them is not a packet */
+};
+
+struct traced_fields {
+    PyObject *value[INFO_MAX_FIELDS]; /* by Packet position */
+    int owned;
+};
+
+static int fetch_fields(PyObject *packet, struct traced_fields *fields)
 {
-    static const struct { int position; const char *name; } addresses[] = {
-        {PACKET_SRC, "src"}, {PACKET_DST, "dst"}};
-    flow_key_clear(key);
-    for (int i = 0; i < 2; i++) {
-        PyObject *value = packet_field(packet, addresses[i].position);
-        if (!value)
-            return -1;
-        int status = i == 0 ? convert_address(value, "src", &key->src_family, key->src)
-                            : convert_address(value, "dst", &key->dst_family, key->dst);
-        Py_DECREF(value);
-        if (status < 0)
-            return -1;
+    if (Py_IS_TYPE(packet, &Packet_Type)) {
+        InfoObject *info = (InfoObject *)packet;
+        int complete = 1;
+        for (int i = 0; i < TRACED_FIELDS; i++)
+            complete &= info->values[traced_positions[i]] != NULL;
+        if (complete) {
+            memcpy(fields->value, info->values, sizeof fields->value);
+            fields->owned = 0;
+            return 0;
+        }
     }
-    PyObject *port = packet_field(packet, PACKET_SRCPORT);
-    int status = port ? convert_port(port, "srcport", &key->src_port) : -1;
-    Py_XDECREF(port);
-    if (status < 0)
+    memset(fields->value, 0, sizeof fields->value);
+    fields->owned = 1;
+    for (int i = 0; i < TRACED_FIELDS; i++)
+        if (!(fields->value[traced_positions[i]] = packet_field(packet, traced_positions[i])))
+            return -1;
+    return 0;
+}
+
+static void release_fields(struct traced_fields *fields)
+{
+    if (fields->owned)
+        for (int i = 0; i < INFO_MAX_FIELDS; i++)
+            Py_CLEAR(fields->value[i]);
+}
+
+static int read_key(PyObject *const *value, struct flow_key *key)
+{
+    flow_key_clear(key);
+    if (convert_address(value[PACKET_SRC], "src", &key->src_family, key->src) < 0 ||
+        convert_address(value[PACKET_DST], "dst", &key->dst_family, key->dst) < 0 ||
+        convert_port(value[PACKET_SRCPORT], "srcport", &key->src_port) < 0 ||
+        convert_port(value[PACKET_DSTPORT], "dstport", &key->dst_port) < 0)
         return -1;
-    port = packet_field(packet, PACKET_DSTPORT);
-    status = port ? convert_port(port, "dstport", &key->dst_port) : -1;
-    Py_XDECREF(port);
-    return status;
+    return 0;
 }
 
 /* Opens the flow for a packet whose key has no open flow. */
@@ -175,36 +206,23 @@ fail:
 static uint32_t trace_packet(TCPObject *self, PyObject *packet, int *fin)
 {
     Py_CLEAR(self->submitted);
+    struct traced_fields fields;
     struct flow_key key;
     int64_t frame_number;
-    if (read_key(packet, &key) < 0)
-        return TRACER_NO_SLOT;
-    PyObject *value = packet_field(packet, PACKET_INDEX);
-    int status = value ? convert_frame_number(value, &frame_number) : -1;
-    Py_XDECREF(value);
-    if (status < 0)
-        return TRACER_NO_SLOT;
-    value = packet_field(packet, PACKET_FIN);
-    *fin = value ? PyObject_IsTrue(value) : -1;
-    Py_XDECREF(value);
-    if (*fin < 0)
-        return TRACER_NO_SLOT;
-    /* pcapkit never reads these two while tracing, but a packet without
-     * them is not a packet: say so now rather than when it is dumped */
-    static const int unread[] = {PACKET_SYN, PACKET_FRAME};
-    for (int i = 0; i < 2; i++) {
-        if (!(value = packet_field(packet, unread[i])))
-            return TRACER_NO_SLOT;
-        Py_DECREF(value);
-    }
-
-    uint32_t slot = tracer_find(&self->tracer, &key);
+    uint32_t slot = TRACER_NO_SLOT;
+    if (fetch_fields(packet, &fields) < 0 || read_key(fields.value, &key) < 0 ||
+        convert_frame_number(fields.value[PACKET_INDEX], &frame_number) < 0 ||
+        (*fin = PyObject_IsTrue(fields.value[PACKET_FIN])) < 0)
+        goto done;
+    slot = tracer_find(&self->tracer, &key);
     if (slot == TRACER_NO_SLOT && (slot = open_flow(self, packet, &key)) == TRACER_NO_SLOT)
-        return TRACER_NO_SLOT;
+        goto done;
     if (tracer_add_frame(&self->tracer, slot, frame_number) < 0) {
         raise_tracer_error(&self->tracer);
-        return TRACER_NO_SLOT;
+        slot = TRACER_NO_SLOT;
     }
+done:
+    release_fields(&fields);
     return slot;
 }
 

@@ -1,10 +1,42 @@
 #include "label.h"
 
-#include <stdio.h>
+#include <string.h>
+
+/* Decimal digits of value, without leading zeros; returns the count. */
+static size_t write_decimal(unsigned value, char *out)
+{
+    char digits[10];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    return n;
+}
+
+/* Lower-case hex digits of a 16-bit group, without leading zeros. */
+static size_t write_hex(unsigned value, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    for (int shift = 12; shift >= 0; shift -= 4)
+        if ((value >> shift) || n || shift == 0)
+            out[n++] = hex[(value >> shift) & 15];
+    return n;
+}
 
 static size_t format_ipv4(const uint8_t *a, char *out)
 {
-    return (size_t)sprintf(out, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        n += write_decimal(a[i], out + n);
+        if (i < 3)
+            out[n++] = '.';
+    }
+    out[n] = '\0';
+    return n;
 }
 
 /* Python compresses the longest run of two or more zero groups (the first
@@ -14,8 +46,8 @@ static size_t format_ipv6(const uint8_t *a, int mapped_as_dotted, char *out)
 {
     static const uint8_t mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (mapped_as_dotted && memcmp(a, mapped_prefix, 12) == 0) {
-        size_t n = (size_t)sprintf(out, "::ffff:");
-        return n + format_ipv4(a + 12, out + n);
+        memcpy(out, "::ffff:", 7);
+        return 7 + format_ipv4(a + 12, out + 7);
     }
     unsigned groups[8];
     for (int i = 0; i < 8; i++)
@@ -37,11 +69,13 @@ static size_t format_ipv6(const uint8_t *a, int mapped_as_dotted, char *out)
     for (int i = 0; i < 8; i++) {
         if (i == best_start) {
             /* "::" stands for the run; it also supplies the separator on each side */
-            n += (size_t)sprintf(out + n, i == 0 ? "::" : ":");
+            if (i == 0)
+                out[n++] = ':';
+            out[n++] = ':';
             i += best_len - 1;
             continue;
         }
-        n += (size_t)sprintf(out + n, "%x", groups[i]);
+        n += write_hex(groups[i], out + n);
         if (i < 7)
             out[n++] = ':';
     }
@@ -70,9 +104,13 @@ size_t format_label(const struct flow_key *key, const char *timestamp, size_t ti
             return 0;
 
     size_t n = format_address(key->src_family, key->src, mapped_as_dotted, out);
-    n += (size_t)sprintf(out + n, "_%u-", key->src_port);
+    out[n++] = '_';
+    n += write_decimal(key->src_port, out + n);
+    out[n++] = '-';
     n += format_address(key->dst_family, key->dst, mapped_as_dotted, out + n);
-    n += (size_t)sprintf(out + n, "_%u-", key->dst_port);
+    out[n++] = '_';
+    n += write_decimal(key->dst_port, out + n);
+    out[n++] = '-';
     memcpy(out + n, timestamp, timestamp_len);
     n += timestamp_len;
     out[n] = '\0';

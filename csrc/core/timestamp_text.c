@@ -5,8 +5,49 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* seconds.micro with trailing zeros dropped (".0" kept), as Python prints
+ * a value in fixed notation. */
+static size_t write_fixed_micro(uint64_t seconds, uint32_t micro, char *out)
+{
+    int n = snprintf(out, TIMESTAMP_TEXT_MAX, "%llu.%06u", (unsigned long long)seconds, micro);
+    while (n > 0 && out[n - 1] == '0' && out[n - 2] != '.')
+        n--;
+    out[n] = '\0';
+    return (size_t)n;
+}
+
+/* The common case without the shortest-digits search. Below 2^33 a double's
+ * spacing is under a microsecond, so a value with at most six decimals is
+ * the only such decimal that rounds to its double: that decimal is then the
+ * shortest text that reads back, which is what repr() prints. From 1e-4 on
+ * repr() uses fixed notation. */
+static int in_fixed_micro_range(uint64_t seconds, uint32_t micro)
+{
+    return seconds < (UINT64_C(1) << 33) && (seconds > 0 || micro >= 100);
+}
+
+size_t format_double_repr_fast(double value, char out[TIMESTAMP_TEXT_MAX])
+{
+    if (!(value >= 1e-4 && value < 8589934592.0))
+        return 0;
+    double whole = floor(value);
+    uint64_t seconds = (uint64_t)whole;
+    uint64_t micro = (uint64_t)llround((value - whole) * 1e6); /* value - whole is exact */
+    if (micro == 1000000) {
+        seconds++;
+        micro = 0;
+    }
+    if (!in_fixed_micro_range(seconds, (uint32_t)micro))
+        return 0;
+    size_t n = write_fixed_micro(seconds, (uint32_t)micro, out);
+    return strtod(out, NULL) == value ? n : 0;
+}
+
 size_t format_double_repr(double value, char out[TIMESTAMP_TEXT_MAX])
 {
+    size_t fast = format_double_repr_fast(value, out);
+    if (fast)
+        return fast;
     if (isnan(value))
         return (size_t)snprintf(out, TIMESTAMP_TEXT_MAX, "nan");
     if (isinf(value))
@@ -77,6 +118,12 @@ size_t format_double_repr(double value, char out[TIMESTAMP_TEXT_MAX])
 
 size_t format_timestamp(uint64_t seconds, uint32_t nanoseconds, char out[TIMESTAMP_TEXT_MAX])
 {
+    /* an out-of-range field (a damaged capture) adds whole seconds, as the
+     * decimal sum does */
+    seconds += nanoseconds / 1000000000u;
+    nanoseconds %= 1000000000u;
+    if (nanoseconds % 1000 == 0 && in_fixed_micro_range(seconds, nanoseconds / 1000))
+        return write_fixed_micro(seconds, nanoseconds / 1000, out); /* exact already: no rounding to do */
     char exact[40];
     snprintf(exact, sizeof exact, "%llu.%09u", (unsigned long long)seconds, nanoseconds);
     return format_double_repr(strtod(exact, NULL), out);

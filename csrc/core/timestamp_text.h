@@ -14,6 +14,10 @@ enum { TIMESTAMP_TEXT_MAX = 48 };
  * notation unless the exponent is below -4 or above 15. Returns the length. */
 size_t format_timestamp(uint64_t seconds, uint32_t nanoseconds, char out[TIMESTAMP_TEXT_MAX]);
 
+/* repr() of a double in the common case of at most six decimals between
+ * 1e-4 and 2^33, or 0 when the value is not such a case. */
+size_t format_double_repr_fast(double value, char out[TIMESTAMP_TEXT_MAX]);
+
 /* The same for a double already at hand. */
 size_t format_double_repr(double value, char out[TIMESTAMP_TEXT_MAX]);
 
