@@ -2,6 +2,7 @@
  * failure names the field, so a user sees which part of a packet is wrong. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include "binding.h"
@@ -189,9 +190,28 @@ static int read_count(PyObject *info, PyObject *name, uint64_t *out)
     return status;
 }
 
+/* Whether (epoch - seconds) * 10**6 == frac, computed exactly on a Decimal
+ * epoch: 1 if so, 0 if not, -1 on error. */
+static int decimal_matches_micro(PyObject *epoch, uint64_t seconds, uint64_t frac)
+{
+    PyObject *whole = PyLong_FromUnsignedLongLong(seconds);
+    PyObject *fraction = whole ? PyNumber_Subtract(epoch, whole) : NULL;
+    PyObject *million = fraction ? PyLong_FromLong(1000000) : NULL;
+    PyObject *scaled = million ? PyNumber_Multiply(fraction, million) : NULL;
+    PyObject *expected = scaled ? PyLong_FromUnsignedLongLong(frac) : NULL;
+    int result = expected ? PyObject_RichCompareBool(scaled, expected, Py_EQ) : -1;
+    Py_XDECREF(whole);
+    Py_XDECREF(fraction);
+    Py_XDECREF(million);
+    Py_XDECREF(scaled);
+    Py_XDECREF(expected);
+    return result;
+}
+
 /* Whether the sub-second field counts nanoseconds. A value of a million or
  * more can only be nanoseconds; otherwise the frame's time_epoch (pcapkit's
- * frames carry one) tells which reading of the field matches. */
+ * frames carry one, a Decimal) tells which reading of the field matches:
+ * exactly for a Decimal, and for a float by which reading is nearer. */
 static int frac_is_nanosecond(PyObject *frame, const struct pcap_record *record)
 {
     if (record->ts_frac >= 1000000)
@@ -203,16 +223,20 @@ static int frac_is_nanosecond(PyObject *frame, const struct pcap_record *record)
         PyErr_Clear();
         return 0;
     }
-    double seconds = PyFloat_AsDouble(epoch);
-    Py_DECREF(epoch);
-    if (seconds == -1.0 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
+    int nano = 0;
+    if (PyObject_TypeCheck(epoch, (PyTypeObject *)G.decimal_type)) {
+        int micro = decimal_matches_micro(epoch, record->ts_sec, record->ts_frac);
+        nano = micro == 0;
+    } else {
+        double seconds = PyFloat_AsDouble(epoch);
+        if (!(seconds == -1.0 && PyErr_Occurred())) {
+            double fraction = seconds - (double)record->ts_sec;
+            nano = fabs(fraction * 1e9 - (double)record->ts_frac) < fabs(fraction * 1e6 - (double)record->ts_frac);
+        }
     }
-    double fraction = seconds - (double)record->ts_sec;
-    double as_micro = fraction * 1e6 - (double)record->ts_frac;
-    double as_nano = fraction * 1e9 - (double)record->ts_frac;
-    return (as_nano < 0 ? -as_nano : as_nano) < (as_micro < 0 ? -as_micro : as_micro);
+    PyErr_Clear();
+    Py_DECREF(epoch);
+    return nano;
 }
 
 int convert_frame(PyObject *frame, struct pcap_record *record, Py_buffer *data)
