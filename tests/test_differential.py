@@ -202,3 +202,15 @@ def test_text_format_writes_tree_text(tmp_path):
     assert (tmp_path / 'text' / name).read_bytes() == (tmp_path / 'tree' / name).read_bytes()
     with pytest.raises(AttributeError):  # why pcapflow differs here
         PcapkitTCP(str(tmp_path / 'crash'), 'text')
+
+
+@pytest.mark.parametrize('nanosecond, expected', [(True, 5000), (False, 5)])
+def test_time_epoch_matching_neither_reading_means_microseconds(nanosecond, expected, tmp_path):
+    # Contract, difference 3: nanosecond only if ts_usec >= 1e6 or time_epoch == ts_sec + ts_usec/1e9;
+    # a time_epoch that fits neither reading (100.5 for ts_sec=100, ts_usec=5) leaves microseconds.
+    odd = PcapkitFrame.from_dict({**frame(b'xy', 100, 5), 'time_epoch': Decimal('100.5')})
+    t = pcapflow.TCP(str(tmp_path), 'pcap', byteorder='little', nanosecond=nanosecond)
+    t.dump(candidate_packet('pcapflow')(step(1, False, the_frame=odd)))
+    t.submit()
+    data = (tmp_path / '10.0.0.1_1000-10.0.0.2_80-1.5.pcap').read_bytes()
+    assert pcap_records(data, 'little') == [(100, expected, 2, 2, b'xy')]
