@@ -353,8 +353,11 @@ FRAME_EXTRAS = {
 
 
 def timestamps():
+    # float(time_epoch) of a capture: seconds with up to 6 (or 9) decimals, the common case
+    epochs = st.builds(lambda sec, frac, digits: float(f'{sec}.{frac % 10 ** digits:0{digits}d}'),
+                       st.integers(0, 2 ** 33), st.integers(0, 10 ** 9 - 1), st.sampled_from([6, 9]))
     return st.one_of(
-        st.sampled_from(SPECIAL_TIMESTAMPS), st.floats(), st.integers(-10 ** 20, 10 ** 20),
+        st.sampled_from(SPECIAL_TIMESTAMPS), epochs, st.floats(), st.integers(-10 ** 20, 10 ** 20),
         st.builds(lambda n, e: Decimal(n).scaleb(e), st.integers(-10 ** 20, 10 ** 20), st.integers(-30, 30)))
 
 

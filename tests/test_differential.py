@@ -10,6 +10,7 @@ import ipaddress
 import os
 import struct
 import tempfile
+import warnings
 from decimal import Decimal
 
 import pytest
@@ -18,8 +19,9 @@ from hypothesis import strategies as st
 
 import pcapflow
 from conftest import (EXTENSIONS, PCAP_FORMATS, TEXT_FORMATS, TREE_FORMATS, UNKNOWN_FORMAT, FileOracle,
-                      PcapkitFrame, PcapkitFrameInfo, PcapkitTCP, Step, candidate_packet, pcapkit_packet,
-                      reference_format, render, run_tracer, scenarios, simulate, snapshot)
+                      PcapkitFrame, PcapkitFrameInfo, PcapkitPacket, PcapkitTCP, Step, candidate_packet,
+                      four_tuples, pcapkit_packet, reference_format, render, run_tracer, scenarios, simulate,
+                      snapshot, timestamps)
 
 # One failure at a time: shrinking re-runs pcapkit, which is slow.
 SETTINGS = dict(deadline=None, report_multiple_bugs=False,
@@ -84,7 +86,7 @@ slashes = st.sampled_from(['', '', '/'])
 @pytest.mark.parametrize('byteorder', ['little', 'big'])
 @pytest.mark.parametrize('fmt', PCAP_FORMATS)
 def test_pcap_output_matches_pcapkit(fmt, byteorder, nanosecond):
-    @settings(max_examples=40, **SETTINGS)
+    @settings(max_examples=75, **SETTINGS)
     @given(data=st.data())
     def run(data):
         check_against_pcapkit(data.draw(scenarios()), fmt, byteorder, nanosecond,
@@ -94,7 +96,7 @@ def test_pcap_output_matches_pcapkit(fmt, byteorder, nanosecond):
 
 @pytest.mark.parametrize('fmt', TEXT_FORMATS)
 def test_text_output_matches_pcapkit(fmt):
-    @settings(max_examples=30, **SETTINGS)
+    @settings(max_examples=50, **SETTINGS)
     @given(data=st.data())
     def run(data):
         # pcapkit's tree dumper crashes on an unnamed block, so only the others get one.
@@ -114,6 +116,21 @@ def test_unknown_format_matches_pcapkit():
         assert [str(w.message) for w in cand.warnings if issubclass(w.category, pcapflow.FormatWarning)] == [message]
         assert cand.files == {}
     run()
+
+
+@settings(max_examples=500, **SETTINGS)
+@given(flow=four_tuples(), timestamp=timestamps(), as_str=st.booleans())
+def test_labels_match_pcapkit(flow, timestamp, as_str):
+    # Labels alone, cheaply and many (no files): float, int and Decimal text, IPv4/IPv6 text.
+    src, srcport, dst, dstport = flow
+    fields = dict(protocol=1, index=1, frame={}, syn=False, fin=True, src=src, dst=dst, srcport=srcport,
+                  dstport=dstport, timestamp=timestamp)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the unknown format's FormatWarning
+        ref = PcapkitTCP(f'{tmp}/pcapkit', UNKNOWN_FORMAT).trace(PcapkitPacket(**fields))
+        if as_str:
+            fields.update(src=str(src), dst=str(dst))
+        assert pcapflow.TCP(f'{tmp}/pcapflow', UNKNOWN_FORMAT).trace(pcapflow.Packet(**fields)) == ref
 
 
 # --------------------------------------------------------------------------- the deliberate differences, by hand
