@@ -190,13 +190,13 @@ static int read_count(PyObject *info, PyObject *name, uint64_t *out)
     return status;
 }
 
-/* Whether (epoch - seconds) * 10**6 == frac, computed exactly on a Decimal
+/* Whether (epoch - seconds) * scale == frac, computed exactly on a Decimal
  * epoch: 1 if so, 0 if not, -1 on error. */
-static int decimal_matches_micro(PyObject *epoch, uint64_t seconds, uint64_t frac)
+static int decimal_matches(PyObject *epoch, uint64_t seconds, uint64_t frac, long scale)
 {
     PyObject *whole = PyLong_FromUnsignedLongLong(seconds);
     PyObject *fraction = whole ? PyNumber_Subtract(epoch, whole) : NULL;
-    PyObject *million = fraction ? PyLong_FromLong(1000000) : NULL;
+    PyObject *million = fraction ? PyLong_FromLong(scale) : NULL;
     PyObject *scaled = million ? PyNumber_Multiply(fraction, million) : NULL;
     PyObject *expected = scaled ? PyLong_FromUnsignedLongLong(frac) : NULL;
     int result = expected ? PyObject_RichCompareBool(scaled, expected, Py_EQ) : -1;
@@ -211,7 +211,8 @@ static int decimal_matches_micro(PyObject *epoch, uint64_t seconds, uint64_t fra
 /* Whether the sub-second field counts nanoseconds. A value of a million or
  * more can only be nanoseconds; otherwise the frame's time_epoch (pcapkit's
  * frames carry one, a Decimal) tells which reading of the field matches:
- * exactly for a Decimal, and for a float by which reading is nearer. */
+ * exactly for a Decimal (microseconds unless it matches only nanoseconds),
+ * and for a float by which reading is nearer. */
 static int frac_is_nanosecond(PyObject *frame, const struct pcap_record *record)
 {
     if (record->ts_frac >= 1000000)
@@ -225,8 +226,8 @@ static int frac_is_nanosecond(PyObject *frame, const struct pcap_record *record)
     }
     int nano = 0;
     if (PyObject_TypeCheck(epoch, (PyTypeObject *)G.decimal_type)) {
-        int micro = decimal_matches_micro(epoch, record->ts_sec, record->ts_frac);
-        nano = micro == 0;
+        nano = decimal_matches(epoch, record->ts_sec, record->ts_frac, 1000000) == 0 &&
+               decimal_matches(epoch, record->ts_sec, record->ts_frac, 1000000000) == 1;
     } else {
         double seconds = PyFloat_AsDouble(epoch);
         if (!(seconds == -1.0 && PyErr_Occurred())) {
