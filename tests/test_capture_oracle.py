@@ -174,6 +174,11 @@ def null_family(byteorder):
     return wrap
 
 
+def ppp_compressed_protocol(packet):
+    """PPP with a one-byte (compressed, RFC 1661 6.5) protocol field: 0x21 IPv4, 0x57 IPv6."""
+    return (b"\x21" if packet[0] >> 4 == 4 else b"\x57") + packet
+
+
 # (id, link type, wrapper, families, file byte order, nanosecond file)
 LINK_CASES = [
     ("ethernet", ETHERNET, lambda p: ethernet(p), (4, 6), "little", False),
@@ -191,6 +196,7 @@ LINK_CASES = [
     ("loop", LOOP, lambda p: loopback(p, byteorder="big"), (4, 6), "little", False),
     ("ppp", PPP, lambda p: ppp(p, hdlc=False), (4, 6), "little", False),
     ("ppp-with-address-control", PPP, lambda p: ppp(p, hdlc=True), (4, 6), "little", False),
+    ("ppp-compressed-protocol", PPP, ppp_compressed_protocol, (4, 6), "little", False),
     ("ppp-hdlc-50", PPP_HDLC, lambda p: ppp(p, hdlc=True), (4, 6), "big", True),
 ]
 
@@ -214,25 +220,6 @@ def test_generated_link_type(case, tmp_path):
     assert stats["tcp_frames"] == len(packets)
     assert stats["not_tcp"] == len(records) - len(packets)
     assert stats["truncated"] == stats["fragments"] == stats["unsupported_link"] == 0
-
-
-def ppp_compressed_protocol(packet):
-    """PPP with a one-byte (compressed) protocol field: 0x21 IPv4, 0x57 IPv6."""
-    return (b"\x21" if packet[0] >> 4 == 4 else b"\x57") + packet
-
-
-def test_ppp_compressed_protocol_field(tmp_path):
-    """Protocol-field compression (RFC 1661 6.5): tshark does not read it in a PPP capture, so the
-    expected flows are the ones the capture was built with."""
-    records, packets = build(conversation(), ppp_compressed_protocol)
-    path = write_pcap(tmp_path / "capture.pcap", records, PPP)
-    out = tmp_path / "out"
-    index = pcapflow.trace_file(str(path), str(out))
-    capture = read_capture(path)
-    packets = [TCPPacket(p.frame, p.src, p.srcport, p.dst, p.dstport, p.fin, capture.records[p.frame - 1].time_epoch)
-               for p in packets]
-    assert as_tuples(index) == expected_flows(packets, str(out))
-    check_flow_files(index, capture)
 
 
 # IP extension cases on Ethernet: (id, IP packet, traced?)
