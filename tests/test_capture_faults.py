@@ -453,6 +453,13 @@ def test_100000_flows_with_64_file_descriptors(tmp_path):
     records, packets = many_flows(capture)
     out = tmp_path / "out"
     result = tmp_path / "index.jsonl"
+    try:
+        _check_many_flows(capture, records, packets, out, result)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)  # 100,000 files: do not leave them to pytest's kept directories
+
+
+def _check_many_flows(capture, records, packets, out, result):
     done = run_python(MANY_FLOWS, capture, out, result, timeout=170)
     assert done.returncode == 0, f"exit status {done.returncode}\n{done.stderr[-3000:]}"
     got = [tuple(json.loads(line)) for line in result.read_text().splitlines()]
