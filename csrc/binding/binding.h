@@ -55,6 +55,8 @@ PyObject *index_new(PyObject *fpout, PyObject *index, PyObject *label);
 int info_check(PyObject *object);
 /* A field of a packet (pcapflow's, pcapkit's or a mapping) by Packet position: a new reference. */
 PyObject *packet_field(PyObject *packet, int position);
+/* The interned name of a Packet field (borrowed). */
+PyObject *packet_field_name(int position);
 
 /* ---- TCP (tcp.c) and its flow writers (flow_writer.c) ---- */
 

@@ -556,6 +556,8 @@ int info_types_ready(PyObject *module)
     return 0;
 }
 
+PyObject *packet_field_name(int position) { return packet_spec.interned[position]; }
+
 PyObject *packet_field(PyObject *packet, int position)
 {
     if (PyObject_TypeCheck(packet, &Packet_Type)) {

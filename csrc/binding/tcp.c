@@ -106,6 +106,27 @@ struct traced_fields {
     int owned;
 };
 
+/* pcapkit's Packet class, recognised by name on first sight: its fields
+ * live in the instance __dict__ and are read from there directly. */
+static PyTypeObject *pcapkit_packet_type;
+
+static int is_pcapkit_packet(PyObject *packet)
+{
+    PyTypeObject *type = Py_TYPE(packet);
+    if (type == pcapkit_packet_type)
+        return 1;
+    if (pcapkit_packet_type || strcmp(type->tp_name, "Packet") != 0 || !(type->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        return 0;
+    PyObject *module = PyObject_GetAttrString((PyObject *)type, "__module__");
+    int match = module && PyUnicode_Check(module) &&
+                PyUnicode_CompareWithASCIIString(module, "pcapkit.foundation.traceflow.data.tcp") == 0;
+    Py_XDECREF(module);
+    PyErr_Clear();
+    if (match)
+        pcapkit_packet_type = (PyTypeObject *)Py_NewRef((PyObject *)type);
+    return match;
+}
+
 static int fetch_fields(PyObject *packet, struct traced_fields *fields)
 {
     if (Py_IS_TYPE(packet, &Packet_Type)) {
@@ -121,9 +142,17 @@ static int fetch_fields(PyObject *packet, struct traced_fields *fields)
     }
     memset(fields->value, 0, sizeof fields->value);
     fields->owned = 1;
-    for (int i = 0; i < TRACED_FIELDS; i++)
-        if (!(fields->value[traced_positions[i]] = packet_field(packet, traced_positions[i])))
+    PyObject *dict = is_pcapkit_packet(packet) ? PyObject_GenericGetDict(packet, NULL) : NULL;
+    for (int i = 0; i < TRACED_FIELDS; i++) {
+        int position = traced_positions[i];
+        PyObject *value = dict ? PyDict_GetItemWithError(dict, packet_field_name(position)) : NULL;
+        fields->value[position] = value ? Py_NewRef(value) : PyErr_Occurred() ? NULL : packet_field(packet, position);
+        if (!fields->value[position]) {
+            Py_XDECREF(dict);
             return -1;
+        }
+    }
+    Py_XDECREF(dict);
     return 0;
 }
 

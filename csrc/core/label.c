@@ -31,7 +31,12 @@ static size_t format_ipv4(const uint8_t *a, char *out)
 {
     size_t n = 0;
     for (int i = 0; i < 4; i++) {
-        n += write_decimal(a[i], out + n);
+        uint8_t octet = a[i];
+        if (octet >= 100)
+            out[n++] = (char)('0' + octet / 100);
+        if (octet >= 10)
+            out[n++] = (char)('0' + octet / 10 % 10);
+        out[n++] = (char)('0' + octet % 10);
         if (i < 3)
             out[n++] = '.';
     }

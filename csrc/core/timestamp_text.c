@@ -9,11 +9,21 @@
  * a value in fixed notation. */
 static size_t write_fixed_micro(uint64_t seconds, uint32_t micro, char *out)
 {
-    int n = snprintf(out, TIMESTAMP_TEXT_MAX, "%llu.%06u", (unsigned long long)seconds, micro);
-    while (n > 0 && out[n - 1] == '0' && out[n - 2] != '.')
+    char digits[20];
+    size_t count = 0, n = 0;
+    do {
+        digits[count++] = (char)('0' + seconds % 10);
+        seconds /= 10;
+    } while (seconds);
+    while (count)
+        out[n++] = digits[--count];
+    out[n++] = '.';
+    for (uint32_t scale = 100000; scale; scale /= 10)
+        out[n++] = (char)('0' + micro / scale % 10);
+    while (out[n - 1] == '0' && out[n - 2] != '.')
         n--;
     out[n] = '\0';
-    return (size_t)n;
+    return n;
 }
 
 /* The common case without the shortest-digits search. Below 2^33 a double's
@@ -24,6 +34,33 @@ static size_t write_fixed_micro(uint64_t seconds, uint32_t micro, char *out)
 static int in_fixed_micro_range(uint64_t seconds, uint32_t micro)
 {
     return seconds < (UINT64_C(1) << 33) && (seconds > 0 || micro >= 100);
+}
+
+/* Whether the decimal whole(value) + micro / 10**6 certainly reads back as
+ * value: it lies within half a unit in the last place of value (scaled to
+ * integers, so the comparison is exact). 0 means "not shown", not "no". */
+static int rounds_to(double value, double fraction, uint64_t micro)
+{
+#ifdef __SIZEOF_INT128__
+    int exponent;
+    double mantissa = frexp(value, &exponent); /* value = mantissa * 2^exponent, mantissa in [0.5, 1) */
+    int binade = exponent - 1;                  /* value in [2^binade, 2^(binade+1)) */
+    if (binade < -14 || binade > 32)
+        return 0;
+    /* every bit of fraction is at least 2^-66 here, so this is an exact integer */
+    unsigned __int128 scaled_fraction = (unsigned __int128)ldexp(fraction, 66);
+    unsigned __int128 lhs = scaled_fraction * 1000000u, rhs = (unsigned __int128)micro << 66;
+    unsigned __int128 distance = lhs > rhs ? lhs - rhs : rhs - lhs;
+    /* half an ulp is 2^(binade-53); below a power of two the spacing halves */
+    int shift = binade + 13 - (mantissa == 0.5);
+    unsigned __int128 bound = shift >= 0 ? (unsigned __int128)1000000u << shift : 1000000u >> -shift;
+    return distance < bound;
+#else
+    (void)value;
+    (void)fraction;
+    (void)micro;
+    return 0;
+#endif
 }
 
 size_t format_double_repr_fast(double value, char out[TIMESTAMP_TEXT_MAX])
@@ -40,7 +77,7 @@ size_t format_double_repr_fast(double value, char out[TIMESTAMP_TEXT_MAX])
     if (!in_fixed_micro_range(seconds, (uint32_t)micro))
         return 0;
     size_t n = write_fixed_micro(seconds, (uint32_t)micro, out);
-    return strtod(out, NULL) == value ? n : 0;
+    return rounds_to(value, value - whole, micro) || strtod(out, NULL) == value ? n : 0;
 }
 
 size_t format_double_repr(double value, char out[TIMESTAMP_TEXT_MAX])
