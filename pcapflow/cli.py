@@ -51,9 +51,15 @@ class ProgressBar:
 
 
 def write_index(path, flows):
-    with open(path, "w", encoding="utf-8") as out:
-        for flow in flows:
-            out.write(json.dumps({"label": flow.label, "fpout": flow.fpout, "index": list(flow.index)}) + "\n")
+    """Writes one JSON object per flow; returns False (after saying why) when the file cannot be written."""
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            for flow in flows:
+                out.write(json.dumps({"label": flow.label, "fpout": flow.fpout, "index": list(flow.index)}) + "\n")
+    except OSError as error:
+        print(f"pcapflow: cannot write the index: {error}", file=sys.stderr)
+        return False
+    return True
 
 
 def main(argv=None):
@@ -82,8 +88,8 @@ def main(argv=None):
         return 1
     if bar:
         bar.finish()
-    if args.index:
-        write_index(args.index, flows)
+    if args.index and not write_index(args.index, flows):
+        return 1
     files = len({flow.fpout for flow in flows})
     skipped = sum(stats.get(key, 0) for key in ("truncated", "fragments", "unsupported_link"))
     print(f"pcapflow: {stats.get('frames', 0)} packets, {stats.get('tcp_frames', 0)} TCP packets, {len(flows)} flows, "

@@ -102,7 +102,7 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
             if ext is None:
                 warnings.warn(error.strerror, FileWarning, stacklevel=3)
             else:
-                raise FileExists(*error.args) from error
+                raise FileExists(error.errno, error.strerror, error.filename) from error
         if getattr(output, "__pcapflow_native__", False) or ext is None:
             return output, ext
         return make_dumper(output), ext

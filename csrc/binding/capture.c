@@ -30,7 +30,10 @@ FILE *open_input(PyObject *fin, PyObject **name, PyObject **keep)
         *name = path;
         if (!PyUnicode_FSConverter(path, &encoded))
             return NULL;
-        FILE *file = fopen(PyBytes_AS_STRING(encoded), "rb");
+        FILE *file;
+        Py_BEGIN_ALLOW_THREADS /* a FIFO blocks here until a writer comes */
+        file = fopen(PyBytes_AS_STRING(encoded), "rb");
+        Py_END_ALLOW_THREADS
         Py_DECREF(encoded);
         if (!file)
             PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
@@ -69,12 +72,15 @@ FILE *open_input(PyObject *fin, PyObject **name, PyObject **keep)
     PyObject *content = PyObject_CallMethod(fin, "read", NULL);
     if (!content)
         return NULL;
-    if (!PyBytes_Check(content) || PyBytes_GET_SIZE(content) == 0) {
-        PyErr_Format(PyExc_TypeError, "fin must be a path or a binary file object holding a capture");
+    if (!PyBytes_Check(content)) {
+        PyErr_Format(PyExc_TypeError, "fin must be a path or a binary file object, not one whose read() gives %.100s",
+                     Py_TYPE(content)->tp_name);
         Py_DECREF(content);
         return NULL;
     }
     *keep = content;
+    if (PyBytes_GET_SIZE(content) == 0) /* fmemopen() refuses empty buffers; libpcap says what is wrong */
+        return fopen("/dev/null", "rb");
     FILE *file = fmemopen(PyBytes_AS_STRING(content), (size_t)PyBytes_GET_SIZE(content), "rb");
     if (!file)
         PyErr_SetFromErrno(PyExc_OSError);
@@ -149,7 +155,11 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
                      : keep                                                  ? (uint64_t)PyBytes_GET_SIZE(keep)
                                                                              : 0;
     struct capture capture;
-    if (capture_open(&capture, file) < 0) {
+    int opened;
+    Py_BEGIN_ALLOW_THREADS /* reading the file header may wait on a pipe */
+    opened = capture_open(&capture, file);
+    Py_END_ALLOW_THREADS
+    if (opened < 0) {
         raise_damaged(name, capture.errbuf, first_frame + 1, 0);
         goto done;
     }

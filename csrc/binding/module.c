@@ -32,9 +32,8 @@ static PyObject *flow_bytes(PyObject *module, PyObject *unused)
 static PyObject *format_timestamp_py(PyObject *module, PyObject *args)
 {
     (void)module;
-    unsigned long long seconds;
-    unsigned int nanoseconds;
-    if (!PyArg_ParseTuple(args, "KI", &seconds, &nanoseconds))
+    unsigned long long seconds, nanoseconds;
+    if (!PyArg_ParseTuple(args, "KK", &seconds, &nanoseconds))
         return NULL;
     char text[TIMESTAMP_TEXT_MAX];
     size_t length = format_timestamp(seconds, nanoseconds, text);

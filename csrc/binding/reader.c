@@ -31,7 +31,11 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     FILE *file = open_input(fin, &self->name, &self->keep);
     if (!file)
         goto fail;
-    if (capture_open(&self->capture, file) < 0) {
+    int opened;
+    Py_BEGIN_ALLOW_THREADS /* reading the file header may wait on a pipe */
+    opened = capture_open(&self->capture, file);
+    Py_END_ALLOW_THREADS
+    if (opened < 0) {
         raise_damaged(self->name, self->capture.errbuf, 1, 0);
         goto fail;
     }
@@ -74,23 +78,25 @@ static PyObject *address_object(const uint8_t *bytes, int family)
 static PyObject *make_packet(CaptureReaderObject *self, const struct pcap_pkthdr *header, const u_char *data,
                              const struct decoded_frame *decoded)
 {
-    unsigned long long seconds = (uint32_t)header->ts.tv_sec;
-    unsigned int nanoseconds = (uint32_t)header->ts.tv_usec;
-    char epoch_text[40];
-    snprintf(epoch_text, sizeof epoch_text, "%llu.%09u", seconds, nanoseconds);
+    uint64_t seconds, nanoseconds;
+    capture_timestamp(&self->capture, header, &seconds, &nanoseconds);
+    /* a sub-second field past a second (a damaged capture) carries, as the decimal sum would */
+    char epoch_text[48];
+    snprintf(epoch_text, sizeof epoch_text, "%llu.%09llu", (unsigned long long)(seconds + nanoseconds / 1000000000u),
+             (unsigned long long)(nanoseconds % 1000000000u));
     PyObject *epoch_str = PyUnicode_FromString(epoch_text);
     PyObject *epoch = epoch_str ? PyObject_CallOneArg(G.decimal_type, epoch_str) : NULL;
     PyObject *timestamp = epoch ? PyFloat_FromString(epoch_str) : NULL;
-    PyObject *frame = timestamp ? Py_BuildValue("{sy#s{sKsIsIsI}sO}", "packet", (const char *)data,
-                                                (Py_ssize_t)header->caplen, "frame_info", "ts_sec", seconds,
-                                                "ts_usec", nanoseconds, "incl_len", header->caplen, "orig_len",
+    PyObject *frame = timestamp ? Py_BuildValue("{sy#s{sKsKsIsI}sO}", "packet", (const char *)data,
+                                                (Py_ssize_t)header->caplen, "frame_info", "ts_sec", (unsigned long long)seconds,
+                                                "ts_usec", (unsigned long long)nanoseconds, "incl_len", header->caplen, "orig_len",
                                                 header->len, "time_epoch", epoch)
                                 : NULL;
     PyObject *src = frame ? address_object(decoded->key.src, decoded->key.src_family) : NULL;
     PyObject *dst = src ? address_object(decoded->key.dst, decoded->key.dst_family) : NULL;
     PyObject *packet = NULL;
     if (dst) {
-        PyObject *args = Py_BuildValue("(iKOOOOOHHO)", self->capture.linktype, (unsigned long long)self->frame_number,
+        PyObject *args = Py_BuildValue("(IKOOOOOHHO)", self->capture.file_linktype, (unsigned long long)self->frame_number,
                                        frame, (decoded->tcp_flags & TCP_FLAG_SYN) ? Py_True : Py_False,
                                        (decoded->tcp_flags & TCP_FLAG_FIN) ? Py_True : Py_False, src, dst,
                                        decoded->key.src_port, decoded->key.dst_port, timestamp);
@@ -144,7 +150,7 @@ static PyObject *reader_close(PyObject *op, PyObject *unused)
 static PyObject *reader_linktype(PyObject *op, void *closure)
 {
     (void)closure;
-    return PyLong_FromLong(((CaptureReaderObject *)op)->capture.linktype);
+    return PyLong_FromUnsignedLong(((CaptureReaderObject *)op)->capture.file_linktype);
 }
 
 static void reader_dealloc(PyObject *op)
@@ -179,7 +185,7 @@ static PyMethodDef reader_methods[] = {
 };
 
 static PyGetSetDef reader_getset[] = {
-    {"linktype", reader_linktype, NULL, "The capture's link type (libpcap's DLT_ number).", NULL},
+    {"linktype", reader_linktype, NULL, "The capture's link type (the LINKTYPE_ number files carry).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

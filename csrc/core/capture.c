@@ -1,20 +1,106 @@
+/* fopencookie() is a GNU extension */
+#define _GNU_SOURCE
+
 #include "capture.h"
 
+#include <sys/types.h>
+
+#include <stdlib.h>
 #include <string.h>
 
 #include "decode.h"
 #include "timestamp_text.h"
 
+/* The link type a pcap file written from this capture carries. libpcap maps
+ * its DLT_ values to file LINKTYPE_ values when it writes a file header and
+ * does not export the mapping, so let it write one into memory. */
+static uint32_t file_linktype(pcap_t *pcap)
+{
+    char *buffer = NULL;
+    size_t size = 0;
+    uint32_t linktype = (uint32_t)pcap_datalink(pcap);
+    FILE *memory = open_memstream(&buffer, &size);
+    pcap_dumper_t *dumper = memory ? pcap_dump_fopen(pcap, memory) : NULL;
+    if (dumper) {
+        pcap_dump_flush(dumper);
+        if (size >= PCAP_GLOBAL_HEADER_SIZE) {
+            uint32_t value;
+            memcpy(&value, buffer + 20, 4); /* written in host byte order */
+            linktype = value;
+        }
+        pcap_dump_close(dumper); /* closes memory too */
+    } else if (memory) {
+        fclose(memory);
+    }
+    free(buffer);
+    return linktype;
+}
+
+/* libpcap reads through this stream so that the bytes read are known even
+ * where ftell() cannot tell them (a pipe). */
+struct counted_stream {
+    FILE *inner;
+    uint64_t bytes;
+    uint8_t magic[4]; /* the first bytes of the file */
+};
+
+static ssize_t counted_read(void *cookie, char *buffer, size_t size)
+{
+    struct counted_stream *stream = cookie;
+    size_t n = fread(buffer, 1, size, stream->inner);
+    if (stream->bytes == 0 && n >= 4)
+        memcpy(stream->magic, buffer, 4);
+    stream->bytes += n;
+    return n == 0 && ferror(stream->inner) ? -1 : (ssize_t)n;
+}
+
+static int counted_close(void *cookie)
+{
+    struct counted_stream *stream = cookie;
+    int status = fclose(stream->inner);
+    free(stream);
+    return status;
+}
+
+/* Wraps file for counting, with one large buffer in front of the inner
+ * stream (which gets none, so bytes are copied once). */
+static FILE *counted_open(FILE *file, struct counted_stream **counter)
+{
+    struct counted_stream *stream = malloc(sizeof *stream);
+    cookie_io_functions_t functions = {.read = counted_read, .close = counted_close};
+    FILE *outer = stream ? fopencookie(stream, "rb", functions) : NULL;
+    if (!outer) {
+        free(stream);
+        return NULL;
+    }
+    stream->inner = file;
+    stream->bytes = 0;
+    memset(stream->magic, 0, sizeof stream->magic);
+    setvbuf(file, NULL, _IONBF, 0);
+    setvbuf(outer, NULL, _IOFBF, 256 * 1024);
+    *counter = stream;
+    return outer;
+}
+
 int capture_open(struct capture *c, FILE *file)
 {
     memset(c, 0, sizeof *c);
-    c->pcap = pcap_fopen_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO, c->errbuf);
-    if (!c->pcap) {
+    FILE *counted = counted_open(file, &c->counter);
+    if (!counted) {
+        snprintf(c->errbuf, sizeof c->errbuf, "out of memory");
         fclose(file);
         return -1;
     }
-    c->file = file;
+    c->pcap = pcap_fopen_offline_with_tstamp_precision(counted, PCAP_TSTAMP_PRECISION_NANO, c->errbuf);
+    if (!c->pcap) {
+        fclose(counted);
+        return -1;
+    }
+    c->file = counted;
+    static const uint8_t micro_little[4] = {0xd4, 0xc3, 0xb2, 0xa1}, micro_big[4] = {0xa1, 0xb2, 0xc3, 0xd4};
+    c->microsecond_pcap = memcmp(c->counter->magic, micro_little, 4) == 0 || memcmp(c->counter->magic, micro_big, 4) == 0;
     c->linktype = pcap_datalink(c->pcap);
+    c->file_linktype = file_linktype(c->pcap);
     return 0;
 }
 
@@ -41,24 +127,44 @@ void capture_close(struct capture *c)
 
 uint64_t capture_offset(const struct capture *c)
 {
-    long offset = c->file ? ftell(c->file) : -1;
-    return offset < 0 ? 0 : (uint64_t)offset;
+    if (!c->file)
+        return 0;
+    uint64_t offset = c->counter->bytes;
+#ifdef __GLIBC__
+    /* less what sits in the buffer, not yet taken by libpcap */
+    offset -= (uint64_t)(c->file->_IO_read_end - c->file->_IO_read_ptr);
+#endif
+    return offset;
+}
+
+void capture_timestamp(const struct capture *c, const struct pcap_pkthdr *header, uint64_t *seconds,
+                       uint64_t *nanoseconds)
+{
+    /* A pcap file holds unsigned 32-bit fields, which libpcap reads as
+     * signed ones: from 2^31 on they come out negative (a microsecond field
+     * after being multiplied by 1000). Undo that. */
+    long long frac = (long long)header->ts.tv_usec;
+    *seconds = (uint32_t)header->ts.tv_sec;
+    if (frac >= 0)
+        *nanoseconds = (uint64_t)frac;
+    else if (c->microsecond_pcap)
+        *nanoseconds = (uint64_t)(frac / 1000 + (1LL << 32)) * 1000;
+    else
+        *nanoseconds = (uint64_t)(frac + (1LL << 32));
 }
 
 /* Traces one decoded TCP frame. Returns 0 or -1 (tr->error). */
-static int trace_tcp_frame(struct tracer *tr, const struct decoded_frame *decoded, const struct pcap_pkthdr *header,
-                           const uint8_t *data, uint64_t frame_number, int linktype, struct capture_stats *stats)
+static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const struct decoded_frame *decoded,
+                           const struct pcap_pkthdr *header, const uint8_t *data, uint64_t frame_number,
+                           struct capture_stats *stats)
 {
-    /* the file holds 32-bit unsigned fields; libpcap hands them over in
-     * signed types, so an out-of-range sub-second value (2^31, say) would
-     * come out negative without these casts */
-    uint64_t seconds = (uint32_t)header->ts.tv_sec;
-    uint32_t nanoseconds = (uint32_t)header->ts.tv_usec; /* nanoseconds: opened at nanosecond precision */
+    uint64_t seconds, nanoseconds;
+    capture_timestamp(c, header, &seconds, &nanoseconds);
     uint32_t slot = tracer_find(tr, &decoded->key);
     if (slot == TRACER_NO_SLOT) {
         char timestamp[TIMESTAMP_TEXT_MAX];
         size_t length = format_timestamp(seconds, nanoseconds, timestamp);
-        slot = tracer_open(tr, &decoded->key, timestamp, length, (uint32_t)linktype);
+        slot = tracer_open(tr, &decoded->key, timestamp, length, c->file_linktype);
         if (slot == TRACER_NO_SLOT)
             return -1;
         stats->flows_opened++;
@@ -105,7 +211,7 @@ enum capture_status capture_trace(struct capture *c, struct tracer *tr, uint64_t
         switch (decode_frame(c->linktype, data, header->caplen, &decoded)) {
         case DECODE_TCP:
             stats->tcp_frames++;
-            if (trace_tcp_frame(tr, &decoded, header, data, *frame_number, c->linktype, stats) < 0)
+            if (trace_tcp_frame(c, tr, &decoded, header, data, *frame_number, stats) < 0)
                 return CAPTURE_TRACER_ERROR;
             break;
         case DECODE_NOT_TCP: stats->not_tcp++; break;

@@ -20,10 +20,15 @@ struct capture_stats {
     uint64_t flows_opened;
 };
 
+struct counted_stream; /* capture.c: counts the bytes libpcap reads, pipes included */
+
 struct capture {
     pcap_t *pcap;
     FILE *file; /* the stream libpcap reads (closed by pcap_close) */
-    int linktype;
+    struct counted_stream *counter;
+    int linktype;        /* libpcap's DLT_ value, what the decoder reads */
+    uint32_t file_linktype; /* the LINKTYPE_ value files carry (DLT_RAW is 12, LINKTYPE_RAW 101) */
+    int microsecond_pcap; /* a pcap file with microsecond timestamps (not pcapng, not nanosecond) */
     int has_filter;
     struct bpf_program filter;
     char errbuf[PCAP_ERRBUF_SIZE + 64];
@@ -36,13 +41,18 @@ enum capture_status {
     CAPTURE_TRACER_ERROR, /* writing failed: tr->error says why */
 };
 
-/* Opens a capture (pcap or pcapng) read from `file`, at nanosecond
- * precision so no timestamp is rounded. Takes ownership of file. Returns 0,
- * or -1 with errbuf set (and file closed). */
+/* Opens a capture (pcap or pcapng) read from `file` (which must not have
+ * been read from yet), at nanosecond precision so no timestamp is rounded.
+ * Takes ownership of file. Returns 0, or -1 with errbuf set (and file
+ * closed). Reads the file header, so it may block on a pipe. */
 int capture_open(struct capture *c, FILE *file);
 /* Compiles a BPF expression for the capture's link type. Returns 0 or -1 (errbuf). */
 int capture_set_filter(struct capture *c, const char *expression);
 void capture_close(struct capture *c);
+/* A frame's time as the file holds it: seconds, and the sub-second field in
+ * nanoseconds (which may exceed a second in a damaged capture). */
+void capture_timestamp(const struct capture *c, const struct pcap_pkthdr *header, uint64_t *seconds,
+                       uint64_t *nanoseconds);
 /* Bytes of the file read so far. */
 uint64_t capture_offset(const struct capture *c);
 

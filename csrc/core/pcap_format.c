@@ -29,18 +29,21 @@ void pcap_write_global_header(const struct pcap_layout *layout, uint32_t linktyp
 int pcap_write_record_header(const struct pcap_layout *layout, const struct pcap_record *record,
                              uint8_t out[PCAP_RECORD_HEADER_SIZE])
 {
-    uint64_t frac = record->ts_frac;
+    uint64_t seconds = record->ts_sec, frac = record->ts_frac;
     if (record->frac_is_nanosecond && !layout->nanosecond)
         frac /= 1000;
-    else if (!record->frac_is_nanosecond && layout->nanosecond) {
-        if (frac > UINT32_MAX)
-            return -1;
-        frac *= 1000;
+    else if (!record->frac_is_nanosecond && layout->nanosecond)
+        frac = frac > UINT64_MAX / 1000 ? UINT64_MAX : frac * 1000;
+    if (frac > UINT32_MAX) {
+        /* an out-of-range field (a damaged capture) that no longer fits:
+         * keep the time it stands for by carrying whole seconds */
+        uint64_t unit = layout->nanosecond ? 1000000000u : 1000000u;
+        seconds += frac / unit;
+        frac %= unit;
     }
-    if (record->ts_sec > UINT32_MAX || frac > UINT32_MAX || record->incl_len > UINT32_MAX ||
-        record->orig_len > UINT32_MAX)
+    if (seconds > UINT32_MAX || record->incl_len > UINT32_MAX || record->orig_len > UINT32_MAX)
         return -1;
-    put_u32(out, (uint32_t)record->ts_sec, layout->big_endian);
+    put_u32(out, (uint32_t)seconds, layout->big_endian);
     put_u32(out + 4, (uint32_t)frac, layout->big_endian);
     put_u32(out + 8, (uint32_t)record->incl_len, layout->big_endian);
     put_u32(out + 12, (uint32_t)record->orig_len, layout->big_endian);

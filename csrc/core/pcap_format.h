@@ -31,7 +31,8 @@ void pcap_write_global_header(const struct pcap_layout *layout, uint32_t linktyp
 
 /* Converts the timestamp to the layout's resolution (truncating when going
  * from nanoseconds to microseconds, as libpcap does) and writes the record
- * header. Returns -1 when a field does not fit in 32 bits. */
+ * header. A sub-second field too large for 32 bits carries into the seconds.
+ * Returns -1 when the seconds or a length do not fit in 32 bits. */
 int pcap_write_record_header(const struct pcap_layout *layout, const struct pcap_record *record,
                              uint8_t out[PCAP_RECORD_HEADER_SIZE]);
 

@@ -153,15 +153,15 @@ size_t format_double_repr(double value, char out[TIMESTAMP_TEXT_MAX])
     return n;
 }
 
-size_t format_timestamp(uint64_t seconds, uint32_t nanoseconds, char out[TIMESTAMP_TEXT_MAX])
+size_t format_timestamp(uint64_t seconds, uint64_t nanoseconds, char out[TIMESTAMP_TEXT_MAX])
 {
     /* an out-of-range field (a damaged capture) adds whole seconds, as the
      * decimal sum does */
     seconds += nanoseconds / 1000000000u;
     nanoseconds %= 1000000000u;
-    if (nanoseconds % 1000 == 0 && in_fixed_micro_range(seconds, nanoseconds / 1000))
-        return write_fixed_micro(seconds, nanoseconds / 1000, out); /* exact already: no rounding to do */
+    if (nanoseconds % 1000 == 0 && in_fixed_micro_range(seconds, (uint32_t)(nanoseconds / 1000)))
+        return write_fixed_micro(seconds, (uint32_t)(nanoseconds / 1000), out); /* exact already: no rounding to do */
     char exact[40];
-    snprintf(exact, sizeof exact, "%llu.%09u", (unsigned long long)seconds, nanoseconds);
+    snprintf(exact, sizeof exact, "%llu.%09llu", (unsigned long long)seconds, (unsigned long long)nanoseconds);
     return format_double_repr(strtod(exact, NULL), out);
 }

@@ -12,7 +12,7 @@ enum { TIMESTAMP_TEXT_MAX = 48 };
  * the decimal text, not by adding floats) and writes it as Python's repr()
  * would: the shortest digits that read back to the same double, in fixed
  * notation unless the exponent is below -4 or above 15. Returns the length. */
-size_t format_timestamp(uint64_t seconds, uint32_t nanoseconds, char out[TIMESTAMP_TEXT_MAX]);
+size_t format_timestamp(uint64_t seconds, uint64_t nanoseconds, char out[TIMESTAMP_TEXT_MAX]);
 
 /* repr() of a double in the common case of at most six decimals between
  * 1e-4 and 2^33, or 0 when the value is not such a case. */
