@@ -5,6 +5,7 @@ Everything must end in a result or in the documented exception
 flows read before damage are reported and their files are complete. Runs that
 could crash the interpreter (mutated captures, the descriptor limit) run in a
 subprocess so a crash fails the test instead of killing pytest."""
+import errno
 import io
 import json
 import os
@@ -12,6 +13,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
@@ -299,13 +301,21 @@ def test_output_directory_blocked_by_a_file(tmp_path):
     assert blocker.read_text() == "in the way"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
 def test_output_directory_not_writable(tmp_path):
+    # Root writes into any directory whatever its mode, so as root the
+    # directory is a read-only tmpfs mount instead (EROFS rather than EACCES).
     locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    with pytest.raises(OSError) as caught:
-        pcapflow.trace_file(str(DATA / "ssh.pcap"), str(locked / "out"))
-    assert caught.value.filename is not None
+    locked.mkdir(mode=0o555)
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(locked)], capture_output=True).returncode == 0
+    try:
+        with pytest.raises(OSError) as caught:
+            pcapflow.trace_file(str(DATA / "ssh.pcap"), str(locked / "out"))
+        assert caught.value.filename == str(locked / "out")
+        assert isinstance(caught.value, PermissionError) or caught.value.errno == errno.EROFS, caught.value
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(locked)], check=True)
 
 
 # ---------------------------------------------------------------------------
