@@ -14,16 +14,14 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import warnings
 from decimal import Decimal
 
 import pytest
 
 import pcapflow
-from capture_tools import (ACK, DATA, ETHERNET, FIN, LINUX_SLL, PSH, SYN, TCPDUMP, Record, TCPPacket, as_tuples,
-                           check_flow_files, ethernet, expected_flows, frames_at, ip_packet, ipv4, label_of,
-                           link_type_name, pcap_bytes, pcap_header, pcap_record, read_capture, tcp, tcpdump_read, udp,
+from capture_tools import (ACK, DATA, ETHERNET, FIN, LINUX_SLL, PSH, SYN, Record, TCPPacket, as_tuples,
+                           check_flow_files, ethernet, expected_flows, frames_at, ip_packet, ipv4, link_type_name, pcap_header, pcap_record, read_capture, tcp, tcpdump_read, udp,
                            write_pcap)
 
 pcapkit = pytest.importorskip("pcapkit")

@@ -13,9 +13,7 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -23,8 +21,8 @@ import pytest
 import pcapflow
 from capture_tools import (ACK, DATA, ETHERNET, FIN, HERE, PSH, SHARED_CAPTURES, SYN, TCPDUMP, Record, TCPPacket,
                            as_tuples, authentication, check_flow_files, destination_options, ethernet,
-                           expected_flows, fragment, hop_by_hop, ipv4, ipv6, pcap_bytes, pcap_header, pcap_record,
-                           read_capture, routing, sll, tcp, write_pcap, LINUX_SLL)
+                           expected_flows, fragment, hop_by_hop, ipv4, ipv6, pcap_header, pcap_record,
+                           read_capture, routing, tcp, write_pcap)
 
 SHARED = sorted(p for p in SHARED_CAPTURES.glob("*/*") if p.is_file() and p.suffix in (".pcap", ".pcapng")) \
     if SHARED_CAPTURES.is_dir() else []

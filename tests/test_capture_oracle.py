@@ -9,7 +9,6 @@ a FIN closes, label f"{src}_{sport}-{dst}_{dport}-{float(time_epoch)}" with
 order). Generated captures cover every link type and IP extension the decoder
 supports; their expected flows are also known by construction."""
 import ipaddress
-import os
 import struct
 
 import pytest

@@ -5,7 +5,6 @@
 
 Exit status 0 done, 1 a capture or an output failed, 2 bad usage; one
 summary line on stderr; a progress bar on stderr only when it is a terminal."""
-import io
 import json
 import os
 import pty
@@ -20,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import pcapflow
-from capture_tools import (ACK, DATA, ETHERNET, FIN, HERE, Record, as_tuples, check_flow_files, ethernet, ipv4,
-                           pcap_header, read_capture, tcp, udp, write_pcap)
+from capture_tools import (ACK, DATA, ETHERNET, FIN, Record, check_flow_files, ethernet, ipv4,
+                           read_capture, tcp, udp, write_pcap)
 
 SCRIPT = Path(sysconfig.get_path("scripts")) / "pcapflow"
 MODULE = [sys.executable, "-m", "pcapflow"]

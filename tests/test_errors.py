@@ -11,7 +11,7 @@ import pytest
 from pcapkit.foundation.traceflow.data.tcp import Packet as PkPacket
 
 import pcapflow
-from _support import PACKET_FIELDS, make_frame, make_packet, packet_fields, record_payloads
+from _support import PACKET_FIELDS, make_packet, packet_fields, record_payloads
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pcapkit.foundation.traceflow.data.tcp import Packet as PkPacket
 from pcapkit.foundation.traceflow.tcp import TCP as PkTCP
 
 import pcapflow
-from _support import (CLIENT, CLIENT6, ETHERNET, RAW, SERVER, SERVER6, handshake_and_teardown,
+from _support import (CLIENT, CLIENT6, ETHERNET, RAW, SERVER6, handshake_and_teardown,
                       index_tuple, make_frame, make_packet, read_pcap, record_payloads, run_python)
 
 Packet = pcapflow.Packet
