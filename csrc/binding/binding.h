@@ -94,8 +94,10 @@ PyObject *get_optional_field(PyObject *object, PyObject *name);
 int convert_address(PyObject *value, const char *field, uint8_t *family, uint8_t out[16]);
 int convert_port(PyObject *value, const char *field, uint16_t *out);
 int convert_frame_number(PyObject *value, int64_t *out);
-/* str(timestamp) as pcapkit writes it into labels; a new str or NULL. */
-PyObject *timestamp_text(PyObject *value);
+/* str(timestamp) as pcapkit writes it into labels, into out; returns its
+ * length, or -1 with an exception (a wrong type, or text too long). */
+enum { TIMESTAMP_TEXT_LIMIT = LABEL_MAX_TIMESTAMP + 1 };
+Py_ssize_t timestamp_text(PyObject *value, char out[TIMESTAMP_TEXT_LIMIT]);
 int convert_linktype(PyObject *value, uint32_t *out);
 /* The pcap record of a frame (an object or mapping with packet and frame_info);
  * fills record and data (release data with PyBuffer_Release). */

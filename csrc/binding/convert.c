@@ -126,26 +126,39 @@ int convert_frame_number(PyObject *value, int64_t *out)
     return 0;
 }
 
-PyObject *timestamp_text(PyObject *value)
+Py_ssize_t timestamp_text(PyObject *value, char out[TIMESTAMP_TEXT_LIMIT])
 {
+    PyObject *text;
     if (PyFloat_CheckExact(value)) {
         /* repr() of a float: the shortest text that reads back to the same value */
-        char fast[TIMESTAMP_TEXT_MAX];
-        size_t length = format_double_repr_fast(PyFloat_AS_DOUBLE(value), fast);
+        size_t length = format_double_repr_fast(PyFloat_AS_DOUBLE(value), out);
         if (length)
-            return PyUnicode_FromStringAndSize(fast, (Py_ssize_t)length);
-        char *text = PyOS_double_to_string(PyFloat_AS_DOUBLE(value), 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-        if (!text)
-            return PyErr_NoMemory();
-        PyObject *result = PyUnicode_FromString(text);
-        PyMem_Free(text);
-        return result;
+            return (Py_ssize_t)length;
+        char *repr = PyOS_double_to_string(PyFloat_AS_DOUBLE(value), 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (!repr) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        text = PyUnicode_FromString(repr);
+        PyMem_Free(repr);
+    } else if (PyFloat_Check(value) || PyLong_Check(value) ||
+               PyObject_TypeCheck(value, (PyTypeObject *)G.decimal_type)) {
+        text = PyObject_Str(value);
+    } else {
+        PyErr_Format(PyExc_TypeError, "field 'timestamp' must be a float, int or decimal.Decimal, not %.100s",
+                     Py_TYPE(value)->tp_name);
+        return -1;
     }
-    if (PyFloat_Check(value) || PyLong_Check(value) || PyObject_TypeCheck(value, (PyTypeObject *)G.decimal_type))
-        return PyObject_Str(value);
-    PyErr_Format(PyExc_TypeError, "field 'timestamp' must be a float, int or decimal.Decimal, not %.100s",
-                 Py_TYPE(value)->tp_name);
-    return NULL;
+    Py_ssize_t length = -1;
+    const char *chars = text ? PyUnicode_AsUTF8AndSize(text, &length) : NULL;
+    if (chars && length >= TIMESTAMP_TEXT_LIMIT) {
+        PyErr_Format(PyExc_ValueError, "field 'timestamp': str(%R) is too long to be part of a flow label", value);
+        length = -1;
+    } else if (chars) {
+        memcpy(out, chars, (size_t)length + 1);
+    }
+    Py_XDECREF(text);
+    return chars ? length : -1;
 }
 
 int convert_linktype(PyObject *value, uint32_t *out)

@@ -177,22 +177,18 @@ static int read_key(PyObject *const *value, struct flow_key *key)
 /* Opens the flow for a packet whose key has no open flow. */
 static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_key *key)
 {
+    char text[TIMESTAMP_TEXT_LIMIT];
     PyObject *timestamp = packet_field(packet, PACKET_TIMESTAMP);
-    PyObject *text = timestamp ? timestamp_text(timestamp) : NULL;
-    PyObject *protocol = text ? packet_field(packet, PACKET_PROTOCOL) : NULL;
+    Py_ssize_t length = timestamp ? timestamp_text(timestamp, text) : -1;
+    PyObject *protocol = length >= 0 ? packet_field(packet, PACKET_PROTOCOL) : NULL;
     if (!protocol) {
         Py_XDECREF(timestamp);
-        Py_XDECREF(text);
         return TRACER_NO_SLOT;
     }
     uint32_t linktype = 0;
     if (self->mode == OUTPUT_PCAP && convert_linktype(protocol, &linktype) < 0)
         goto fail;
-    Py_ssize_t length;
-    const char *chars = PyUnicode_AsUTF8AndSize(text, &length);
-    if (!chars)
-        goto fail;
-    uint32_t slot = tracer_open(&self->tracer, key, chars, (size_t)length, linktype);
+    uint32_t slot = tracer_open(&self->tracer, key, text, (size_t)length, linktype);
     if (slot == TRACER_NO_SLOT) {
         raise_tracer_error(&self->tracer);
         if (PyErr_ExceptionMatches(PyExc_ValueError))
@@ -221,12 +217,10 @@ static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_k
         goto fail;
     }
     Py_DECREF(timestamp);
-    Py_DECREF(text);
     Py_DECREF(protocol);
     return slot;
 fail:
     Py_DECREF(timestamp);
-    Py_DECREF(text);
     Py_DECREF(protocol);
     return TRACER_NO_SLOT;
 }
