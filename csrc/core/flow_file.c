@@ -122,6 +122,17 @@ static int ensure_open(struct tracer *tr, uint32_t slot)
         flow_file_set_error(tr, "cannot open output file", name);
         return -1;
     }
+    if (!f->exists) {
+        /* the global header is written when the file is created rather than
+         * queued with the flow, so a flow without frames holds no buffer */
+        uint8_t header[PCAP_GLOBAL_HEADER_SIZE];
+        pcap_write_global_header(&tr->config.layout, flow->linktype, header);
+        if (flow_file_write_all(fd, header, sizeof header) < 0) {
+            flow_file_set_error(tr, "cannot write output file", name);
+            close(fd);
+            return -1; /* still not "exists": the next try creates the file afresh */
+        }
+    }
     f->fd = fd;
     f->exists = 1;
     tr->open_files++;
@@ -177,7 +188,8 @@ static int flush_everything(struct tracer *tr)
     return status;
 }
 
-int flow_file_append(struct tracer *tr, uint32_t slot, const void *bytes, size_t length)
+/* Queues bytes without writing anything. */
+static int flow_file_append(struct tracer *tr, uint32_t slot, const void *bytes, size_t length)
 {
     struct flow_file *f = &flow_at(tr, slot)->file;
     size_t needed = (size_t)f->pending_length + length;

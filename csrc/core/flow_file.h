@@ -7,8 +7,6 @@
 /* Queues bytes for the flow's file, writing the buffer out when it grows past
  * flush_bytes and every buffer when all together pass max_pending_bytes. */
 int flow_file_queue(struct tracer *tr, uint32_t slot, const void *bytes, size_t length);
-/* Queues bytes without writing anything. */
-int flow_file_append(struct tracer *tr, uint32_t slot, const void *bytes, size_t length);
 /* Writes the flow's pending bytes, creating the file on first use. */
 int flow_file_flush(struct tracer *tr, uint32_t slot);
 /* Closes the flow's descriptor, if open, and frees its buffer. */

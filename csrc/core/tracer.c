@@ -204,14 +204,7 @@ uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *
 
     const char *interned;
     uint32_t use_number;
-    int failed = 0;
-    if (tr->config.write_pcap) {
-        uint8_t header[PCAP_GLOBAL_HEADER_SIZE];
-        pcap_write_global_header(&tr->config.layout, linktype, header);
-        failed = flow_file_append(tr, slot, header, sizeof header) < 0;
-    }
-    if (failed || label_set_use(&tr->labels, label, label_length, &interned, &use_number) < 0) {
-        flow_file_release(tr, slot);
+    if (label_set_use(&tr->labels, label, label_length, &interned, &use_number) < 0) {
         flow->open_next = tr->free_slot;
         tr->free_slot = slot;
         set_error(tr, ENOMEM, "out of memory", NULL);

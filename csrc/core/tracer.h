@@ -109,9 +109,10 @@ void tracer_free(struct tracer *tr);
 /* The slot of the open flow for key, or TRACER_NO_SLOT. */
 uint32_t tracer_find(const struct tracer *tr, const struct flow_key *key);
 /* Opens a new flow for key (which must not be open) labelled with the timestamp
- * text. For pcap output the global header is queued at once, so a flow traced
- * without frames still gets a header-only file. Returns the slot, or
- * TRACER_NO_SLOT with tr->error set. */
+ * text. For pcap output the file (with its global header) is created at the
+ * flow's first flush, so a flow traced without frames still gets a
+ * header-only file by submit(). Returns the slot, or TRACER_NO_SLOT with
+ * tr->error set. */
 uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *timestamp,
                      size_t timestamp_length, uint32_t linktype);
 /* Appends a frame number to the flow. Returns 0 or -1 (memory). */
