@@ -11,7 +11,7 @@ __all__ = ["trace_file", "trace_files", "packets"]
 
 
 def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-               filter=None, progress=None, stats=None):
+               filter=None, progress=None, stats=None, buffer_bytes=32 * 1024 * 1024):
     """Trace every TCP flow of a capture (pcap or pcapng; a path or a binary file object).
 
     Returns the tuple of Index that pcapkit.extract(fin, trace=True, tcp=True) gives in
@@ -20,19 +20,22 @@ def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=
     ``filter`` is a BPF expression (frames it rejects still count in frame numbers);
     ``progress(bytes_read, total_bytes, packets, open_flows)`` is called every so often;
     ``stats``, a dict, receives the counters (frames, tcp_frames, truncated, ...).
+    ``buffer_bytes`` bounds the output buffered in memory (more means fewer writes
+    when very many flows are open at once).
     A damaged capture raises CaptureError after writing every flow read before the damage;
     ``exc.index`` holds those flows."""
-    return trace_files([fin], fout, format, byteorder, nanosecond, filter=filter, progress=progress, stats=stats)
+    return trace_files([fin], fout, format, byteorder, nanosecond, filter=filter, progress=progress, stats=stats,
+                       buffer_bytes=buffer_bytes)
 
 
 def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-                filter=None, progress=None, stats=None):
+                filter=None, progress=None, stats=None, buffer_bytes=32 * 1024 * 1024):
     """trace_file() over several captures taken as one (a rotated tcpdump -C/-G series,
     say): frame numbers continue from one file to the next and flows span files."""
     if isinstance(fins, (str, bytes)):
         raise TypeError("fins must be a list of captures; use trace_file() for one")
     fins = list(fins)
-    tracer = TCP(fout, format, byteorder, nanosecond)
+    tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=buffer_bytes)
     totals = {}
     last_frame = 0
     # progress counts bytes and packets over the whole series

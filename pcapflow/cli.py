@@ -17,6 +17,13 @@ from pcapflow.exceptions import CaptureError, FilterError
 NATIVE_FORMATS = ("pcap", "cap")
 
 
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(
         prog="pcapflow", description="Trace every TCP flow of packet captures into one pcap file per flow.")
@@ -28,6 +35,8 @@ def parse_arguments(argv):
                         help=f"byte order of the output files ({sys.byteorder})")
     parser.add_argument("--nanosecond", action="store_true", help="write nanosecond-resolution pcap files")
     parser.add_argument("--index", metavar="FILE.jsonl", help="write one JSON object per flow to this file")
+    parser.add_argument("--buffer-mb", type=_positive_int, default=32, metavar="MB",
+                        help="output held in memory before the largest buffers are written (32)")
     return parser.parse_args(argv)
 
 
@@ -100,4 +109,4 @@ def main(argv=None):
 
 def _trace(args, stats, bar):
     return trace_files(args.captures, args.output, args.format, args.byteorder, args.nanosecond,
-                       filter=args.filter, progress=bar, stats=stats)
+                       filter=args.filter, progress=bar, stats=stats, buffer_bytes=args.buffer_mb << 20)

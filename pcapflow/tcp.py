@@ -46,9 +46,10 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
     A flow is one direction of a TCP connection, keyed by (src, srcport, dst,
     dstport); a FIN closes it. trace() returns the flow's label, dump() also
     writes the frame to the flow's file "{fout}/{label}{ext}", submit() and
-    index return an Index per flow. Frames are buffered in C and are all on
-    disk after submit(), index, the flow's FIN, close(), leaving a `with`
-    block, or garbage collection."""
+    index return an Index per flow. Frames are buffered in C (``buffer_bytes``
+    in all, 32 MiB unless set; the largest buffers are written when it fills)
+    and are all on disk after submit(), index, the flow's FIN, close(),
+    leaving a `with` block, or garbage collection."""
 
     __protocol_name__ = "TCP"
     __protocol_type__ = _ProtocolType()
@@ -107,8 +108,9 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
             return output, ext
         return make_dumper(output), ext
 
-    def __init__(self, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False):  # pylint: disable=redefined-builtin
-        super().__init__(fout, format, byteorder, nanosecond)
+    def __init__(self, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
+                 buffer_bytes=32 * 1024 * 1024):
+        super().__init__(fout, format, byteorder, nanosecond, buffer_bytes=buffer_bytes)
 
     def __repr__(self):
         return f"<{type(self).__name__} open_flows={self.open_flows}>"

@@ -538,10 +538,16 @@ static void release(TCPObject *self)
 static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     TCPObject *self = (TCPObject *)op;
-    static char *kwlist[] = {"fout", "format", "byteorder", "nanosecond", NULL};
+    static char *kwlist[] = {"fout", "format", "byteorder", "nanosecond", "buffer_bytes", NULL};
     PyObject *fout = Py_None, *format = Py_None, *byteorder = NULL, *nanosecond = Py_False;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOO:TCP", kwlist, &fout, &format, &byteorder, &nanosecond))
+    Py_ssize_t buffer_bytes = 32 * 1024 * 1024;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOO$n:TCP", kwlist, &fout, &format, &byteorder, &nanosecond,
+                                     &buffer_bytes))
         return -1;
+    if (buffer_bytes < 4096) {
+        PyErr_Format(PyExc_ValueError, "buffer_bytes must be at least 4096, not %zd", buffer_bytes);
+        return -1;
+    }
     if (self->ready) {
         /* __init__ again: finish the old output first, as a new tracer would */
         PyObject *closed = tcp_close(op, NULL);
@@ -610,6 +616,8 @@ static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
         .write_pcap = self->mode == OUTPUT_PCAP,
         .layout = {.big_endian = big, .nanosecond = self->nanosecond},
         .mapped_as_dotted = G.mapped_as_dotted,
+        .max_pending_bytes = (uint64_t)buffer_bytes,
+        .flush_bytes = buffer_bytes < 64 * 1024 ? (uint32_t)buffer_bytes : 64 * 1024,
     };
     if (!config.directory || (self->extension != Py_None && !config.extension))
         return -1;

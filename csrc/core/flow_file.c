@@ -179,12 +179,40 @@ int flow_file_flush(struct tracer *tr, uint32_t slot)
     return 0;
 }
 
-static int flush_everything(struct tracer *tr)
+struct pending_entry {
+    uint32_t length;
+    uint32_t slot;
+};
+
+static int larger_first(const void *a, const void *b)
 {
-    int status = 0;
+    uint32_t x = ((const struct pending_entry *)a)->length, y = ((const struct pending_entry *)b)->length;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* All buffers together passed the budget: write the largest ones until half
+ * of it is free. Flows with little pending stay buffered, so with many open
+ * flows each file is opened fewer times than if every buffer were written. */
+static int flush_largest(struct tracer *tr)
+{
+    struct pending_entry *entries = malloc((size_t)tr->open_count * sizeof *entries);
+    if (!entries) {
+        int status = 0; /* no memory to choose: write everything */
+        for (uint32_t slot = tr->open_first; slot != TRACER_NO_SLOT; slot = tr->flows[slot].open_next)
+            if (tr->flows[slot].file.pending_length > 0 && flow_file_flush(tr, slot) < 0)
+                status = -1;
+        return status;
+    }
+    size_t count = 0;
     for (uint32_t slot = tr->open_first; slot != TRACER_NO_SLOT; slot = tr->flows[slot].open_next)
-        if (tr->flows[slot].file.pending_length > 0 && flow_file_flush(tr, slot) < 0)
+        if (tr->flows[slot].file.pending_length > 0)
+            entries[count++] = (struct pending_entry){tr->flows[slot].file.pending_length, slot};
+    qsort(entries, count, sizeof *entries, larger_first);
+    int status = 0;
+    for (size_t i = 0; i < count && tr->pending_bytes > tr->config.max_pending_bytes / 2; i++)
+        if (flow_file_flush(tr, entries[i].slot) < 0)
             status = -1;
+    free(entries);
     return status;
 }
 
@@ -224,7 +252,7 @@ int flow_file_queue(struct tracer *tr, uint32_t slot, const void *bytes, size_t 
     if (flow_at(tr, slot)->file.pending_length >= tr->config.flush_bytes && flow_file_flush(tr, slot) < 0)
         return -1;
     if (tr->pending_bytes >= tr->config.max_pending_bytes)
-        return flush_everything(tr);
+        return flush_largest(tr);
     return 0;
 }
 
