@@ -1,6 +1,10 @@
 /* TCPBase: the flow tracer type. pcapflow.TCP (Python) derives from it and
  * adds pcapkit's class-level registries; everything per packet is here. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "binding.h"
 
@@ -174,6 +178,31 @@ static int read_key(PyObject *const *value, struct flow_key *key)
     return 0;
 }
 
+/* dictdumper opens its files with open(), which follows a symbolic link
+ * planted at the flow's path: create the file here first, refusing links,
+ * as the C writer does. Returns 0, or -1 with OSError naming the path. */
+static int refuse_symlink(PyObject *path)
+{
+    PyObject *encoded = NULL;
+    if (!PyUnicode_FSConverter(path, &encoded))
+        return -1;
+    /* without blocking on a planted FIFO, and only onto a regular file */
+    int fd = open(PyBytes_AS_STRING(encoded), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
+    Py_DECREF(encoded);
+    struct stat info;
+    if (fd >= 0 && (fstat(fd, &info) < 0 || !S_ISREG(info.st_mode))) {
+        close(fd);
+        fd = -1;
+        errno = EINVAL;
+    }
+    if (fd < 0) {
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
 /* Opens the flow for a packet whose key has no open flow. */
 static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_key *key)
 {
@@ -200,6 +229,8 @@ static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_k
     flow->user[0] = label;
     if (label && self->mode == OUTPUT_DUMPER) {
         PyObject *path = output_path(self, flow->label, flow->use_number);
+        if (path && refuse_symlink(path) < 0)
+            Py_CLEAR(path);
         PyObject *kwargs = path ? Py_BuildValue("{sOsOsO}", "protocol", protocol, "byteorder", self->byteorder,
                                                 "nanosecond", self->nanosecond ? Py_True : Py_False)
                                 : NULL;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int flow_file_name(const struct tracer *tr, const char *label, uint32_t use_number, char *out,
@@ -84,14 +85,37 @@ void tracer_close_files(struct tracer *tr)
         close_descriptor(tr, tr->lru_oldest);
 }
 
+/* Opens without blocking (a FIFO planted at the path would wait for a
+ * reader forever) and accepts only a regular file. */
+static int open_regular(int directory_fd, const char *name, int flags)
+{
+    int fd = openat(directory_fd, name, flags | O_NONBLOCK, 0666);
+    if (fd < 0)
+        return -1;
+    struct stat info;
+    int failure = 0;
+    if (fstat(fd, &info) < 0)
+        failure = errno;
+    else if (!S_ISREG(info.st_mode))
+        failure = EINVAL;
+    else if (fcntl(fd, F_SETFL, flags & ~(O_CREAT | O_TRUNC)) < 0)
+        failure = errno;
+    if (failure) {
+        close(fd);
+        errno = failure;
+        return -1;
+    }
+    return fd;
+}
+
 int flow_file_open(struct tracer *tr, const char *name, int create)
 {
     int flags = O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0);
-    int fd = openat(tr->directory_fd, name, flags, 0666);
+    int fd = open_regular(tr->directory_fd, name, flags);
     if (fd < 0 && (errno == EMFILE || errno == ENFILE) && tr->open_files > 0) {
         /* the process ran out of descriptors: give ours back and try once more */
         tracer_close_files(tr);
-        fd = openat(tr->directory_fd, name, flags, 0666);
+        fd = open_regular(tr->directory_fd, name, flags);
     }
     return fd;
 }
