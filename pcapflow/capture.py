@@ -52,16 +52,25 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
             counters = tracer._trace_capture(fin, filter, report, last_frame)  # pylint: disable=protected-access
             last_frame = counters["last_frame"]
             _add(totals, counters)
+        index = tracer.submit()
+        tracer.close()
+        return index
     except CaptureError as error:
         _add(totals, error.stats or {})
-        error.index = tracer.submit()
+        try:
+            error.index = tracer.submit()
+        except OSError:
+            tracer._abandon()  # pylint: disable=protected-access
+            raise
+        raise
+    except BaseException:
+        # a write failed (or the user interrupted): what could be written was;
+        # the rest is dropped so that collecting the tracer does not try again
+        tracer._abandon()  # pylint: disable=protected-access
         raise
     finally:
         if stats is not None:
             stats.update(totals)
-    index = tracer.submit()
-    tracer.close()
-    return index
 
 
 def _size(fin):

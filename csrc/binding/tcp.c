@@ -203,6 +203,61 @@ static int refuse_symlink(PyObject *path)
     return 0;
 }
 
+/* Whether path is still a regular file and not a symbolic link: 0 (and its
+ * size), or -1 with OSError naming the path. */
+static int still_regular(PyObject *path, off_t *size)
+{
+    PyObject *encoded = NULL;
+    if (!PyUnicode_FSConverter(path, &encoded))
+        return -1;
+    struct stat info;
+    int status = lstat(PyBytes_AS_STRING(encoded), &info);
+    Py_DECREF(encoded);
+    *size = status == 0 ? info.st_size : 0;
+    if (status == 0 && !S_ISREG(info.st_mode)) {
+        errno = S_ISLNK(info.st_mode) ? ELOOP : EINVAL;
+        status = -1;
+    }
+    if (status < 0)
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+    return status;
+}
+
+/* The last bytes of a file (before a dumper appends to it), so that a
+ * failed append can be undone; returns how many were read. */
+static ssize_t read_tail(PyObject *path, off_t size, char *tail, size_t capacity)
+{
+    PyObject *encoded = NULL;
+    if (!PyUnicode_FSConverter(path, &encoded))
+        return PyErr_Clear(), 0;
+    ssize_t length = 0;
+    int fd = open(PyBytes_AS_STRING(encoded), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    Py_DECREF(encoded);
+    if (fd >= 0) {
+        size_t wanted = (size_t)size < capacity ? (size_t)size : capacity;
+        length = pread(fd, tail, wanted, size - (off_t)wanted);
+        close(fd);
+    }
+    return length < 0 ? 0 : length;
+}
+
+/* Puts a file back as it was before a failed append: its old size and its
+ * old last bytes. Best effort: the error being raised names the file. */
+static void restore_tail(PyObject *path, off_t size, const char *tail, ssize_t length)
+{
+    PyObject *encoded = NULL;
+    if (!PyUnicode_FSConverter(path, &encoded))
+        return;
+    int fd = open(PyBytes_AS_STRING(encoded), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    Py_DECREF(encoded);
+    if (fd < 0)
+        return;
+    if (ftruncate(fd, size) == 0 && length > 0 && pwrite(fd, tail, (size_t)length, size - length) != length) {
+        /* nothing more to do */
+    }
+    close(fd);
+}
+
 /* Opens the flow for a packet whose key has no open flow. */
 static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_key *key)
 {
@@ -329,9 +384,35 @@ static int write_frame(TCPObject *self, uint32_t slot, PyObject *packet)
     PyObject *name = number ? PyUnicode_FromFormat("Frame %S", number) : NULL;
     PyObject *args[] = {NULL, frame, name};
     PyObject *kwnames = name ? Py_BuildValue("(s)", "name") : NULL;
-    PyObject *result = kwnames ? PyObject_Vectorcall(flow_dumper(self, slot), args + 1,
+    struct flow *flow = &self->tracer.flows[slot];
+    PyObject *path = kwnames ? output_path(self, flow->label, flow->use_number) : NULL;
+    /* dictdumper reopens the file for every frame: make sure it is still
+     * the regular file made for the flow, not a link swapped in since */
+    off_t size = 0;
+    int regular = path && still_regular(path, &size) == 0;
+    /* the text dumpers rewrite the document's closing bytes with each frame */
+    char tail[256];
+    ssize_t tail_length = regular ? read_tail(path, size, tail, sizeof tail) : 0;
+    PyObject *result = regular ? PyObject_Vectorcall(flow_dumper(self, slot), args + 1,
                                                      1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
                                : NULL;
+    if (!result && regular && PyErr_ExceptionMatches(PyExc_OSError)) {
+        /* a write failed half-way (a full disk): cut the file back to what it
+         * was, a complete document, and name the file in the error, which
+         * dictdumper's errors do not */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        restore_tail(path, size, tail, tail_length);
+        PyErr_Clear();
+        PyErr_NormalizeException(&type, &value, &traceback);
+        PyObject *filename = value ? PyObject_GetAttrString(value, "filename") : NULL;
+        if (filename == Py_None && PyObject_SetAttrString(value, "filename", path) < 0)
+            PyErr_Clear();
+        Py_XDECREF(filename);
+        PyErr_Clear();
+        PyErr_Restore(type, value, traceback);
+    }
+    Py_XDECREF(path);
     Py_XDECREF(result);
     Py_XDECREF(kwnames);
     Py_XDECREF(name);
@@ -479,9 +560,13 @@ static PyObject *tcp_submit(PyObject *op, PyObject *unused)
     TCPObject *self = (TCPObject *)op;
     if (!ready(self))
         return NULL;
+    /* written out even when the answer is cached: a flow writer may have
+     * added frames since, without changing any flow */
+    if (flush(self) < 0)
+        return NULL;
     if (self->submitted)
         return Py_NewRef(self->submitted);
-    if (flush(self) < 0 || build_closed_indexes(self) < 0)
+    if (build_closed_indexes(self) < 0)
         return NULL;
     PyObject *all = PyList_New(0);
     if (!all)
@@ -529,6 +614,21 @@ static PyObject *tcp_close(PyObject *op, PyObject *unused)
     tracer_close_files(&self->tracer);
     if (status < 0)
         return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Drops whatever could not be written and closes the files, so that a tracer
+ * given up after an error does not retry (and report again) when collected. */
+static PyObject *tcp_abandon(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    TCPObject *self = (TCPObject *)op;
+    if (self->ready) {
+        tracer_close_files(&self->tracer);
+        for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT;
+             slot = self->tracer.flows[slot].open_next)
+            tracer_drop_pending(&self->tracer, slot);
+    }
     Py_RETURN_NONE;
 }
 
@@ -735,6 +835,7 @@ static PyMethodDef tcp_methods[] = {
     {"_trace_capture", (PyCFunction)(void (*)(void))tcp_trace_capture, METH_VARARGS | METH_KEYWORDS,
      "_trace_capture(fin, filter=None, progress=None, first_frame=0)\n--\n\nTrace every frame of a capture in C; "
      "returns counters."},
+    {"_abandon", tcp_abandon, METH_NOARGS, "Drop unwritten frames and close the files (after a write error)."},
     {"close", tcp_close, METH_NOARGS, "close()\n--\n\nWrite every buffered frame and close all output files."},
     {"__enter__", tcp_enter, METH_NOARGS, NULL},
     {"__exit__", tcp_exit, METH_VARARGS, NULL},

@@ -154,7 +154,8 @@ static int ensure_open(struct tracer *tr, uint32_t slot)
         if (flow_file_write_all(fd, header, sizeof header) < 0) {
             flow_file_set_error(tr, "cannot write output file", name);
             close(fd);
-            return -1; /* still not "exists": the next try creates the file afresh */
+            unlinkat(tr->directory_fd, name, 0); /* no half-made file; the next try creates it afresh */
+            return -1;
         }
     }
     f->fd = fd;
@@ -172,23 +173,29 @@ int flow_file_flush(struct tracer *tr, uint32_t slot)
         return 0;
     if (ensure_open(tr, slot) < 0)
         return -1;
-    size_t written = 0;
-    while (written < f->pending_length) {
-        ssize_t n = write(f->fd, f->pending + written, f->pending_length - written);
-        if (n >= 0) {
-            written += (size_t)n;
-            continue;
+    char name[LABEL_MAX + 32];
+    flow_file_name(tr, flow->label, flow->use_number, name, sizeof name);
+    /* a file whose directory entry is gone (the output directory deleted
+     * under us) would swallow the frames: say so instead */
+    struct stat info;
+    if (fstat(f->fd, &info) < 0 || info.st_nlink == 0) {
+        if (errno == 0 || info.st_nlink == 0)
+            errno = ENOENT;
+        flow_file_set_error(tr, "output file was deleted", name);
+        close_descriptor(tr, slot);
+        return -1;
+    }
+    off_t size_before = info.st_size;
+    if (flow_file_write_all(f->fd, f->pending, f->pending_length) < 0) {
+        /* cut the file back to its last complete record and keep the whole
+         * buffer: the file stays readable, and a later flush (after space
+         * was freed, say) writes the frames in full */
+        int saved = errno;
+        if (ftruncate(f->fd, size_before) < 0) {
+            /* nothing better to do: the error below still names the file */
         }
-        if (errno == EINTR)
-            continue;
-        /* keep what did not reach the file, so a later flush (after space
-         * was freed, say) completes the records instead of losing them */
-        char name[LABEL_MAX + 32];
-        flow_file_name(tr, flow->label, flow->use_number, name, sizeof name);
+        errno = saved;
         flow_file_set_error(tr, "cannot write output file", name);
-        memmove(f->pending, f->pending + written, f->pending_length - written);
-        f->pending_length -= (uint32_t)written;
-        tr->pending_bytes -= written;
         close_descriptor(tr, slot);
         return -1;
     }
@@ -327,4 +334,12 @@ int tracer_append_to_closed(struct tracer *tr, const char *label, uint32_t use_n
         flow_file_set_error(tr, "cannot write output file", name);
     close(fd);
     return status ? -1 : 0;
+}
+
+void tracer_drop_pending(struct tracer *tr, uint32_t slot)
+{
+    struct flow_file *f = &flow_at(tr, slot)->file;
+    tr->pending_bytes -= f->pending_length;
+    f->pending_length = 0;
+    f->exists = 1; /* nothing more to create: a failed file is not made again */
 }

@@ -129,6 +129,8 @@ long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed);
 void tracer_discard_flow(struct tracer *tr, uint32_t slot);
 /* Writes every flow's pending bytes (creating header-only files). Returns 0 or -1. */
 int tracer_flush_all(struct tracer *tr);
+/* Forgets the flow's unwritten bytes (after a write error the caller gives up on). */
+void tracer_drop_pending(struct tracer *tr, uint32_t slot);
 /* Closes every open output descriptor (pending bytes stay queued). */
 void tracer_close_files(struct tracer *tr);
 
