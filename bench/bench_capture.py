@@ -40,6 +40,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_packets  # noqa: E402  pylint: disable=wrong-import-position
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(HERE, ".cache")
 RECORDER = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "tools", "make-real-capture.sh"))
@@ -79,17 +82,6 @@ print(json.dumps({"seconds": seconds, "cpu": cpu, "flows": len(extractor.trace.t
 
 
 # --------------------------------------------------------------------------- environment
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
 
 def busy_seconds():
     """CPU-seconds every process on the machine has spent busy so far (from /proc/stat)."""
@@ -605,7 +597,7 @@ def rst_table(header, rows):
 
 def report(args, results, started):
     print("\n" + "=" * 100)
-    print(f"pcapflow {git_revision()}, Python {platform.python_version()}, {cpu_model()}, "
+    print(f"pcapflow {git_revision()}, Python {platform.python_version()}, {make_packets.cpu_model()}, "
           f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}, {libpcap_version()}")
     print(f"extension {core_module()[0]}")
     print(f"output to {args.out_dir} ({filesystem(args.out_dir)}); median of {args.repeat} runs "

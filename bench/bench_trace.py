@@ -75,17 +75,6 @@ def load_average():
         return (float("nan"),) * 3
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def git_revision():
     try:
         out = subprocess.run(["git", "-C", HERE, "describe", "--always", "--dirty"], capture_output=True,
@@ -454,7 +443,7 @@ def main(argv=None):
     pcapflow, kit_tcp, kit_packet = load_libraries()
     import importlib.metadata as metadata  # pylint: disable=import-outside-toplevel
     info = {
-        "cpu": cpu_model(), "rev": git_revision(),
+        "cpu": make_packets.cpu_model(), "rev": git_revision(),
         "pcapflow": getattr(pcapflow, "__version__", "?"), "pcapkit": metadata.version("pypcapkit"),
         "load_before": load_average(),
     }

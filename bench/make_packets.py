@@ -158,3 +158,16 @@ def synthetic_fields(i, *, fin=False):
         dstport=80,
         timestamp=1_700_000_000 + i / 1000,
     )
+
+
+def cpu_model():
+    """The processor's name, for the header of a benchmark report."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform  # pylint: disable=import-outside-toplevel
+    return platform.processor() or "unknown CPU"

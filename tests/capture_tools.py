@@ -492,3 +492,12 @@ def link_type_name(path):
     for word in done.stderr.split("link-type ")[1:]:
         return word.split()[0]
     return None
+
+
+def record_offsets(blob):
+    """Offsets of each record header of a little-endian pcap file."""
+    offsets, offset = [], 24
+    while offset < len(blob):
+        offsets.append(offset)
+        offset += 16 + int.from_bytes(blob[offset + 8:offset + 12], "little")
+    return offsets

@@ -22,7 +22,7 @@ import pcapflow
 from capture_tools import (ACK, DATA, ETHERNET, FIN, HERE, PSH, SHARED_CAPTURES, SYN, TCPDUMP, Record, TCPPacket,
                            as_tuples, authentication, check_flow_files, destination_options, ethernet,
                            expected_flows, fragment, hop_by_hop, ipv4, ipv6, pcap_header, pcap_record,
-                           read_capture, routing, tcp, write_pcap)
+                           read_capture, routing, tcp, write_pcap, record_offsets)
 
 SHARED = sorted(p for p in SHARED_CAPTURES.glob("*/*") if p.is_file() and p.suffix in (".pcap", ".pcapng")) \
     if SHARED_CAPTURES.is_dir() else []
@@ -105,15 +105,6 @@ def test_every_shared_capture_traces_without_crashing(path, shared_results):
 # ---------------------------------------------------------------------------
 # Damaged captures
 # ---------------------------------------------------------------------------
-
-def record_offsets(blob):
-    """Offsets of each record header of a little-endian pcap file."""
-    offsets, offset = [], 24
-    while offset < len(blob):
-        offsets.append(offset)
-        offset += 16 + int.from_bytes(blob[offset + 8:offset + 12], "little")
-    return offsets
-
 
 def flows_of_the_first(n, name, out):
     """trace_file over a capture of only the first n records of `name`: what survives damage at record n + 1."""

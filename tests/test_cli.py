@@ -20,7 +20,7 @@ import pytest
 
 import pcapflow
 from capture_tools import (ACK, DATA, ETHERNET, FIN, Record, check_flow_files, ethernet, ipv4,
-                           read_capture, tcp, udp, write_pcap)
+                           read_capture, tcp, udp, write_pcap, record_offsets)
 
 SCRIPT = Path(sysconfig.get_path("scripts")) / "pcapflow"
 MODULE = [sys.executable, "-m", "pcapflow"]
@@ -191,14 +191,6 @@ def test_unsupported_link_frames_are_skipped(tmp_path):
 # ---------------------------------------------------------------------------
 # Failures: exit status 1
 # ---------------------------------------------------------------------------
-
-def record_offsets(blob):
-    offsets, offset = [], 24
-    while offset < len(blob):
-        offsets.append(offset)
-        offset += 16 + int.from_bytes(blob[offset + 8:offset + 12], "little")
-    return offsets
-
 
 def test_damaged_capture_exits_1_and_keeps_the_flows_before_the_damage(tmp_path):
     blob = (DATA / "ssh.pcap").read_bytes()
