@@ -123,8 +123,7 @@ struct module_globals {
     int mapped_as_dotted;
     Py_ssize_t ipv4_ip_offset; /* where IPv4Address objects keep _ip, or 0 */
     PyObject *str_packet, *str_frame_info, *str_ts_sec, *str_ts_usec, *str_incl_len, *str_orig_len,
-        *str_time_epoch, *str_ip, *str_packed, *str_make_fout, *str_callback_fn, *str_trace, *str_dump,
-        *str_name, *str_protocol, *str_byteorder, *str_nanosecond, *str_items, *str_to_dict;
+        *str_time_epoch, *str_ip, *str_packed, *str_callback_fn, *str_trace, *str_dump, *str_items, *str_to_dict;
 };
 extern struct module_globals G;
 

@@ -70,9 +70,7 @@ static int intern_all(void)
         {&G.str_packet, "packet"},         {&G.str_frame_info, "frame_info"}, {&G.str_ts_sec, "ts_sec"},
         {&G.str_ts_usec, "ts_usec"},       {&G.str_incl_len, "incl_len"},     {&G.str_orig_len, "orig_len"},
         {&G.str_time_epoch, "time_epoch"}, {&G.str_ip, "_ip"},                {&G.str_packed, "packed"},
-        {&G.str_make_fout, "make_fout"},   {&G.str_callback_fn, "__callback_fn__"},
-        {&G.str_trace, "trace"},           {&G.str_dump, "dump"},             {&G.str_name, "name"},
-        {&G.str_protocol, "protocol"},     {&G.str_byteorder, "byteorder"},   {&G.str_nanosecond, "nanosecond"},
+        {&G.str_callback_fn, "__callback_fn__"}, {&G.str_trace, "trace"},     {&G.str_dump, "dump"},
         {&G.str_items, "items"},           {&G.str_to_dict, "to_dict"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

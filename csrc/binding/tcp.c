@@ -466,11 +466,6 @@ static PyObject *tcp_trace(PyObject *op, PyObject *const *args, Py_ssize_t nargs
     return result;
 }
 
-static PyObject *call_override(PyObject *self, PyObject *name, PyObject *packet)
-{
-    return PyObject_CallMethodOneArg(self, name, packet);
-}
-
 /* pcapkit's dump(): trace, then write the frame; here the FIN frame is
  * written before the flow closes, so callbacks see a complete file. */
 static PyObject *tcp_dump(PyObject *op, PyObject *packet)
@@ -541,7 +536,7 @@ static PyObject *tcp_call(PyObject *op, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:__call__", kwlist, &packet))
         return NULL;
     if (_PyType_Lookup(Py_TYPE(op), G.str_dump) != base_dump_method)
-        return call_override(op, G.str_dump, packet);
+        return PyObject_CallMethodOneArg(op, G.str_dump, packet);
     return tcp_dump(op, packet);
 }
 
