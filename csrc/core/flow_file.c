@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 int flow_file_name(const struct tracer *tr, const char *label, uint32_t use_number, char *out,
@@ -121,6 +122,7 @@ int flow_file_open(struct tracer *tr, const char *name, int create)
 }
 
 /* Makes sure the flow's file is open, evicting the least recently used descriptor if needed. */
+/* Makes sure the flow's file is open (creating it, empty, on first use). */
 static int ensure_open(struct tracer *tr, uint32_t slot)
 {
     struct flow *flow = flow_at(tr, slot);
@@ -146,22 +148,31 @@ static int ensure_open(struct tracer *tr, uint32_t slot)
         flow_file_set_error(tr, "cannot open output file", name);
         return -1;
     }
-    if (!f->exists) {
-        /* the global header is written when the file is created rather than
-         * queued with the flow, so a flow without frames holds no buffer */
-        uint8_t header[PCAP_GLOBAL_HEADER_SIZE];
-        pcap_write_global_header(&tr->config.layout, flow->linktype, header);
-        if (flow_file_write_all(fd, header, sizeof header) < 0) {
-            flow_file_set_error(tr, "cannot write output file", name);
-            close(fd);
-            unlinkat(tr->directory_fd, name, 0); /* no half-made file; the next try creates it afresh */
-            return -1;
-        }
-    }
     f->fd = fd;
-    f->exists = 1;
     tr->open_files++;
     lru_push_newest(tr, slot);
+    return 0;
+}
+
+/* Writes both buffers, in one system call when it can. Returns 0 or -1. */
+static int write_both(int fd, const uint8_t *first, size_t first_length, const uint8_t *second, size_t second_length)
+{
+    struct iovec parts[2] = {{(void *)first, first_length}, {(void *)second, second_length}};
+    int index = first_length ? 0 : 1;
+    while (index < 2) {
+        ssize_t n = writev(fd, parts + index, 2 - index);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        for (size_t done = (size_t)n; index < 2 && done >= parts[index].iov_len; index++)
+            done -= parts[index].iov_len, n = (ssize_t)done;
+        if (index < 2) {
+            parts[index].iov_base = (uint8_t *)parts[index].iov_base + n;
+            parts[index].iov_len -= (size_t)n;
+        }
+    }
     return 0;
 }
 
@@ -171,27 +182,38 @@ int flow_file_flush(struct tracer *tr, uint32_t slot)
     struct flow_file *f = &flow->file;
     if (f->exists && f->pending_length == 0)
         return 0;
+    int created = !f->exists;
     if (ensure_open(tr, slot) < 0)
         return -1;
     char name[LABEL_MAX + 32];
     flow_file_name(tr, flow->label, flow->use_number, name, sizeof name);
-    /* a file whose directory entry is gone (the output directory deleted
-     * under us) would swallow the frames: say so instead */
-    struct stat info;
-    if (fstat(f->fd, &info) < 0 || info.st_nlink == 0) {
-        if (errno == 0 || info.st_nlink == 0)
-            errno = ENOENT;
-        flow_file_set_error(tr, "output file was deleted", name);
-        close_descriptor(tr, slot);
-        return -1;
+    /* The global header goes out with the first frames, when the file is
+     * created, so a flow without frames holds no buffer. An existing file
+     * whose directory entry is gone (the output directory deleted under us)
+     * would swallow the frames: say so instead. */
+    uint8_t header[PCAP_GLOBAL_HEADER_SIZE];
+    off_t size_before = 0;
+    if (created) {
+        pcap_write_global_header(&tr->config.layout, flow->linktype, header);
+    } else {
+        struct stat info;
+        if (fstat(f->fd, &info) < 0 || info.st_nlink == 0) {
+            if (errno == 0 || info.st_nlink == 0)
+                errno = ENOENT;
+            flow_file_set_error(tr, "output file was deleted", name);
+            close_descriptor(tr, slot);
+            return -1;
+        }
+        size_before = info.st_size;
     }
-    off_t size_before = info.st_size;
-    if (flow_file_write_all(f->fd, f->pending, f->pending_length) < 0) {
-        /* cut the file back to its last complete record and keep the whole
-         * buffer: the file stays readable, and a later flush (after space
-         * was freed, say) writes the frames in full */
+    if (write_both(f->fd, header, created ? sizeof header : 0, f->pending, f->pending_length) < 0) {
+        /* cut the file back to its last complete record (or remove a file
+         * just made) and keep the whole buffer: the file stays readable, and
+         * a later flush (after space was freed, say) writes the frames */
         int saved = errno;
-        if (ftruncate(f->fd, size_before) < 0) {
+        if (created)
+            unlinkat(tr->directory_fd, name, 0);
+        else if (ftruncate(f->fd, size_before) < 0) {
             /* nothing better to do: the error below still names the file */
         }
         errno = saved;
@@ -199,6 +221,7 @@ int flow_file_flush(struct tracer *tr, uint32_t slot)
         close_descriptor(tr, slot);
         return -1;
     }
+    f->exists = 1;
     tr->pending_bytes -= f->pending_length;
     f->pending_length = 0;
     /* large buffers are returned so that idle flows hold little memory */
