@@ -86,21 +86,24 @@ void tracer_close_files(struct tracer *tr)
         close_descriptor(tr, tr->lru_oldest);
 }
 
-/* Opens without blocking (a FIFO planted at the path would wait for a
- * reader forever) and accepts only a regular file. */
+/* Opens name, accepting only a regular file. A new file is made with
+ * O_EXCL, so it is regular by construction; an existing one (an earlier
+ * run's, replaced as pcapkit does) is opened without blocking (a FIFO
+ * planted at the path would wait for a reader forever) and checked.
+ * O_NONBLOCK changes nothing for a regular file, so it stays set. */
 static int open_regular(int directory_fd, const char *name, int flags)
 {
-    int fd = openat(directory_fd, name, flags | O_NONBLOCK, 0666);
+    if (flags & O_CREAT) {
+        int fd = openat(directory_fd, name, flags | O_EXCL, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+        flags &= ~O_CREAT;
+    }
+    int fd = openat(directory_fd, name, flags | O_NONBLOCK);
     if (fd < 0)
         return -1;
     struct stat info;
-    int failure = 0;
-    if (fstat(fd, &info) < 0)
-        failure = errno;
-    else if (!S_ISREG(info.st_mode))
-        failure = EINVAL;
-    else if (fcntl(fd, F_SETFL, flags & ~(O_CREAT | O_TRUNC)) < 0)
-        failure = errno;
+    int failure = fstat(fd, &info) < 0 ? errno : !S_ISREG(info.st_mode) ? EINVAL : 0;
     if (failure) {
         close(fd);
         errno = failure;
