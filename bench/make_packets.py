@@ -21,7 +21,7 @@ from pcapkit.const.reg.linktype import LinkType
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE_DIR = os.path.join(HERE, ".cache")
-CAPTURE_TOOL = "/work/shared/tools/make-real-capture.sh"
+CAPTURE_TOOL = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "tools", "make-real-capture.sh"))
 
 PCAP_MAGIC = {  # magic as read little-endian -> (struct byte order, nanosecond file)
     0xA1B2C3D4: ("<", False),

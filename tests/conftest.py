@@ -5,7 +5,7 @@ through pcapkit's tracer and through pcapflow's, and both are compared with a
 small model of the tracer (simulate()). The model is checked against pcapkit on
 every run, so it cannot drift from the reference; pcapflow's expected results
 are then derived from it, applying the deliberate differences listed in
-/work/contract.md:
+README.rst ("Where pcapflow differs from pcapkit, on purpose"):
   2. format 'text' writes tree text to '.txt' (pcapkit crashes),
   3. pcap records convert the sub-second field between input and output resolution,
   4. a repeated label writes '{label}_2{ext}', '_3', ... instead of truncating,
