@@ -17,6 +17,8 @@ def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=
     Returns the tuple of Index that pcapkit.extract(fin, trace=True, tcp=True) gives in
     ``.trace.tcp``: open flows first, then flows closed by FIN. With format 'pcap' (the
     default) each flow's frames go to "{fout}/{label}.pcap"; an unknown format writes no files.
+    The text formats ('json', 'plist', 'tree', ...) need pcapkit, which decodes each frame for
+    the text (see pcapflow.text_capture).
     ``filter`` is a BPF expression (frames it rejects still count in frame numbers);
     ``progress(bytes_read, total_bytes, packets, open_flows)`` is called every so often;
     ``stats``, a dict, receives the counters (frames, tcp_frames, truncated, ...).
@@ -35,6 +37,11 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
     if isinstance(fins, (str, bytes)):
         raise TypeError("fins must be a list of captures; use trace_file() for one")
     fins = list(fins)
+    # imported here because it imports this module
+    from pcapflow import text_capture  # pylint: disable=import-outside-toplevel
+    if text_capture.is_text_format(format):
+        return text_capture.trace_files(fins, fout, format, byteorder, nanosecond, filter=filter, progress=progress,
+                                        stats=stats, buffer_bytes=buffer_bytes)
     tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=buffer_bytes)
     totals = {}
     last_frame = 0

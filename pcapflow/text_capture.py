@@ -1,0 +1,247 @@
+"""trace_file() and trace_files() for the text formats (json, plist, tree text).
+
+pcapkit's text files hold, for every frame of a flow, the frame as pcapkit's
+decoder describes it (``frame.info``: every protocol layer it decoded), and
+only pcapkit produces that description. So here pcapkit reads and decodes the
+capture frame by frame, exactly as ``pcapkit.extract`` does, and the frames in
+which it finds TCP go to a pcapflow.TCP of the requested format, which traces
+them and writes them with dictdumper as pcapkit's tracer does.
+
+Before pcapkit reads a capture, libpcap goes through it once in C: that finds
+damage (pcapkit would decode a cut frame, or fail, without saying where) and
+tells which frames a BPF filter accepts.
+
+One deliberate difference from pcapkit: each frame's ``packet`` field holds
+the frame's captured bytes. pcapkit 1.4.1 puts the bytes that follow the frame
+there (a pcap file's next record; nothing for the last frame and for pcapng).
+"""
+import io
+import os
+import stat
+import time
+
+from pcapflow import _core
+from pcapflow.capture import _add, _size
+from pcapflow.exceptions import CaptureError
+from pcapflow.tcp import TCP
+
+__all__ = ["PcapkitMissing", "is_text_format", "trace_files"]
+
+#: Seconds between two calls of a progress callback.
+PROGRESS_INTERVAL = 0.2
+
+
+class PcapkitMissing(ImportError):
+    """Text formats need pcapkit (PyPI package pypcapkit), which is not installed."""
+
+
+def is_text_format(format):  # pylint: disable=redefined-builtin
+    """Whether pcapflow.TCP writes this format with dictdumper: json, plist, xml, tree, txt, text or a
+    format added with TCP.register_dumper(). False for pcap, cap, None and unknown formats."""
+    if format is None:
+        return False
+    try:
+        entry = TCP.__output__.get(format)  # get(): the registry is a defaultdict
+    except TypeError:  # unhashable: not a format
+        return False
+    if entry is None:
+        return False
+    output, ext = entry
+    return ext is not None and not getattr(output, "__pcapflow_native__", False)
+
+
+class _Pcapkit:
+    """The parts of pcapkit used here, imported on first use (pcapkit is optional)."""
+
+    def __init__(self):
+        try:
+            # pylint: disable=import-outside-toplevel
+            from pcapkit.foundation.engines.pcap import PCAP
+            from pcapkit.foundation.extraction import Extractor
+            from pcapkit.toolkit import pcap as pcap_toolkit
+            from pcapkit.toolkit import pcapng as pcapng_toolkit
+        except ImportError as error:
+            raise PcapkitMissing(
+                "the text formats (json, plist, tree) describe each frame as pcapkit decodes it, and pcapkit "
+                "is not installed: pip install pypcapkit (or use format 'pcap')") from error
+        self.extractor = Extractor
+        self.pcap_engine = PCAP
+        self.pcap_traceflow = pcap_toolkit.tcp_traceflow
+        self.pcapng_traceflow = pcapng_toolkit.tcp_traceflow
+
+    def tcp_packet(self, engine, frame):
+        """What pcapkit's extractor hands its TCP tracer for this frame (None without TCP)."""
+        if isinstance(engine, self.pcap_engine):
+            return self.pcap_traceflow(frame, data_link=engine.dlink)
+        return self.pcapng_traceflow(frame, nanosecond=frame.nanosecond)
+
+
+class _MemoryReader(io.BufferedReader):
+    """A capture held in memory, as the named, seekable file with peek() that pcapkit reads."""
+
+    def __init__(self, data, name):
+        super().__init__(io.BytesIO(data))
+        self._name = name
+
+    @property
+    def name(self):
+        return self._name
+
+
+class _Source:
+    """One capture: a regular file is read where it is, anything else (FIFO, file object) is
+    read into memory once, since it is read twice (by libpcap, then by pcapkit)."""
+
+    def __init__(self, fin):
+        self.path = self.data = None
+        if isinstance(fin, (str, os.PathLike)):
+            path = os.fspath(fin)
+            self.name = path
+            if stat.S_ISREG(os.stat(path).st_mode):
+                self.path = path
+                self.size = os.path.getsize(path)
+                return
+            with open(path, "rb") as file:
+                data = file.read()
+        else:
+            self.name = fin.name if hasattr(fin, "name") else repr(fin)
+            read = getattr(fin, "read", None)
+            data = read() if callable(read) else None
+            if not isinstance(data, bytes):
+                raise TypeError(f"fin must be a path or a binary file object, not {type(fin).__name__}")
+        self.data = data
+        self.size = len(data)
+
+    def for_libpcap(self):
+        return self.path if self.path is not None else io.BytesIO(self.data)
+
+    def for_pcapkit(self):
+        return open(self.path, "rb") if self.path is not None else _MemoryReader(self.data, self.name)  # pylint: disable=consider-using-with
+
+
+def _check_with_libpcap(source, filter):  # pylint: disable=redefined-builtin
+    """(frame numbers of the TCP frames the filter accepts, or None without a filter;
+    the CaptureError for damage, or None)."""
+    accepted = None if filter is None else set()
+    try:
+        with _core.CaptureReader(source.for_libpcap(), filter) as reader:
+            for packet in reader:
+                if accepted is not None:
+                    accepted.add(packet.index)
+    except CaptureError as error:
+        return accepted, error
+    return accepted, None
+
+
+def _undecodable(source, frame, offset, error):
+    damage = CaptureError(f"pcapkit cannot read this capture: {type(error).__name__}: {error}")
+    damage.filename, damage.frame, damage.offset = source.name, frame, offset
+    return damage
+
+
+def _pcapkit_frames(pcapkit, source, reader, first_frame, stop):
+    """(frame, what pcapkit's tracer would get or None) for each frame pcapkit reads, up to frame
+    `stop` of this capture (not included; None: to the end). pcapkit's failures are CaptureError."""
+    try:
+        extractor = pcapkit.extractor(fin=reader, nofile=True, auto=False, store=False, extension=False)
+    except Exception as error:  # pylint: disable=broad-except
+        raise _undecodable(source, first_frame + 1, 0, error) from error
+    engine = extractor.engine
+    # pcapkit numbers the frames of each capture from 1; a series continues the numbers
+    extractor._frnum = first_frame  # pylint: disable=protected-access
+    count = 0
+    while stop is None or count + 1 < stop:
+        try:
+            frame = engine.read_frame()
+        except (EOFError, StopIteration):
+            return
+        except Exception as error:  # pylint: disable=broad-except
+            raise _undecodable(source, first_frame + count + 1, reader.tell(), error) from error
+        count += 1
+        try:
+            packet = pcapkit.tcp_packet(engine, frame)
+        except Exception as error:  # pylint: disable=broad-except
+            raise _undecodable(source, first_frame + count, reader.tell(), error) from error
+        yield frame, packet
+
+
+def _trace_capture(pcapkit, tracer, fin, filter, report, first_frame):  # pylint: disable=redefined-builtin,too-many-arguments
+    """Trace one capture; returns its counters, as TCP._trace_capture does."""
+    source = _Source(fin)
+    accepted, damage = _check_with_libpcap(source, filter)
+    counters = {"frames": 0, "tcp_frames": 0, "last_frame": first_frame, "bytes": source.size}
+    if damage is not None:
+        damage.frame += first_frame
+        damage.filename = source.name
+    if damage is None or damage.frame > first_frame + 1:
+        reader = source.for_pcapkit()
+        try:
+            last_report = time.monotonic()
+            stop = None if damage is None else damage.frame - first_frame
+            for frame, packet in _pcapkit_frames(pcapkit, source, reader, first_frame, stop):
+                counters["frames"] += 1
+                counters["last_frame"] = first_frame + counters["frames"]
+                if packet is not None and (accepted is None or counters["frames"] in accepted):
+                    # the frame's own bytes in place of those pcapkit puts there
+                    packet.frame.__update__(packet=frame.payload.data)
+                    tracer.dump(packet)
+                    counters["tcp_frames"] += 1
+                if report is not None and time.monotonic() - last_report >= PROGRESS_INTERVAL:
+                    report(reader.tell(), source.size, counters["frames"], tracer.open_flows)
+                    last_report = time.monotonic()
+        except CaptureError as error:
+            damage = error
+        finally:
+            reader.close()
+    if damage is not None:
+        counters["bytes"] = damage.offset
+        damage.stats = counters
+        raise damage
+    if report is not None:
+        report(source.size, source.size, counters["frames"], tracer.open_flows)
+    return counters
+
+
+def trace_files(fins, fout, format, byteorder, nanosecond, *, filter, progress, stats,  # pylint: disable=redefined-builtin,too-many-arguments
+                buffer_bytes):
+    """pcapflow.trace_files() for a text format: pcapkit decodes, pcapflow traces and writes."""
+    pcapkit = _Pcapkit()
+    if filter is not None and not isinstance(filter, str):
+        raise TypeError(f"filter must be a str (a BPF expression), not {type(filter).__name__}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable, not {type(progress).__name__}")
+    tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=buffer_bytes)
+    totals = {}
+    last_frame = 0
+    total_bytes = sum(_size(fin) for fin in fins)
+    try:
+        for fin in fins:
+            report = None
+            if progress is not None:
+                done_bytes, done_frames = totals.get("bytes", 0), totals.get("frames", 0)
+
+                def report(read, total, frames, open_flows, done_bytes=done_bytes, done_frames=done_frames):
+                    progress(done_bytes + read, total_bytes or total, done_frames + frames, open_flows)
+
+            counters = _trace_capture(pcapkit, tracer, fin, filter, report, last_frame)
+            last_frame = counters["last_frame"]
+            _add(totals, counters)
+        index = tracer.submit()
+        totals["flows_opened"] = len(index)
+        tracer.close()
+        return index
+    except CaptureError as error:
+        _add(totals, error.stats or {})
+        try:
+            error.index = tracer.submit()
+        except OSError:
+            tracer._abandon()  # pylint: disable=protected-access
+            raise
+        totals["flows_opened"] = len(error.index)
+        raise
+    except BaseException:
+        tracer._abandon()  # pylint: disable=protected-access
+        raise
+    finally:
+        if stats is not None:
+            stats.update(totals)
