@@ -2,6 +2,7 @@
  * released between progress reports. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -113,6 +114,18 @@ void raise_damaged(PyObject *name, const char *why, uint64_t frame, uint64_t off
     Py_DECREF(exc);
 }
 
+/* Background threads creating the files of finished flows (see
+ * write_behind.h): two, measured best on two cores and on more (the
+ * output directory's lock serialises creation beyond that); none on one
+ * core. PCAPFLOW_WRITERS overrides it, for measurements. */
+static int writer_threads(void)
+{
+    const char *setting = getenv("PCAPFLOW_WRITERS");
+    if (setting)
+        return atoi(setting);
+    return sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 0;
+}
+
 PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     TCPObject *self = (TCPObject *)op;
@@ -175,6 +188,11 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
         }
     }
 
+    if (tracer_start_write_behind(&self->tracer, writer_threads()) < 0) {
+        raise_tracer_error(&self->tracer);
+        capture_close(&capture);
+        goto done;
+    }
     struct capture_stats stats = {0};
     uint64_t frame_number = first_frame;
     enum capture_status status;
@@ -198,6 +216,12 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
             Py_DECREF(r);
         }
     }
+    int writes_failed;
+    Py_BEGIN_ALLOW_THREADS
+    writes_failed = tracer_finish_write_behind(&self->tracer) < 0;
+    Py_END_ALLOW_THREADS
+    if (writes_failed && !PyErr_Occurred())
+        raise_tracer_error(&self->tracer); /* it stopped the loop early if it could */
     uint64_t offset = capture_offset(&capture);
     if (!PyErr_Occurred()) {
         if (status == CAPTURE_DAMAGED)

@@ -9,6 +9,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "write_behind.h"
+
 int flow_file_name(const struct tracer *tr, const char *label, uint32_t use_number, char *out,
                    size_t size)
 {
@@ -112,9 +114,16 @@ static int open_regular(int directory_fd, const char *name, int flags)
     return fd;
 }
 
+static int open_flags(int create)
+{
+    return O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0);
+}
+
+int flow_file_create_at(int directory_fd, const char *name) { return open_regular(directory_fd, name, open_flags(1)); }
+
 int flow_file_open(struct tracer *tr, const char *name, int create)
 {
-    int flags = O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0);
+    int flags = open_flags(create);
     int fd = open_regular(tr->directory_fd, name, flags);
     if (fd < 0 && (errno == EMFILE || errno == ENFILE) && tr->open_files > 0) {
         /* the process ran out of descriptors: give ours back and try once more */
@@ -157,8 +166,7 @@ static int ensure_open(struct tracer *tr, uint32_t slot)
     return 0;
 }
 
-/* Writes both buffers, in one system call when it can. Returns 0 or -1. */
-static int write_both(int fd, const uint8_t *first, size_t first_length, const uint8_t *second, size_t second_length)
+int flow_file_write_two(int fd, const uint8_t *first, size_t first_length, const uint8_t *second, size_t second_length)
 {
     struct iovec parts[2] = {{(void *)first, first_length}, {(void *)second, second_length}};
     int index = first_length ? 0 : 1;
@@ -209,7 +217,7 @@ int flow_file_flush(struct tracer *tr, uint32_t slot)
         }
         size_before = info.st_size;
     }
-    if (write_both(f->fd, header, created ? sizeof header : 0, f->pending, f->pending_length) < 0) {
+    if (flow_file_write_two(f->fd, header, created ? sizeof header : 0, f->pending, f->pending_length) < 0) {
         /* cut the file back to its last complete record (or remove a file
          * just made) and keep the whole buffer: the file stays readable, and
          * a later flush (after space was freed, say) writes the frames */
@@ -322,6 +330,84 @@ void flow_file_release(struct tracer *tr, uint32_t slot)
     f->pending = NULL;
     f->pending_length = f->pending_capacity = 0;
     f->exists = 0;
+}
+
+int flow_file_finish(struct tracer *tr, uint32_t slot)
+{
+    struct flow *flow = flow_at(tr, slot);
+    struct flow_file *f = &flow->file;
+    if (!tr->behind || f->exists || f->fd >= 0)
+        return flow_file_flush(tr, slot);
+    struct write_job job = {.name = malloc(LABEL_MAX + 32), .bytes = f->pending, .length = f->pending_length};
+    if (!job.name || flow_file_name(tr, flow->label, flow->use_number, job.name, LABEL_MAX + 32) < 0) {
+        free(job.name);
+        return flow_file_flush(tr, slot); /* reports the problem itself */
+    }
+    pcap_write_global_header(&tr->config.layout, flow->linktype, job.header);
+    /* the job owns the records now */
+    tr->pending_bytes -= f->pending_length;
+    f->pending = NULL;
+    f->pending_length = f->pending_capacity = 0;
+    f->exists = 1;
+    /* on trouble, stop the workers; the rest of the capture is written here */
+    return write_behind_submit(tr->behind, job) != 0 ? tracer_finish_write_behind(tr) : 0;
+}
+
+int tracer_start_write_behind(struct tracer *tr, int threads)
+{
+    if (!tr->config.write_pcap || tr->behind || threads < 1)
+        return 0;
+    /* queued records count against the same budget as buffered ones, roughly: a quarter of it */
+    tr->behind = write_behind_start(tr->directory_fd, threads, tr->config.max_pending_bytes / 4);
+    if (!tr->behind) {
+        flow_file_set_error(tr, "cannot start output threads", "");
+        return -1;
+    }
+    return 0;
+}
+
+/* A background job the workers could not do for want of a descriptor,
+ * written by the tracer, which can give its own descriptors back. */
+static int write_job_here(struct tracer *tr, const struct write_job *job)
+{
+    int fd = flow_file_open(tr, job->name, 1);
+    if (fd < 0) {
+        flow_file_set_error(tr, "cannot open output file", job->name);
+        return -1;
+    }
+    if (flow_file_write_two(fd, job->header, sizeof job->header, job->bytes, job->length) < 0) {
+        int saved = errno;
+        close(fd);
+        unlinkat(tr->directory_fd, job->name, 0);
+        errno = saved;
+        flow_file_set_error(tr, "cannot write output file", job->name);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int tracer_finish_write_behind(struct tracer *tr)
+{
+    if (!tr->behind)
+        return 0;
+    struct write_failure failure;
+    struct write_job *deferred;
+    size_t deferred_count;
+    int status = write_behind_finish(tr->behind, &failure, &deferred, &deferred_count);
+    tr->behind = NULL;
+    if (status < 0) {
+        errno = failure.code;
+        flow_file_set_error(tr, failure.message, failure.name);
+    }
+    for (size_t i = 0; i < deferred_count; i++) {
+        if (status == 0 && write_job_here(tr, &deferred[i]) < 0)
+            status = -1;
+        free(deferred[i].name);
+        free(deferred[i].bytes);
+    }
+    free(deferred);
+    return status;
 }
 
 int tracer_flush_all(struct tracer *tr)

@@ -74,6 +74,7 @@ int tracer_init(struct tracer *tr, const struct tracer_config *config)
 
 void tracer_free(struct tracer *tr)
 {
+    tracer_finish_write_behind(tr);
     for (uint32_t slot = 0; slot < tr->flow_capacity; slot++) {
         if (!tr->flows[slot].in_use)
             continue;
@@ -294,7 +295,7 @@ void tracer_discard_flow(struct tracer *tr, uint32_t slot) { unlink_flow(tr, slo
 long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed)
 {
     struct flow *flow = &tr->flows[slot];
-    *write_failed = tr->config.write_pcap && flow_file_flush(tr, slot) < 0;
+    *write_failed = tr->config.write_pcap && flow_file_finish(tr, slot) < 0;
 
     if (tr->closed_count == tr->closed_capacity) {
         size_t capacity = tr->closed_capacity ? tr->closed_capacity * 2 : 64;

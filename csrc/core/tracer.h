@@ -98,6 +98,8 @@ struct tracer {
     uint32_t lru_newest, lru_oldest;
     uint64_t pending_bytes;
 
+    struct write_behind *behind; /* background writers, while the capture loop runs */
+
     struct tracer_error error;
 };
 
@@ -131,6 +133,12 @@ void tracer_discard_flow(struct tracer *tr, uint32_t slot);
 int tracer_flush_all(struct tracer *tr);
 /* Forgets the flow's unwritten bytes (after a write error the caller gives up on). */
 void tracer_drop_pending(struct tracer *tr, uint32_t slot);
+/* From now on a closing flow whose file is still to be made is written by
+ * `threads` background writers (see write_behind.h). Returns 0 or -1. */
+int tracer_start_write_behind(struct tracer *tr, int threads);
+/* Waits for the background writers and stops them. Returns 0, or -1 with
+ * tr->error naming the first file that could not be written. */
+int tracer_finish_write_behind(struct tracer *tr);
 /* Closes every open output descriptor (pending bytes stay queued). */
 void tracer_close_files(struct tracer *tr);
 
