@@ -121,22 +121,29 @@ class _Source:
 
 def _check_with_libpcap(source, filter):  # pylint: disable=redefined-builtin
     """(frame numbers of the TCP frames the filter accepts, or None without a filter;
+    the number of the last TCP frame libpcap read (that the filter accepts), or 0;
     the CaptureError for damage, or None)."""
     accepted = None if filter is None else set()
+    last = 0
     try:
         with _core.CaptureReader(source.for_libpcap(), filter) as reader:
             for packet in reader:
+                last = packet.index
                 if accepted is not None:
-                    accepted.add(packet.index)
+                    accepted.add(last)
     except CaptureError as error:
-        return accepted, error
-    return accepted, None
+        return accepted, last, error
+    return accepted, last, None
+
+
+def _damage(source, message, frame, offset):
+    damage = CaptureError(message)
+    damage.filename, damage.frame, damage.offset = source.name, frame, offset
+    return damage
 
 
 def _undecodable(source, frame, offset, error):
-    damage = CaptureError(f"pcapkit cannot read this capture: {type(error).__name__}: {error}")
-    damage.filename, damage.frame, damage.offset = source.name, frame, offset
-    return damage
+    return _damage(source, f"pcapkit cannot read this capture: {type(error).__name__}: {error}", frame, offset)
 
 
 def _pcapkit_frames(pcapkit, source, reader, first_frame, stop):
@@ -168,7 +175,7 @@ def _pcapkit_frames(pcapkit, source, reader, first_frame, stop):
 def _trace_capture(pcapkit, tracer, fin, filter, report, first_frame):  # pylint: disable=redefined-builtin,too-many-arguments
     """Trace one capture; returns its counters, as TCP._trace_capture does."""
     source = _Source(fin)
-    accepted, damage = _check_with_libpcap(source, filter)
+    accepted, last_tcp_frame, damage = _check_with_libpcap(source, filter)
     counters = {"frames": 0, "tcp_frames": 0, "last_frame": first_frame, "bytes": source.size}
     if damage is not None:
         damage.frame += first_frame
@@ -189,6 +196,10 @@ def _trace_capture(pcapkit, tracer, fin, filter, report, first_frame):  # pylint
                 if report is not None and time.monotonic() - last_report >= PROGRESS_INTERVAL:
                     report(reader.tell(), source.size, counters["frames"], tracer.open_flows)
                     last_report = time.monotonic()
+            if damage is None and counters["frames"] < last_tcp_frame:
+                # pcapkit saw the end of the file early (it misreads big-endian pcap files, say)
+                damage = _damage(source, f"pcapkit stopped reading after {counters['frames']} frames; libpcap reads "
+                                 f"TCP frames up to frame {last_tcp_frame}", counters["last_frame"] + 1, reader.tell())
         except CaptureError as error:
             damage = error
         finally:

@@ -38,6 +38,7 @@ from pcapflow import text_capture
 logging.getLogger("pcapkit").setLevel(logging.CRITICAL + 1)
 
 DATA = Path(__file__).parent / "data"
+NATIVE = DATA / "native"
 # the captures of test_real_captures.py: pcapng, pcap at microseconds, pcap at nanoseconds
 CAPTURES = [
     "tcp_teardown.pcapng", "dns_tcp.pcapng", "http_ip4and6.pcapng", "tcp_retransmissions.pcapng",
@@ -377,6 +378,21 @@ def test_trace_files_damage_in_the_second_capture(tmp_path):
     assert sorted(n for flow in error.index for n in flow.index) == list(range(1, 11 + 10 + 1))
     assert stats["frames"] == stats["last_frame"] == 21
     assert stats["flows_opened"] == len(error.index)
+
+
+def test_capture_pcapkit_stops_reading_early(tmp_path):
+    """pcapkit misreads a big-endian pcap file and sees its end after frame 1; libpcap reads 23 frames.
+    pcapkit.extract says nothing; trace_file raises, with pcapkit's flows up to there."""
+    capture = NATIVE / "pptp.pcap"
+    expected_index, expected_files = pcapkit_run(capture, tmp_path / "pcapkit", "json")
+    assert [frames for _, frames, _ in expected_index] == [(1,)]
+    with pytest.raises(pcapflow.CaptureError, match="pcapkit stopped reading after 1 frames") as caught:
+        pcapflow.trace_file(str(capture), str(tmp_path / "out"), "json")
+    error = caught.value
+    assert (error.filename, error.frame) == (str(capture), 2)
+    assert as_tuples(error.index, tmp_path / "out") == expected_index
+    # (pcapkit's frame 1 is not the capture's, so its bytes are not compared here)
+    assert sorted(files_of(tmp_path / "out")) == sorted(expected_files)
 
 
 def test_not_a_capture(tmp_path):
