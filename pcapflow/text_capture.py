@@ -8,8 +8,10 @@ which it finds TCP go to a pcapflow.TCP of the requested format, which traces
 them and writes them with dictdumper as pcapkit's tracer does.
 
 Before pcapkit reads a capture, libpcap goes through it once in C: that finds
-damage (pcapkit would decode a cut frame, or fail, without saying where) and
-tells which frames a BPF filter accepts.
+damage (pcapkit would decode a cut frame, or fail, without saying where), tells
+which frames a BPF filter accepts, and shows when pcapkit stops reading before
+the end (it misreads big-endian pcap files). Each is a CaptureError whose
+``index`` holds the flows written up to there.
 
 One deliberate difference from pcapkit: each frame's ``packet`` field holds
 the frame's captured bytes. pcapkit 1.4.1 puts the bytes that follow the frame
@@ -116,7 +118,9 @@ class _Source:
         return self.path if self.path is not None else io.BytesIO(self.data)
 
     def for_pcapkit(self):
-        return open(self.path, "rb") if self.path is not None else _MemoryReader(self.data, self.name)  # pylint: disable=consider-using-with
+        if self.path is not None:
+            return open(self.path, "rb")  # pylint: disable=consider-using-with
+        return _MemoryReader(self.data, self.name)
 
 
 def _check_with_libpcap(source, filter):  # pylint: disable=redefined-builtin
@@ -172,7 +176,8 @@ def _pcapkit_frames(pcapkit, source, reader, first_frame, stop):
         yield frame, packet
 
 
-def _trace_capture(pcapkit, tracer, fin, filter, report, first_frame):  # pylint: disable=redefined-builtin,too-many-arguments
+# pylint: disable-next=redefined-builtin,too-many-arguments,too-many-locals
+def _trace_capture(pcapkit, tracer, fin, filter, report, first_frame):
     """Trace one capture; returns its counters, as TCP._trace_capture does."""
     source = _Source(fin)
     accepted, last_tcp_frame, damage = _check_with_libpcap(source, filter)
@@ -213,8 +218,8 @@ def _trace_capture(pcapkit, tracer, fin, filter, report, first_frame):  # pylint
     return counters
 
 
-def trace_files(fins, fout, format, byteorder, nanosecond, *, filter, progress, stats,  # pylint: disable=redefined-builtin,too-many-arguments
-                buffer_bytes):
+# pylint: disable-next=redefined-builtin,too-many-arguments
+def trace_files(fins, fout, format, byteorder, nanosecond, *, filter, progress, stats, buffer_bytes):
     """pcapflow.trace_files() for a text format: pcapkit decodes, pcapflow traces and writes."""
     pcapkit = _Pcapkit()
     if filter is not None and not isinstance(filter, str):

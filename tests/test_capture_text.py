@@ -308,6 +308,20 @@ def test_trace_files_over_a_capture_split_in_three(tmp_path):
     assert split_stats["frames"] == split_stats["last_frame"] == 54
 
 
+def test_trace_files_of_pcapng_and_pcap_captures(tmp_path):
+    """A mixed series: the same flows as the native path, frames named and numbered across the series."""
+    series = [str(DATA / "dns_tcp.pcapng"), str(DATA / "whois.pcap"), str(DATA / "http_ip4and6.pcapng")]
+    index = pcapflow.trace_files(series, str(tmp_path / "text"), "json")
+    native = pcapflow.trace_files(series, str(tmp_path / "native"))
+    assert flows(index) == flows(native)
+    assert max(n for flow in index for n in flow.index) > 14 + 11
+    for flow in index:
+        with open(flow.fpout, encoding="utf-8") as file:
+            frames = json.load(file)
+        assert list(frames) == [f"Frame {n}" for n in flow.index]
+        assert [frame["number"] for frame in frames.values()] == list(flow.index)
+
+
 def test_progress_over_a_series(tmp_path):
     parts, _ = split_in_three("whois.pcap", tmp_path)
     calls = []
