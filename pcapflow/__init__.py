@@ -9,6 +9,7 @@ import collections.abc
 from pcapflow import _core
 from pcapflow._core import Buffer, Index, Packet
 from pcapflow.capture import packets, trace_file, trace_files
+from pcapflow import text_capture  # noqa: F401  loaded now, not by trace_files() when descriptors may be short
 from pcapflow.exceptions import (CaptureError, FileExists, FileWarning, FilterError, FormatWarning, RegistryError,
                                  RegistryWarning, UnsupportedCall)
 from pcapflow.pcapkit_compat import use_in_pcapkit

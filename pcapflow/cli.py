@@ -14,7 +14,8 @@ import time
 from pcapflow.capture import trace_files
 from pcapflow.exceptions import CaptureError, FilterError
 
-NATIVE_FORMATS = ("pcap", "cap")
+# pcap is written in C; the text formats hold pcapkit's decode of each frame and need pcapkit
+FORMATS = ("pcap", "cap", "json", "plist", "xml", "tree", "txt", "text")
 
 
 def _positive_int(text):
@@ -29,7 +30,8 @@ def parse_arguments(argv):
         prog="pcapflow", description="Trace every TCP flow of packet captures into one pcap file per flow.")
     parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files, read in this order")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the flow files")
-    parser.add_argument("-f", "--format", default="pcap", choices=NATIVE_FORMATS, help="output format (pcap)")
+    parser.add_argument("-f", "--format", default="pcap", choices=FORMATS,
+                        help="output format (pcap; the text formats need pcapkit and run at its speed)")
     parser.add_argument("--filter", metavar="BPF", help="only frames matching this BPF expression are traced")
     parser.add_argument("--byteorder", choices=("little", "big"), default=sys.byteorder,
                         help=f"byte order of the output files ({sys.byteorder})")
@@ -80,7 +82,7 @@ def main(argv=None):
         bar = ProgressBar(sys.stderr)
     try:
         flows = _trace(args, stats, bar)
-    except FilterError as error:
+    except (FilterError, ImportError) as error:  # a filter that does not compile; pcapkit missing
         print(f"pcapflow: {error}", file=sys.stderr)
         return 2
     except CaptureError as error:

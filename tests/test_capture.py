@@ -109,14 +109,6 @@ def test_unknown_format_writes_no_files(tmp_path):
     assert not out.exists() or files_in(out) == []
 
 
-@pytest.mark.parametrize("fmt", ["json", "plist", "tree"])
-def test_non_native_formats_are_refused(fmt, tmp_path):
-    with pytest.raises(ValueError):
-        pcapflow.trace_file(str(DATA / "ssh.pcap"), str(tmp_path / "out"), fmt)
-    assert not (tmp_path / "out").exists() or not any(
-        name.endswith((".json", ".plist", ".txt")) for name in files_in(tmp_path / "out"))
-
-
 def test_default_output_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     index = pcapflow.trace_file(str(DATA / "dns_tcp.pcap"))

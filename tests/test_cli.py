@@ -142,6 +142,20 @@ def test_format_cap(tmp_path):
     assert all(name.endswith(".pcap") for name in os.listdir(tmp_path / "out"))
 
 
+def test_format_json_matches_trace_file(tmp_path):
+    """The text formats go through pcapkit's decoder, as trace_file() does them."""
+    done = run(DATA / "ssh.pcap", "-o", tmp_path / "out", "-f", "json", "--index", tmp_path / "index.jsonl")
+    assert done.returncode == 0, done.stderr
+    flows = pcapflow.trace_file(str(DATA / "ssh.pcap"), str(tmp_path / "api"), "json")
+    moved = [{**record, "fpout": record["fpout"].replace(str(tmp_path / "api"), str(tmp_path / "out"))}
+             for record in as_records(flows)]
+    assert read_index(tmp_path / "index.jsonl") == moved
+    for flow in flows:
+        name = os.path.basename(flow.fpout)
+        assert name.endswith(".json")
+        assert (tmp_path / "out" / name).read_bytes() == Path(flow.fpout).read_bytes()
+
+
 def test_several_captures_as_one_series(tmp_path):
     original = read_capture(DATA / "http_espn.pcapng")
     n = len(original.records)
@@ -259,10 +273,10 @@ def test_index_file_that_cannot_be_written_exits_1(tmp_path):
     [],                                                          # nothing
     ["CAPTURE"],                                                 # no -o
     ["-o", "OUT"],                                               # no capture
-    ["CAPTURE", "-o", "OUT", "-f", "json"],                      # not a native format
+    ["CAPTURE", "-o", "OUT", "-f", "pcapng"],                    # no such format
     ["CAPTURE", "-o", "OUT", "--byteorder", "middle"],
     ["CAPTURE", "-o", "OUT", "--no-such-option"],
-], ids=["nothing", "no-output", "no-capture", "format-json", "byteorder", "unknown-option"])
+], ids=["nothing", "no-output", "no-capture", "format-pcapng", "byteorder", "unknown-option"])
 def test_bad_usage_exits_2(args, tmp_path):
     args = [str(DATA / "ssh.pcap") if a == "CAPTURE" else str(tmp_path / "out") if a == "OUT" else a for a in args]
     done = run(*args)

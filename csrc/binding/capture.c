@@ -141,8 +141,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     }
     if (self->mode == OUTPUT_DUMPER) {
         PyErr_SetString(PyExc_ValueError, "captures are traced natively to pcap files (format 'pcap' or 'cap') or "
-                                          "to no files; for json, plist or tree text use pcapkit with "
-                                          "pcapflow.use_in_pcapkit()");
+                                          "to no files; pcapflow.trace_file() writes the text formats");
         return NULL;
     }
     if (filter != Py_None && !PyUnicode_Check(filter)) {

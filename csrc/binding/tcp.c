@@ -146,8 +146,12 @@ static int fetch_fields(PyObject *packet, struct traced_fields *fields)
     }
     memset(fields->value, 0, sizeof fields->value);
     fields->owned = 1;
-    PyObject *dict = is_pcapkit_packet(packet) ? PyObject_GenericGetDict(packet, NULL) : NULL;
-    for (int i = 0; i < TRACED_FIELDS; i++) {
+    int pcapkit_packet = is_pcapkit_packet(packet);
+    PyObject *dict = pcapkit_packet ? PyObject_GenericGetDict(packet, NULL) : NULL;
+    /* pcapkit's Packet() cannot be made without syn and frame: only the
+     * fields the tracer reads are looked up */
+    int wanted = pcapkit_packet ? TRACED_FIELDS - 2 : TRACED_FIELDS;
+    for (int i = 0; i < wanted; i++) {
         int position = traced_positions[i];
         PyObject *value = dict ? PyDict_GetItemWithError(dict, packet_field_name(position)) : NULL;
         fields->value[position] = value ? Py_NewRef(value) : PyErr_Occurred() ? NULL : packet_field(packet, position);
