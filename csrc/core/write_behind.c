@@ -35,6 +35,8 @@ static int run_job(int directory_fd, const struct write_job *job, struct write_f
     return -1;
 }
 
+enum { WAKE_JOBS = 16, WAKE_BYTES = 1 << 20 };
+
 /* Whether a waiting tracer may go on. Once it had to wait, it waits until
  * half the queue is free: fewer wake-ups than one per job. */
 static int has_room(const struct write_behind *wb)
@@ -145,7 +147,8 @@ int write_behind_submit(struct write_behind *wb, struct write_job job)
     wb->count++;
     wb->queued_bytes += job.length;
     int status = wb->failed ? -1 : wb->short_of_descriptors ? 1 : 0;
-    if (wb->idle_workers > 0)
+    /* sleeping workers are woken for a batch of jobs, not for each one */
+    if (wb->idle_workers > 0 && (wb->count >= WAKE_JOBS || wb->queued_bytes >= WAKE_BYTES))
         pthread_cond_signal(&wb->work_ready);
     pthread_mutex_unlock(&wb->lock);
     return status;
