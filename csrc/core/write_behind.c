@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "flow_file.h"
@@ -35,7 +36,7 @@ static int run_job(int directory_fd, const struct write_job *job, struct write_f
     return -1;
 }
 
-enum { WAKE_JOBS = 16, WAKE_BYTES = 1 << 20 };
+enum { WAKE_JOBS = 16, WAKE_BYTES = 1 << 20, IDLE_POLL_MS = 10 };
 
 /* Whether a waiting tracer may go on. Once it had to wait, it waits until
  * half the queue is free: fewer wake-ups than one per job. */
@@ -69,8 +70,18 @@ static void *work(void *argument)
     pthread_mutex_lock(&wb->lock);
     for (;;) {
         while (wb->count == 0 && !wb->stopping) {
+            /* the tracer wakes sleepers only for a batch of jobs; a sleeper
+             * also looks for itself every IDLE_POLL_MS, so a finished flow's
+             * file appears soon even when the capture arrives slowly */
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_nsec += IDLE_POLL_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
             wb->idle_workers++;
-            pthread_cond_wait(&wb->work_ready, &wb->lock);
+            pthread_cond_timedwait(&wb->work_ready, &wb->lock, &until);
             wb->idle_workers--;
         }
         if (wb->count == 0)
@@ -111,7 +122,11 @@ struct write_behind *write_behind_start(int directory_fd, int thread_count, size
     wb->directory_fd = directory_fd;
     wb->max_bytes = max_bytes;
     pthread_mutex_init(&wb->lock, NULL);
-    pthread_cond_init(&wb->work_ready, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&wb->work_ready, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     pthread_cond_init(&wb->room_ready, NULL);
 
     /* signals (Ctrl-C) stay with the thread that runs the capture loop */

@@ -9,7 +9,9 @@
  *
  * Bounds: at most WRITE_BEHIND_JOBS jobs and max_bytes of records wait at
  * once (the tracer waits for room), and each worker holds one descriptor at
- * a time. A failed job is reported by the next submit or by finish, naming
+ * a time. A queued job waits at most ~10 ms for a worker, so files of
+ * finished flows appear promptly even when the capture comes slowly through a
+ * pipe. A failed job is reported by the next submit or by finish, naming
  * the file; later jobs still run, so as much as possible reaches the disk.
  * A job that finds the process out of descriptors is handed back by finish
  * for the tracer to write itself, once the workers hold none (the tracer can
