@@ -349,7 +349,14 @@ static int close_flow(TCPObject *self, uint32_t slot)
         raise_tracer_error(&self->tracer);
         return -1;
     }
-    struct tracer_error write_error = self->tracer.error;
+    /* callbacks may trace and overwrite the error; it is 4 KiB, so copied only when there is one */
+    struct tracer_error *write_error = NULL;
+    if (write_failed && !(write_error = PyMem_Malloc(sizeof *write_error))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (write_error)
+        *write_error = self->tracer.error;
 
     PyObject *callbacks = PyObject_GetAttr((PyObject *)Py_TYPE(self), G.str_callback_fn);
     if (!callbacks)
@@ -370,11 +377,12 @@ static int close_flow(TCPObject *self, uint32_t slot)
         Py_XDECREF(snapshot);
     }
     Py_XDECREF(callbacks);
-    if (status == 0 && write_failed) {
-        self->tracer.error = write_error;
+    if (status == 0 && write_error) {
+        self->tracer.error = *write_error;
         raise_tracer_error(&self->tracer);
         status = -1;
     }
+    PyMem_Free(write_error);
     return status;
 }
 
