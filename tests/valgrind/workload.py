@@ -179,7 +179,8 @@ def captures(tmp):
     expect(pcapflow.CaptureError, pcapflow.trace_file, io.BytesIO(b""), os.path.join(tmp, "n"))
     expect(pcapflow.FilterError, pcapflow.trace_file, ssh, os.path.join(tmp, "f"), filter="tcp port")
     expect(FileNotFoundError, pcapflow.trace_file, os.path.join(tmp, "missing.pcap"), os.path.join(tmp, "m"))
-    expect(ValueError, pcapflow.trace_file, ssh, os.path.join(tmp, "j"), "json")
+    # text formats go through pcapkit (pcapflow.text_capture); the C loop itself refuses them
+    expect(ValueError, pcapflow.TCP(os.path.join(tmp, "j"), "json")._trace_capture, ssh)
 
     tracer = pcapflow.TCP(os.path.join(tmp, "packets"))
     count = 0
