@@ -5,6 +5,7 @@ same packets and the results compared; where the contract deliberately differs
 (numbered items), the test asserts pcapflow's documented behaviour.
 """
 import decimal
+import ipaddress
 import gc
 import json
 import os
@@ -763,3 +764,36 @@ def test_thousands_of_open_flows_under_low_fd_limit(tmp_path):
     proc = run_python(MANY_FLOWS_SCRIPT, tmp_path / "out", tests_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "ok"
+
+
+# ---------------------------------------------------------------------------
+# The tracer remembers the last address objects it converted (read_address in
+# tcp.c); only exact ipaddress types and str, which cannot change, are kept.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore::pcapflow.FormatWarning")
+def test_shared_address_objects_give_the_same_flows_as_fresh_ones():
+    a, b = ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("2001:db8::2")
+    c = ipaddress.ip_address("10.0.0.3")
+    plan = [(a, b), (b, a), (a, c), (c, a), ("10.0.0.1", b), (a, "2001:db8::2"), (b, c), (a, b)]
+    shared, fresh = pcapflow.TCP(format="null"), pcapflow.TCP(format="null")
+    for n, (src, dst) in enumerate(plan, 1):
+        shared.trace(make_packet(pcapflow.Packet, n, src=src, dst=dst))
+        fresh.trace(make_packet(pcapflow.Packet, n, src=ipaddress.ip_address(str(src)),
+                                dst=ipaddress.ip_address(str(dst))))
+    assert [(f.label, f.index) for f in shared.submit()] == [(f.label, f.index) for f in fresh.submit()]
+    assert len(shared.submit()) == 5  # (a,b) thrice incl. its str spellings; the rest once each
+
+
+@pytest.mark.filterwarnings("ignore::pcapflow.FormatWarning")
+def test_a_subclass_whose_value_changes_is_read_again():
+    class Mutable(ipaddress.IPv4Address):
+        pass
+
+    address = Mutable("10.0.0.1")
+    tracer = pcapflow.TCP(format="null")
+    first = tracer.trace(make_packet(pcapflow.Packet, 1, src=address))
+    address._ip = int(ipaddress.IPv4Address("10.0.0.9"))  # pylint: disable=protected-access
+    second = tracer.trace(make_packet(pcapflow.Packet, 2, src=address))
+    assert first.startswith("10.0.0.1_") and second.startswith("10.0.0.9_")
+    assert len(tracer.submit()) == 2

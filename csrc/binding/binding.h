@@ -75,6 +75,12 @@ typedef struct {
     PyObject *closed_indexes; /* list: Index objects of closed flows built so far */
     PyObject *submitted;      /* cached submit() tuple, or NULL */
     PyObject *weakrefs;
+    struct address_memo {     /* the last address objects converted (see read_address) */
+        PyObject *object;     /* a strong reference, or NULL */
+        uint8_t family;
+        uint8_t bytes[16];
+    } memo[2];
+    int memo_next;            /* the entry to replace next */
 } TCPObject;
 
 extern PyTypeObject TCPBase_Type, FlowWriter_Type;

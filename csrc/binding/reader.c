@@ -1,6 +1,7 @@
 /* CaptureReader: the TCP frames of a capture as pcapflow Packets, for users
  * who keep their own per-packet logic in Python (pcapflow.packets()). */
 #include <stdio.h>
+#include <string.h>
 
 #include "binding.h"
 #include "core/capture.h"
@@ -13,6 +14,7 @@ typedef struct {
     uint64_t frame_number;
     PyObject *name;
     PyObject *keep;
+    PyObject *addresses; /* dict: family byte + address bytes -> the one ipaddress object for it */
 } CaptureReaderObject;
 
 static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
@@ -28,6 +30,8 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     CaptureReaderObject *self = (CaptureReaderObject *)type->tp_alloc(type, 0);
     if (!self)
         return NULL;
+    if (!(self->addresses = PyDict_New()))
+        goto fail;
     FILE *file = open_input(fin, &self->name, &self->keep);
     if (!file)
         goto fail;
@@ -56,7 +60,7 @@ fail:
     return NULL;
 }
 
-static PyObject *address_object(const uint8_t *bytes, int family)
+static PyObject *new_address(const uint8_t *bytes, int family)
 {
     if (family == FLOW_FAMILY_IPV4) {
         unsigned long value = (unsigned long)bytes[0] << 24 | (unsigned long)bytes[1] << 16 |
@@ -69,6 +73,32 @@ static PyObject *address_object(const uint8_t *bytes, int family)
     PyObject *packed = PyBytes_FromStringAndSize((const char *)bytes, 16);
     PyObject *address = packed ? PyObject_CallOneArg(G.ipv6_type, packed) : NULL;
     Py_XDECREF(packed);
+    return address;
+}
+
+/* The address as an ipaddress object, one object per address: making one
+ * costs several times what the rest of a packet does, and a tracer converts a
+ * shared object once. A few thousand are kept (a scan must not fill memory). */
+static PyObject *address_object(CaptureReaderObject *self, const uint8_t *bytes, int family)
+{
+    char key[17];
+    size_t size = family == FLOW_FAMILY_IPV4 ? 4 : 16;
+    key[0] = (char)family;
+    memcpy(key + 1, bytes, size);
+    PyObject *name = PyBytes_FromStringAndSize(key, (Py_ssize_t)size + 1);
+    if (!name)
+        return NULL;
+    PyObject *address = PyDict_GetItemWithError(self->addresses, name);
+    if (address || PyErr_Occurred()) {
+        Py_DECREF(name);
+        return Py_XNewRef(address);
+    }
+    if (PyDict_GET_SIZE(self->addresses) >= 4096)
+        PyDict_Clear(self->addresses);
+    address = new_address(bytes, family);
+    if (address && PyDict_SetItem(self->addresses, name, address) < 0)
+        Py_CLEAR(address);
+    Py_DECREF(name);
     return address;
 }
 
@@ -92,8 +122,8 @@ static PyObject *make_packet(CaptureReaderObject *self, const struct pcap_pkthdr
                                                 "ts_usec", (unsigned long long)nanoseconds, "incl_len", header->caplen, "orig_len",
                                                 header->len, "time_epoch", epoch)
                                 : NULL;
-    PyObject *src = frame ? address_object(decoded->key.src, decoded->key.src_family) : NULL;
-    PyObject *dst = src ? address_object(decoded->key.dst, decoded->key.dst_family) : NULL;
+    PyObject *src = frame ? address_object(self, decoded->key.src, decoded->key.src_family) : NULL;
+    PyObject *dst = src ? address_object(self, decoded->key.dst, decoded->key.dst_family) : NULL;
     PyObject *packet = NULL;
     if (dst) {
         PyObject *args = Py_BuildValue("(IKOOOOOHHO)", self->capture.file_linktype, (unsigned long long)self->frame_number,
@@ -160,6 +190,7 @@ static void reader_dealloc(PyObject *op)
         capture_close(&self->capture);
     Py_XDECREF(self->name);
     Py_XDECREF(self->keep);
+    Py_XDECREF(self->addresses);
     Py_TYPE(op)->tp_free(op);
 }
 

@@ -171,11 +171,46 @@ static void release_fields(struct traced_fields *fields)
             Py_CLEAR(fields->value[i]);
 }
 
-static int read_key(PyObject *const *value, struct flow_key *key)
+/* An address field as bytes. Packets from one decoder usually share their
+ * address objects (a decoder interns them; a connection's packets carry the
+ * same two), and converting an IPv4Address costs more than the rest of the
+ * flow lookup, so the last two objects converted are remembered. Only
+ * immutable types (ipaddress's own and str) are; the strong reference keeps
+ * the object, and so its identity, alive. */
+static int read_address(TCPObject *self, PyObject *value, const char *field, uint8_t *family, uint8_t out[16])
+{
+    for (int i = 0; i < 2; i++) {
+        struct address_memo *memo = &self->memo[i];
+        if (memo->object == value) {
+            *family = memo->family;
+            memcpy(out, memo->bytes, 16);
+            return 0;
+        }
+    }
+    if (convert_address(value, field, family, out) < 0)
+        return -1;
+    if (Py_IS_TYPE(value, (PyTypeObject *)G.ipv4_type) || Py_IS_TYPE(value, (PyTypeObject *)G.ipv6_type) ||
+        PyUnicode_CheckExact(value)) {
+        struct address_memo *memo = &self->memo[self->memo_next];
+        self->memo_next ^= 1;
+        Py_XSETREF(memo->object, Py_NewRef(value));
+        memo->family = *family;
+        memcpy(memo->bytes, out, 16);
+    }
+    return 0;
+}
+
+static void forget_addresses(TCPObject *self)
+{
+    Py_CLEAR(self->memo[0].object);
+    Py_CLEAR(self->memo[1].object);
+}
+
+static int read_key(TCPObject *self, PyObject *const *value, struct flow_key *key)
 {
     flow_key_clear(key);
-    if (convert_address(value[PACKET_SRC], "src", &key->src_family, key->src) < 0 ||
-        convert_address(value[PACKET_DST], "dst", &key->dst_family, key->dst) < 0 ||
+    if (read_address(self, value[PACKET_SRC], "src", &key->src_family, key->src) < 0 ||
+        read_address(self, value[PACKET_DST], "dst", &key->dst_family, key->dst) < 0 ||
         convert_port(value[PACKET_SRCPORT], "srcport", &key->src_port) < 0 ||
         convert_port(value[PACKET_DSTPORT], "dstport", &key->dst_port) < 0)
         return -1;
@@ -323,7 +358,7 @@ static uint32_t trace_packet(TCPObject *self, PyObject *packet, int *fin)
     struct flow_key key;
     int64_t frame_number;
     uint32_t slot = TRACER_NO_SLOT;
-    if (fetch_fields(packet, &fields) < 0 || read_key(fields.value, &key) < 0 ||
+    if (fetch_fields(packet, &fields) < 0 || read_key(self, fields.value, &key) < 0 ||
         convert_frame_number(fields.value[PACKET_INDEX], &frame_number) < 0 ||
         (*fin = PyObject_IsTrue(fields.value[PACKET_FIN])) < 0)
         goto done;
@@ -671,6 +706,7 @@ static void release(TCPObject *self)
     Py_CLEAR(self->byteorder);
     Py_CLEAR(self->closed_indexes);
     Py_CLEAR(self->submitted);
+    forget_addresses(self);
 }
 
 static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
@@ -776,6 +812,8 @@ static int tcp_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(self->dumper_class);
     Py_VISIT(self->closed_indexes);
     Py_VISIT(self->submitted);
+    Py_VISIT(self->memo[0].object);
+    Py_VISIT(self->memo[1].object);
     if (self->ready)
         for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
             Py_VISIT((PyObject *)self->tracer.flows[slot].user[1]);
@@ -788,6 +826,7 @@ static int tcp_clear(PyObject *op)
     Py_CLEAR(self->dumper_class);
     Py_CLEAR(self->closed_indexes);
     Py_CLEAR(self->submitted);
+    forget_addresses(self);
     if (self->ready)
         for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
             Py_CLEAR(*(PyObject **)&self->tracer.flows[slot].user[1]);
