@@ -40,8 +40,11 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
     # imported here because it imports this module
     from pcapflow import text_capture  # pylint: disable=import-outside-toplevel
     if text_capture.is_text_format(format):
-        return text_capture.trace_files(fins, fout, format, byteorder, nanosecond, filter=filter, progress=progress,
-                                        stats=stats, buffer_bytes=buffer_bytes)
+        # pcapkit decodes each frame for the text, pcapflow traces and writes
+        trace_capture = text_capture.capture_tracer(filter, progress)
+    else:
+        def trace_capture(tracer, fin, report, first_frame):
+            return tracer._trace_capture(fin, filter, report, first_frame)  # pylint: disable=protected-access
     tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=buffer_bytes)
     totals = {}
     last_frame = 0
@@ -56,7 +59,7 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
                 def report(read, total, packets, open_flows, done_bytes=done_bytes, done_packets=done_packets):
                     progress(done_bytes + read, total_bytes or total, done_packets + packets, open_flows)
 
-            counters = tracer._trace_capture(fin, filter, report, last_frame)  # pylint: disable=protected-access
+            counters = trace_capture(tracer, fin, report, last_frame)
             last_frame = counters["last_frame"]
             _add(totals, counters)
         index = tracer.submit()

@@ -23,11 +23,10 @@ import stat
 import time
 
 from pcapflow import _core
-from pcapflow.capture import _add, _size
 from pcapflow.exceptions import CaptureError
 from pcapflow.tcp import TCP
 
-__all__ = ["PcapkitMissing", "is_text_format", "trace_files"]
+__all__ = ["PcapkitMissing", "is_text_format", "capture_tracer"]
 
 #: Seconds between two calls of a progress callback.
 PROGRESS_INTERVAL = 0.2
@@ -218,46 +217,24 @@ def _trace_capture(pcapkit, tracer, fin, filter, report, first_frame):
     return counters
 
 
-# pylint: disable-next=redefined-builtin,too-many-arguments
-def trace_files(fins, fout, format, byteorder, nanosecond, *, filter, progress, stats, buffer_bytes):
-    """pcapflow.trace_files() for a text format: pcapkit decodes, pcapflow traces and writes."""
+def capture_tracer(filter, progress):  # pylint: disable=redefined-builtin
+    """The function pcapflow.trace_files() calls for each capture of a series in a text format:
+    (tracer, fin, report, first_frame) -> counters. Fails here, before any file is made, when
+    pcapkit is missing or an argument is wrong."""
     pcapkit = _Pcapkit()
     if filter is not None and not isinstance(filter, str):
         raise TypeError(f"filter must be a str (a BPF expression), not {type(filter).__name__}")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable, not {type(progress).__name__}")
-    tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=buffer_bytes)
-    totals = {}
-    last_frame = 0
-    total_bytes = sum(_size(fin) for fin in fins)
-    try:
-        for fin in fins:
-            report = None
-            if progress is not None:
-                done_bytes, done_frames = totals.get("bytes", 0), totals.get("frames", 0)
 
-                def report(read, total, frames, open_flows, done_bytes=done_bytes, done_frames=done_frames):
-                    progress(done_bytes + read, total_bytes or total, done_frames + frames, open_flows)
-
-            counters = _trace_capture(pcapkit, tracer, fin, filter, report, last_frame)
-            last_frame = counters["last_frame"]
-            _add(totals, counters)
-        index = tracer.submit()
-        totals["flows_opened"] = len(index)
-        tracer.close()
-        return index
-    except CaptureError as error:
-        _add(totals, error.stats or {})
+    def trace_capture(tracer, fin, report, first_frame):
+        flows_before = len(tracer.submit())
         try:
-            error.index = tracer.submit()
-        except OSError:
-            tracer._abandon()  # pylint: disable=protected-access
+            counters = _trace_capture(pcapkit, tracer, fin, filter, report, first_frame)
+        except CaptureError as damage:
+            damage.stats["flows_opened"] = len(tracer.submit()) - flows_before
             raise
-        totals["flows_opened"] = len(error.index)
-        raise
-    except BaseException:
-        tracer._abandon()  # pylint: disable=protected-access
-        raise
-    finally:
-        if stats is not None:
-            stats.update(totals)
+        counters["flows_opened"] = len(tracer.submit()) - flows_before
+        return counters
+
+    return trace_capture

@@ -470,7 +470,7 @@ def test_pcap_and_unknown_formats_stay_native(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the text path was taken")
 
-    monkeypatch.setattr(text_capture, "trace_files", refuse)
+    monkeypatch.setattr(text_capture, "capture_tracer", refuse)
     capture = str(DATA / "whois.pcap")
     assert pcapflow.trace_file(capture, str(tmp_path / "pcap"), "pcap")
     with pytest.warns(pcapflow.FormatWarning):
