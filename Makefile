@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := gcc clang libclang-rt-14-dev libpcap-dev tshark tcpflow
 
-.PHONY: deps install run test test-sanitized fuzz bench clean
+.PHONY: deps install run test test-sanitized test-threads fuzz bench clean
 
 deps:
 	@if ! dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \
@@ -24,6 +24,7 @@ run: install
 test: install
 	$(PYTHON) -m pytest -q
 	$(MAKE) --no-print-directory test-sanitized
+	$(MAKE) --no-print-directory test-threads
 	fuzz/run.sh $(FUZZ_SECONDS)
 
 # The whole suite again against a build with AddressSanitizer and UBSan, which
@@ -43,6 +44,21 @@ test-sanitized: install
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=4 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 PCAPFLOW_EXPECT_SANITIZED=1 \
 	$(PYTHON) -m pytest -q -p no:cacheprovider --rootdir ../.. ../../tests
+
+# The tests that run threads (trace_file's background writers, two captures
+# at once, a tracer used from another thread) against a ThreadSanitizer
+# build. The interpreter is the real binary: TSan cannot be preloaded into a
+# shell script such as a pyenv shim. pytest leaves fd 2 alone (--capture=sys)
+# so that a report is seen before TSan ends the process.
+test-threads: install
+	rm -rf build/tsan
+	PCAPFLOW_CFLAGS="-fsanitize=thread -g -O1" PCAPFLOW_LDFLAGS="-fsanitize=thread" \
+		$(PYTHON) setup.py -q build_ext --build-lib build/tsan --build-temp build/tsan-objects
+	cp pcapflow/*.py build/tsan/pcapflow/
+	cd build/tsan && \
+	LD_PRELOAD="$$(gcc -print-file-name=libtsan.so)" TSAN_OPTIONS=halt_on_error=1:report_signal_unsafe=0 \
+	"$$($(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))')" -m pytest -q -p no:cacheprovider \
+		--capture=sys --rootdir ../.. ../../tests/test_write_behind.py ../../tests/test_capture.py
 
 # a longer fuzzing run: make fuzz FUZZ_SECONDS=3600
 fuzz: install

@@ -81,12 +81,16 @@ typedef struct {
         uint8_t bytes[16];
     } memo[2];
     int memo_next;            /* the entry to replace next */
+    int busy;                 /* a capture is being traced in C, without the GIL */
 } TCPObject;
 
 extern PyTypeObject TCPBase_Type, FlowWriter_Type;
 int tcp_type_ready(PyObject *module);
 int flow_writer_type_ready(PyObject *module);
 PyObject *flow_writer_new(TCPObject *tracer, uint32_t slot);
+/* 1 when the tracer may be used; 0 with RuntimeError when __init__ was not
+ * called or another thread is tracing a capture with it. */
+int tcp_usable(TCPObject *self);
 /* TCPBase._trace_capture(fin, filter=None, progress=None, first_frame=0) (capture.c) */
 PyObject *tcp_trace_capture(PyObject *self, PyObject *args, PyObject *kwargs);
 

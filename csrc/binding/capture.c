@@ -135,10 +135,8 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOK:_trace_capture", kwlist, &fin, &filter, &progress,
                                      &first_frame))
         return NULL;
-    if (!self->ready) {
-        PyErr_SetString(PyExc_RuntimeError, "TCP.__init__() was not called");
+    if (!tcp_usable(self))
         return NULL;
-    }
     if (self->mode == OUTPUT_DUMPER) {
         PyErr_SetString(PyExc_ValueError, "captures are traced natively to pcap files (format 'pcap' or 'cap') or "
                                           "to no files; pcapflow.trace_file() writes the text formats");
@@ -196,6 +194,9 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     uint64_t frame_number = first_frame;
     enum capture_status status;
     double last_report = now();
+    /* other threads may run Python (a collection traversing this tracer,
+     * say) while the loop changes the flows: they leave it alone till the end */
+    self->busy = 1;
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
         status = capture_trace(&capture, &self->tracer, &frame_number, FRAMES_PER_BATCH, &stats);
@@ -219,6 +220,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     Py_BEGIN_ALLOW_THREADS
     writes_failed = tracer_finish_write_behind(&self->tracer) < 0;
     Py_END_ALLOW_THREADS
+    self->busy = 0;
     if (writes_failed && !PyErr_Occurred())
         raise_tracer_error(&self->tracer); /* it stopped the loop early if it could */
     uint64_t offset = capture_offset(&capture);

@@ -37,6 +37,8 @@ static PyObject *flow_writer_call(PyObject *op, PyObject *args, PyObject *kwargs
     TCPObject *owner = self->tracer;
     if (owner->mode != OUTPUT_PCAP || !owner->ready)
         return Py_NewRef(op);
+    if (!tcp_usable(owner))
+        return NULL;
 
     struct pcap_record record;
     Py_buffer data;

@@ -88,13 +88,16 @@ static int build_closed_indexes(TCPObject *self)
 
 /* ---- one packet ---- */
 
-static int ready(TCPObject *self)
+int tcp_usable(TCPObject *self)
 {
-    if (self->ready)
-        return 1;
-    PyErr_SetString(PyExc_RuntimeError, "TCP.__init__() was not called");
-    return 0;
+    if (!self->ready)
+        PyErr_SetString(PyExc_RuntimeError, "TCP.__init__() was not called");
+    else if (self->busy)
+        PyErr_SetString(PyExc_RuntimeError, "this TCP is tracing a capture in another thread");
+    return self->ready && !self->busy;
 }
+
+static int ready(TCPObject *self) { return tcp_usable(self); }
 
 /* The fields trace() reads from every packet. A complete pcapflow Packet
  * lends its slots; anything else (pcapkit's Packet, a mapping) is read
@@ -652,6 +655,8 @@ static PyObject *tcp_close(PyObject *op, PyObject *unused)
     TCPObject *self = (TCPObject *)op;
     if (!self->ready)
         Py_RETURN_NONE;
+    if (!tcp_usable(self))
+        return NULL;
     int status = flush(self);
     tracer_close_files(&self->tracer);
     if (status < 0)
@@ -666,6 +671,8 @@ static PyObject *tcp_abandon(PyObject *op, PyObject *unused)
     (void)unused;
     TCPObject *self = (TCPObject *)op;
     if (self->ready) {
+        if (!tcp_usable(self))
+            return NULL;
         tracer_close_files(&self->tracer);
         for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT;
              slot = self->tracer.flows[slot].open_next)
@@ -814,7 +821,9 @@ static int tcp_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(self->submitted);
     Py_VISIT(self->memo[0].object);
     Py_VISIT(self->memo[1].object);
-    if (self->ready)
+    /* while a capture loop runs without the GIL the flows change under us;
+     * they hold no Python objects then (see tcp_trace_capture) */
+    if (self->ready && !self->busy)
         for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
             Py_VISIT((PyObject *)self->tracer.flows[slot].user[1]);
     return 0;
@@ -827,7 +836,7 @@ static int tcp_clear(PyObject *op)
     Py_CLEAR(self->closed_indexes);
     Py_CLEAR(self->submitted);
     forget_addresses(self);
-    if (self->ready)
+    if (self->ready && !self->busy)
         for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
             Py_CLEAR(*(PyObject **)&self->tracer.flows[slot].user[1]);
     return 0;
