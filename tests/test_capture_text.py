@@ -488,3 +488,24 @@ def test_without_pcapkit_text_formats_say_what_to_install(tmp_path, monkeypatch)
     assert not (tmp_path / "out").exists()
     # the native formats do not need pcapkit
     assert pcapflow.trace_file(str(DATA / "whois.pcap"), str(tmp_path / "pcap"), "pcap")
+
+
+# the captures of tests/data/native that pcapkit decodes (test_capture.py compares their pcap output)
+PCAPKIT_DECODES = [
+    "dns_tcp.pcap", "ssh.pcap", "whois.pcap", "kday3.pcap", "tfo-5c1fa7f9ae91.pcap", "print-flags.pcap",
+    "http_espn.pcapng", "tcp_ports.pcapng", "sessionhijacking.pcapng", "synscan.pcapng", "http_ip4and6.pcapng",
+    "dns_axfr.pcapng",
+]
+
+
+@pytest.mark.parametrize("name", PCAPKIT_DECODES)
+def test_json_of_every_capture_pcapkit_decodes(name, tmp_path):
+    """json, the text format, on every shipped real capture pcapkit decodes: pcapkit's index and files
+    (with each frame's own bytes in its packet field)."""
+    capture = NATIVE / name
+    expected_index, expected_files = pcapkit_run(capture, tmp_path / "pcapkit", "json", true_bytes=frame_bytes(capture))
+    out = tmp_path / "pcapflow"
+    index = pcapflow.trace_file(str(capture), str(out), "json")
+    assert expected_index, f"pcapkit finds no flows in {name}"
+    assert as_tuples(index, relative_to=out) == expected_index
+    assert files_of(out) == expected_files
