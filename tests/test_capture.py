@@ -682,3 +682,46 @@ def test_a_tracer_tracing_a_capture_refuses_other_threads(tmp_path):
     assert "another thread" in refused
     expected = pcapflow.trace_file(str(capture), str(tmp_path / "native"))
     assert summary == f"{len(expected)} 2000"
+
+
+LIVE_PIPE = """
+import os, sys, threading, time
+import pcapflow
+fifo, out, first, rest, wanted = sys.argv[1:6]
+first, rest = open(first, "rb").read(), open(rest, "rb").read()
+os.mkfifo(fifo)
+seen = {}
+
+def feed():
+    with open(fifo, "wb") as pipe:
+        pipe.write(first)
+        pipe.flush()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not os.path.exists(os.path.join(out, wanted)):
+            time.sleep(0.01)
+        seen["file"] = os.path.exists(os.path.join(out, wanted))
+        pipe.write(rest)
+
+feeder = threading.Thread(target=feed)
+feeder.start()
+index = pcapflow.trace_file(fifo, out)
+feeder.join()
+print(seen["file"], len(index))
+"""
+
+
+def test_frames_from_a_live_pipe_are_traced_as_they_come(tmp_path):
+    """A capture written slowly into a pipe (tcpdump -w - | ...): a flow closed by FIN has its file while the
+    writer still holds the pipe open with nothing more to say, not once 256 KiB have arrived."""
+    frames = [ethernet(ipv4("10.0.0.1", "10.0.0.2", tcp(40000, 80, flags))) for flags in (SYN, ACK, FIN | ACK)]
+    frames += [ethernet(ipv4("10.0.0.3", "10.0.0.2", tcp(40001, 80, ACK, b"later")))]
+    blob = pcap_header(ETHERNET) + b"".join(pcap_record(1_600_000_000, i, data) for i, data in enumerate(frames))
+    cut = len(blob) - len(pcap_record(1_600_000_000, 3, frames[3]))
+    (tmp_path / "first").write_bytes(blob[:cut])
+    (tmp_path / "rest").write_bytes(blob[cut:])
+    wanted = "10.0.0.1_40000-10.0.0.2_80-1600000000.0.pcap"
+    done = _run_with_timeout([sys.executable, "-c", LIVE_PIPE, str(tmp_path / "fifo"), str(tmp_path / "out"),
+                              str(tmp_path / "first"), str(tmp_path / "rest"), wanted], 60)
+    assert done is not None, "deadlocked"
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "2"]

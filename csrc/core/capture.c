@@ -5,8 +5,10 @@
 
 #include <sys/types.h>
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "decode.h"
 #include "timestamp_text.h"
@@ -47,11 +49,25 @@ struct counted_stream {
 static ssize_t counted_read(void *cookie, char *buffer, size_t size)
 {
     struct counted_stream *stream = cookie;
-    size_t n = fread(buffer, 1, size, stream->inner);
-    if (stream->bytes == 0 && n >= 4)
-        memcpy(stream->magic, buffer, 4);
-    stream->bytes += n;
-    return n == 0 && ferror(stream->inner) ? -1 : (ssize_t)n;
+    ssize_t n;
+    int fd = fileno(stream->inner);
+    if (fd >= 0) {
+        /* one read(): what a pipe holds now, so that frames from a live
+         * `tcpdump -w -` reach the tracer as they come, not 256 KiB at a time */
+        do
+            n = read(fd, buffer, size);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+            return -1;
+    } else {
+        n = (ssize_t)fread(buffer, 1, size, stream->inner);
+        if (n == 0 && ferror(stream->inner))
+            return -1;
+    }
+    for (uint64_t i = stream->bytes; i < sizeof stream->magic && i < stream->bytes + (uint64_t)n; i++)
+        stream->magic[i] = (uint8_t)buffer[i - stream->bytes];
+    stream->bytes += (uint64_t)n;
+    return n;
 }
 
 static int counted_close(void *cookie)
