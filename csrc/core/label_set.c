@@ -23,12 +23,35 @@ static uint64_t hash_text(const char *text, size_t length)
 
 void label_set_init(struct label_set *set) { memset(set, 0, sizeof *set); }
 
+enum { LABEL_BLOCK_BYTES = 64 * 1024 - 64 };
+
 void label_set_free(struct label_set *set)
 {
-    for (size_t i = 0; i < set->capacity; i++)
-        free(set->entries[i].text);
+    while (set->blocks) {
+        struct label_block *next = set->blocks->next;
+        free(set->blocks);
+        set->blocks = next;
+    }
     free(set->entries);
     memset(set, 0, sizeof *set);
+}
+
+/* Room for size bytes of text, in the newest block or a new one. */
+static char *store(struct label_set *set, size_t size)
+{
+    struct label_block *block = set->blocks;
+    if (!block || block->used + size > LABEL_BLOCK_BYTES) {
+        size_t capacity = size > LABEL_BLOCK_BYTES ? size : LABEL_BLOCK_BYTES;
+        block = malloc(sizeof *block + capacity);
+        if (!block)
+            return NULL;
+        block->next = set->blocks;
+        block->used = 0;
+        set->blocks = block;
+    }
+    char *text = block->text + block->used;
+    block->used += size;
+    return text;
 }
 
 static int grow(struct label_set *set)
@@ -70,7 +93,7 @@ int label_set_use(struct label_set *set, const char *text, size_t length, const 
             return 0;
         }
     }
-    char *copy = malloc(length + 1);
+    char *copy = store(set, length + 1);
     if (!copy)
         return -1;
     memcpy(copy, text, length);

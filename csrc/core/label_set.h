@@ -15,11 +15,21 @@ struct label_entry {
     uint64_t hash;
 };
 
+/* Label texts live in large blocks, never freed one by one: a label is
+ * kept as long as the tracer (closed flows point at it), so one malloc per
+ * label would only add its overhead. */
+struct label_block {
+    struct label_block *next;
+    size_t used;
+    char text[];
+};
+
 struct label_set {
     struct label_entry *entries; /* open addressing, capacity a power of two */
     size_t capacity;
     size_t count;
     size_t text_bytes; /* bytes held by label texts, for memory accounting */
+    struct label_block *blocks; /* the newest first */
 };
 
 void label_set_init(struct label_set *set);
