@@ -27,16 +27,22 @@ test: install
 	$(MAKE) --no-print-directory test-threads
 	fuzz/run.sh $(FUZZ_SECONDS)
 
+# $(call instrumented_build,DIR,-fsanitize=...): the package, built with the
+# sanitizer, in build/DIR (tests run from there import it).
+COMMA := ,
+define instrumented_build
+	rm -rf build/$(1)
+	PCAPFLOW_CFLAGS="$(2) -fno-omit-frame-pointer -g -O1" PCAPFLOW_LDFLAGS="$(2)" \
+		$(PYTHON) setup.py -q build_ext --build-lib build/$(1) --build-temp build/$(1)-objects
+	cp pcapflow/*.py build/$(1)/pcapflow/
+endef
+
 # The whole suite again against a build with AddressSanitizer and UBSan, which
 # abort on the first report. CPython itself is not instrumented, so the
 # sanitizer runtimes are preloaded; leak checking is left to the memory tests
 # and valgrind (CPython keeps memory until exit by design).
-SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1
 test-sanitized: install
-	rm -rf build/sanitized
-	PCAPFLOW_CFLAGS="$(SANITIZE)" PCAPFLOW_LDFLAGS="-fsanitize=address,undefined" \
-		$(PYTHON) setup.py -q build_ext --build-lib build/sanitized --build-temp build/sanitized-objects
-	cp pcapflow/*.py build/sanitized/pcapflow/
+	$(call instrumented_build,sanitized,-fsanitize=address$(COMMA)undefined -fno-sanitize-recover=all)
 	# run from the build directory so its pcapflow is the one imported; a
 	# small quarantine keeps the memory tests' RSS readings meaningful
 	cd build/sanitized && \
@@ -51,10 +57,7 @@ test-sanitized: install
 # shell script such as a pyenv shim. pytest leaves fd 2 alone (--capture=sys)
 # so that a report is seen before TSan ends the process.
 test-threads: install
-	rm -rf build/tsan
-	PCAPFLOW_CFLAGS="-fsanitize=thread -g -O1" PCAPFLOW_LDFLAGS="-fsanitize=thread" \
-		$(PYTHON) setup.py -q build_ext --build-lib build/tsan --build-temp build/tsan-objects
-	cp pcapflow/*.py build/tsan/pcapflow/
+	$(call instrumented_build,tsan,-fsanitize=thread)
 	cd build/tsan && \
 	LD_PRELOAD="$$(gcc -print-file-name=libtsan.so)" TSAN_OPTIONS=halt_on_error=1:report_signal_unsafe=0 \
 	"$$($(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))')" -m pytest -q -p no:cacheprovider \
