@@ -115,9 +115,9 @@ void raise_damaged(PyObject *name, const char *why, uint64_t frame, uint64_t off
 }
 
 /* Background threads creating the files of finished flows (see
- * write_behind.h): two, measured best on two cores and on more (the
- * output directory's lock serialises creation beyond that); none on one
- * core. PCAPFLOW_WRITERS overrides it, for measurements. */
+ * write_behind.h): two, measured best on a two-core machine (one gained
+ * nothing, three no more than two; creation in one directory serialises on
+ * its lock); none on one core. PCAPFLOW_WRITERS overrides it. */
 static int writer_threads(void)
 {
     const char *setting = getenv("PCAPFLOW_WRITERS");
