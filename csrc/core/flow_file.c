@@ -133,8 +133,8 @@ int flow_file_open(struct tracer *tr, const char *name, int create)
     return fd;
 }
 
-/* Makes sure the flow's file is open, evicting the least recently used descriptor if needed. */
-/* Makes sure the flow's file is open (creating it, empty, on first use). */
+/* Makes sure the flow's file is open (creating it, empty, on first use),
+ * evicting the least recently used descriptor if needed. */
 static int ensure_open(struct tracer *tr, uint32_t slot)
 {
     struct flow *flow = flow_at(tr, slot);
@@ -375,15 +375,10 @@ static int write_job_here(struct tracer *tr, const struct write_job *job)
         flow_file_set_error(tr, "cannot open output file", job->name);
         return -1;
     }
-    if (flow_file_write_two(fd, job->header, sizeof job->header, job->bytes, job->length) < 0) {
-        int saved = errno;
-        close(fd);
-        unlinkat(tr->directory_fd, job->name, 0);
-        errno = saved;
+    if (write_job_into(tr->directory_fd, fd, job) < 0) {
         flow_file_set_error(tr, "cannot write output file", job->name);
         return -1;
     }
-    close(fd);
     return 0;
 }
 

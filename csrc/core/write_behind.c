@@ -10,28 +10,29 @@
 
 #include "flow_file.h"
 
+int write_job_into(int directory_fd, int fd, const struct write_job *job)
+{
+    int written = flow_file_write_two(fd, job->header, sizeof job->header, job->bytes, job->length) == 0;
+    int saved = errno;
+    if (close(fd) == 0 && written)
+        return 0;
+    if (written)
+        saved = errno;
+    /* as the tracer does itself: no half-written file is left behind */
+    unlinkat(directory_fd, job->name, 0);
+    errno = saved;
+    return -1;
+}
+
 /* Creates one file; returns 0, or -1 with *failure filled in. */
 static int run_job(int directory_fd, const struct write_job *job, struct write_failure *failure)
 {
-    const char *what = "cannot open output file";
     int fd = flow_file_create_at(directory_fd, job->name);
-    if (fd >= 0) {
-        what = "cannot write output file";
-        if (flow_file_write_two(fd, job->header, sizeof job->header, job->bytes, job->length) == 0) {
-            if (close(fd) == 0)
-                return 0;
-        } else {
-            int saved = errno;
-            close(fd);
-            errno = saved;
-        }
-        /* as the tracer does itself: no half-written file is left behind */
-        int saved = errno;
-        unlinkat(directory_fd, job->name, 0);
-        errno = saved;
-    }
+    if (fd >= 0 && write_job_into(directory_fd, fd, job) == 0)
+        return 0;
     failure->code = errno;
-    snprintf(failure->message, sizeof failure->message, "%s", what);
+    snprintf(failure->message, sizeof failure->message, "%s",
+             fd < 0 ? "cannot open output file" : "cannot write output file");
     snprintf(failure->name, sizeof failure->name, "%s", job->name);
     return -1;
 }

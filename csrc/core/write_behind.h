@@ -58,6 +58,9 @@ struct write_behind {
     size_t deferred_count, deferred_capacity;
 };
 
+/* Writes the job's header and records into fd (a file just made for it)
+ * and closes fd. On failure removes the file and returns -1 with errno set. */
+int write_job_into(int directory_fd, int fd, const struct write_job *job);
 /* Starts thread_count workers creating files in directory_fd. Returns the
  * writers, or NULL with errno set (nothing started). */
 struct write_behind *write_behind_start(int directory_fd, int thread_count, size_t max_bytes);
