@@ -19,7 +19,6 @@ static inline PyObject *Py_XNewRef(PyObject *object)
     Py_XINCREF(object);
     return object;
 }
-#define Py_IS_TYPE(object, type) (Py_TYPE(object) == (type))
 #endif
 
 /* ---- Packet, Buffer, Index (info.c) ---- */
