@@ -2,19 +2,7 @@
 
 #include <string.h>
 
-/* Decimal digits of value, without leading zeros; returns the count. */
-static size_t write_decimal(unsigned value, char *out)
-{
-    char digits[10];
-    size_t n = 0;
-    do {
-        digits[n++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value);
-    for (size_t i = 0; i < n; i++)
-        out[i] = digits[n - 1 - i];
-    return n;
-}
+#include "digits.h"
 
 /* Lower-case hex digits of a 16-bit group, without leading zeros. */
 static size_t write_hex(unsigned value, char *out)
@@ -27,18 +15,27 @@ static size_t write_hex(unsigned value, char *out)
     return n;
 }
 
+static size_t write_octet(unsigned octet, char *out)
+{
+    if (octet < 10) {
+        out[0] = (char)('0' + octet);
+        return 1;
+    }
+    if (octet < 100) {
+        write_two_digits(octet, out);
+        return 2;
+    }
+    out[0] = (char)('0' + octet / 100);
+    write_two_digits(octet % 100, out + 1);
+    return 3;
+}
+
 static size_t format_ipv4(const uint8_t *a, char *out)
 {
-    size_t n = 0;
-    for (int i = 0; i < 4; i++) {
-        uint8_t octet = a[i];
-        if (octet >= 100)
-            out[n++] = (char)('0' + octet / 100);
-        if (octet >= 10)
-            out[n++] = (char)('0' + octet / 10 % 10);
-        out[n++] = (char)('0' + octet % 10);
-        if (i < 3)
-            out[n++] = '.';
+    size_t n = write_octet(a[0], out);
+    for (int i = 1; i < 4; i++) {
+        out[n++] = '.';
+        n += write_octet(a[i], out + n);
     }
     out[n] = '\0';
     return n;
@@ -110,11 +107,11 @@ size_t format_label(const struct flow_key *key, const char *timestamp, size_t ti
 
     size_t n = format_address(key->src_family, key->src, mapped_as_dotted, out);
     out[n++] = '_';
-    n += write_decimal(key->src_port, out + n);
+    n += write_unsigned(key->src_port, out + n);
     out[n++] = '-';
     n += format_address(key->dst_family, key->dst, mapped_as_dotted, out + n);
     out[n++] = '_';
-    n += write_decimal(key->dst_port, out + n);
+    n += write_unsigned(key->dst_port, out + n);
     out[n++] = '-';
     memcpy(out + n, timestamp, timestamp_len);
     n += timestamp_len;

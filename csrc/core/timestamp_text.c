@@ -1,5 +1,7 @@
 #include "timestamp_text.h"
 
+#include "digits.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,75 +11,74 @@
  * a value in fixed notation. */
 static size_t write_fixed_micro(uint64_t seconds, uint32_t micro, char *out)
 {
-    char digits[20];
-    size_t count = 0, n = 0;
-    do {
-        digits[count++] = (char)('0' + seconds % 10);
-        seconds /= 10;
-    } while (seconds);
-    while (count)
-        out[n++] = digits[--count];
+    size_t n = write_unsigned(seconds, out);
     out[n++] = '.';
-    for (uint32_t scale = 100000; scale; scale /= 10)
-        out[n++] = (char)('0' + micro / scale % 10);
+    write_two_digits(micro / 10000, out + n);
+    write_two_digits(micro / 100 % 100, out + n + 2);
+    write_two_digits(micro % 100, out + n + 4);
+    n += 6;
     while (out[n - 1] == '0' && out[n - 2] != '.')
         n--;
     out[n] = '\0';
     return n;
 }
 
-/* The common case without the shortest-digits search. Below 2^33 a double's
- * spacing is under a microsecond, so a value with at most six decimals is
- * the only such decimal that rounds to its double: that decimal is then the
- * shortest text that reads back, which is what repr() prints. From 1e-4 on
- * repr() uses fixed notation. */
+/* Below 2^33 doubles lie less than a microsecond apart, so at most one
+ * decimal with six or fewer decimals rounds to a given double; when one
+ * does, it is the shortest text that reads back, which is what repr()
+ * prints. From 1e-4 on repr() uses fixed notation. */
 static int in_fixed_micro_range(uint64_t seconds, uint32_t micro)
 {
     return seconds < (UINT64_C(1) << 33) && (seconds > 0 || micro >= 100);
-}
-
-/* Whether the decimal whole(value) + micro / 10**6 certainly reads back as
- * value: it lies within half a unit in the last place of value (scaled to
- * integers, so the comparison is exact). 0 means "not shown", not "no". */
-static int rounds_to(double value, double fraction, uint64_t micro)
-{
-#ifdef __SIZEOF_INT128__
-    int exponent;
-    double mantissa = frexp(value, &exponent); /* value = mantissa * 2^exponent, mantissa in [0.5, 1) */
-    int binade = exponent - 1;                  /* value in [2^binade, 2^(binade+1)) */
-    if (binade < -14 || binade > 32)
-        return 0;
-    /* every bit of fraction is at least 2^-66 here, so this is an exact integer */
-    unsigned __int128 scaled_fraction = (unsigned __int128)ldexp(fraction, 66);
-    unsigned __int128 lhs = scaled_fraction * 1000000u, rhs = (unsigned __int128)micro << 66;
-    unsigned __int128 distance = lhs > rhs ? lhs - rhs : rhs - lhs;
-    /* half an ulp is 2^(binade-53); below a power of two the spacing halves */
-    int shift = binade + 13 - (mantissa == 0.5);
-    unsigned __int128 bound = shift >= 0 ? (unsigned __int128)1000000u << shift : 1000000u >> -shift;
-    return distance < bound;
-#else
-    (void)value;
-    (void)fraction;
-    (void)micro;
-    return 0;
-#endif
 }
 
 size_t format_double_repr_fast(double value, char out[TIMESTAMP_TEXT_MAX])
 {
     if (!(value >= 1e-4 && value < 8589934592.0))
         return 0;
-    double whole = floor(value);
-    uint64_t seconds = (uint64_t)whole;
-    uint64_t micro = (uint64_t)llround((value - whole) * 1e6); /* value - whole is exact */
-    if (micro == 1000000) {
-        seconds++;
-        micro = 0;
-    }
-    if (!in_fixed_micro_range(seconds, (uint32_t)micro))
+    uint64_t seconds = (uint64_t)value;       /* truncation: the whole seconds */
+    double fraction = value - (double)seconds; /* exact */
+    uint64_t micro = (uint64_t)(fraction * 1e6 + 0.5);
+    /* Whether that decimal reads back as value is exact to test: in
+     * microseconds it is an integer below 2^53, and dividing it by 1e6
+     * rounds correctly, as reading the text does. */
+    uint64_t total = seconds * 1000000u + micro;
+    if ((double)total / 1e6 != value)
         return 0;
-    size_t n = write_fixed_micro(seconds, (uint32_t)micro, out);
-    return rounds_to(value, value - whole, micro) || strtod(out, NULL) == value ? n : 0;
+    return write_fixed_micro(total / 1000000u, (uint32_t)(total % 1000000u), out);
+}
+
+/* The shortest significant digits that read back as value (positive,
+ * finite, nonzero), without trailing zeros, and the decimal exponent of the
+ * first: value ~ 0.d1d2... x 10^(exponent + 1). At each length printf's
+ * nearest digits are tried first; at a power of two the doubles below lie
+ * twice as close as those above, so when the nearest (below) does not read
+ * back, the next digits up may. */
+static void shortest_digits(double value, char digits[20], int *count, int *exponent)
+{
+    char text[40];
+    unsigned long long mantissa = 0;
+    for (int precision = 0; precision < 17; precision++) {
+        snprintf(text, sizeof text, "%.*e", precision, value);
+        mantissa = 0;
+        const char *p = text;
+        for (; *p != 'e'; p++)
+            if (*p != '.')
+                mantissa = mantissa * 10 + (unsigned long long)(*p - '0');
+        *exponent = atoi(p + 1);
+        if (strtod(text, NULL) == value)
+            break;
+        snprintf(text, sizeof text, "%llue%d", mantissa + 1, *exponent - precision);
+        if (strtod(text, NULL) == value) {
+            mantissa++;
+            if (snprintf(text, sizeof text, "%llu", mantissa) > precision + 1)
+                ++*exponent; /* 9.99 went up to 10.00 */
+            break;
+        }
+    }
+    *count = snprintf(digits, 20, "%llu", mantissa);
+    while (*count > 1 && digits[*count - 1] == '0')
+        --*count;
 }
 
 size_t format_double_repr(double value, char out[TIMESTAMP_TEXT_MAX])
@@ -92,26 +93,10 @@ size_t format_double_repr(double value, char out[TIMESTAMP_TEXT_MAX])
     if (value == 0)
         return (size_t)snprintf(out, TIMESTAMP_TEXT_MAX, signbit(value) ? "-0.0" : "0.0");
 
-    /* the shortest "%.Ne" that reads back to the same double */
-    char scientific[40];
-    for (int precision = 0; precision < 17; precision++) {
-        snprintf(scientific, sizeof scientific, "%.*e", precision, value);
-        if (strtod(scientific, NULL) == value)
-            break;
-    }
-    /* split "-d.ddde+XX" into sign, digits and decimal exponent */
-    const char *p = scientific;
-    int negative = *p == '-';
-    if (negative)
-        p++;
     char digits[20];
-    int count = 0;
-    for (; *p && *p != 'e'; p++)
-        if (*p != '.')
-            digits[count++] = *p;
-    while (count > 1 && digits[count - 1] == '0')
-        count--;
-    int exponent = atoi(p + 1);
+    int count, exponent;
+    shortest_digits(fabs(value), digits, &count, &exponent);
+    int negative = signbit(value) != 0;
     int point = exponent + 1; /* digits are 0.d1d2... x 10^point */
 
     size_t n = 0;
