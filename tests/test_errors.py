@@ -77,18 +77,44 @@ def test_port_not_int_is_type_error(tracer, out, field, value):
     assert_still_usable(tracer, out)
 
 
+# ints below 2**30 are read in place (one internal digit); the rest take the general path
 @pytest.mark.parametrize("field", ["srcport", "dstport"])
-@pytest.mark.parametrize("value", [70000, 65536, -1, 2**64, -2**70])
+@pytest.mark.parametrize("value", [70000, 65536, -1, -65535, 2**30 - 1, 2**30, 2**31, 2**64, -2**70])
 def test_port_out_of_range_is_value_error(tracer, out, field, value):
     with pytest.raises(ValueError, match=field):
         tracer.dump(make_packet(pcapflow.Packet, 1, **{field: value}))
     assert_still_usable(tracer, out)
 
 
-@pytest.mark.parametrize("value", [0, 65535])
+@pytest.mark.parametrize("value", [0, 1, 65535])
 def test_port_bounds_are_accepted(tracer, value):
     label = tracer.trace(make_packet(pcapflow.Packet, 1, srcport=value, dstport=value, timestamp=1.0))
     assert label == f"10.0.0.1_{value}-10.0.0.2_{value}-1.0"
+
+
+class IntSubclass(int):
+    pass
+
+
+@pytest.mark.parametrize("value", [True, IntSubclass(443)], ids=repr)
+def test_int_subclass_ports_are_their_int_value(tracer, value):
+    label = tracer.trace(make_packet(pcapflow.Packet, 1, srcport=value, dstport=80, timestamp=1.0))
+    assert label == f"10.0.0.1_{int(value)}-10.0.0.2_80-1.0"
+
+
+@pytest.mark.parametrize("number", [0, 1, -1, 2**30 - 1, 2**30, -(2**30) + 1, -(2**30), 2**31, 2**62, 2**63 - 1,
+                                    -(2**63), IntSubclass(7), True])
+def test_frame_numbers_are_kept_exactly(tracer, number):
+    tracer.trace(make_packet(pcapflow.Packet, number, timestamp=1.0))
+    (flow,) = tracer.submit()
+    assert flow.index == (int(number),) and type(flow.index[0]) is int
+
+
+@pytest.mark.parametrize("number", [2**63, -(2**63) - 1, 2**100])
+def test_frame_number_out_of_range(tracer, out, number):
+    with pytest.raises(ValueError, match="index"):
+        tracer.trace(make_packet(pcapflow.Packet, number))
+    assert_still_usable(tracer, out)
 
 
 # --- addresses -------------------------------------------------------------------------------
