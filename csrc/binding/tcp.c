@@ -12,13 +12,22 @@ static PyObject *base_trace_method, *base_dump_method; /* to spot overrides in s
 
 /* ---- flows' Python objects: user[0] is the label str, user[1] the dumper ---- */
 
+/* A label as a str: labels are ASCII (addresses, digits and [A-Za-z.+-]). */
+static PyObject *label_str(const char *label, uint32_t length)
+{
+    PyObject *text = PyUnicode_New(length, 127);
+    if (text)
+        memcpy(PyUnicode_DATA(text), label, length);
+    return text;
+}
+
 /* The flow's label as a str (borrowed), made on first use: flows opened by
  * the native capture loop have none until Python asks. */
 static PyObject *flow_label(TCPObject *self, uint32_t slot)
 {
     struct flow *flow = &self->tracer.flows[slot];
     if (!flow->user[0])
-        flow->user[0] = PyUnicode_FromStringAndSize(flow->label, flow->label_length);
+        flow->user[0] = label_str(flow->label, flow->label_length);
     return flow->user[0];
 }
 static PyObject *flow_dumper(TCPObject *self, uint32_t slot) { return self->tracer.flows[slot].user[1]; }
@@ -51,16 +60,23 @@ static PyObject *frame_tuple(const int64_t *frames, uint32_t count)
         }
         PyTuple_SET_ITEM(tuple, i, number);
     }
+    /* ints only: the collector need not scan it (it would untrack it itself,
+     * after scanning it once) */
+    if (tuple)
+        PyObject_GC_UnTrack(tuple);
     return tuple;
 }
 
-static PyObject *make_index(TCPObject *self, const char *label, uint32_t use_number, const int64_t *frames,
-                            uint32_t count)
+/* The Index of a flow; text is its label str if there is one already (a
+ * new reference, which is consumed), or NULL. */
+static PyObject *make_index(TCPObject *self, PyObject *text, const char *label, uint32_t label_length,
+                            uint32_t use_number, const int64_t *frames, uint32_t count)
 {
     PyObject *fpout = output_path(self, label, use_number);
     PyObject *index = fpout ? frame_tuple(frames, count) : NULL;
-    PyObject *text = index ? PyUnicode_FromString(label) : NULL;
-    PyObject *result = text ? index_new(fpout, index, text) : NULL;
+    if (!text && index)
+        text = label_str(label, label_length);
+    PyObject *result = index && text ? index_new(fpout, index, text) : NULL;
     /* it holds only strings, None and a tuple of ints: it cannot be part of
      * a cycle, so the collector need not scan the many of them */
     if (result)
@@ -75,8 +91,11 @@ static PyObject *make_index(TCPObject *self, const char *label, uint32_t use_num
 static int build_closed_indexes(TCPObject *self)
 {
     for (size_t i = (size_t)PyList_GET_SIZE(self->closed_indexes); i < self->tracer.closed_count; i++) {
-        const struct closed_flow *closed = &self->tracer.closed[i];
-        PyObject *index = make_index(self, closed->label, closed->use_number, closed->frames, closed->frame_count);
+        struct closed_flow *closed = &self->tracer.closed[i];
+        PyObject *text = closed->user; /* the str the flow had, handed to its Index */
+        closed->user = NULL;
+        PyObject *index = make_index(self, text, closed->label, closed->label_length, closed->use_number,
+                                     closed_flow_frames(&self->tracer, i), closed->frame_count);
         if (!index || PyList_Append(self->closed_indexes, index) < 0) {
             Py_XDECREF(index);
             return -1;
@@ -109,8 +128,9 @@ static const int traced_positions[TRACED_FIELDS] = {
 };
 
 struct traced_fields {
-    PyObject *value[INFO_MAX_FIELDS]; /* by Packet position */
-    int owned;
+    PyObject *const *value; /* by Packet position: a pcapflow Packet's own slots, or owned */
+    PyObject *owned[INFO_MAX_FIELDS];
+    int is_owned;
 };
 
 /* pcapkit's Packet class, recognised by name on first sight: its fields
@@ -137,18 +157,18 @@ static int is_pcapkit_packet(PyObject *packet)
 static int fetch_fields(PyObject *packet, struct traced_fields *fields)
 {
     if (Py_IS_TYPE(packet, &Packet_Type)) {
-        InfoObject *info = (InfoObject *)packet;
-        int complete = 1;
-        for (int i = 0; i < TRACED_FIELDS; i++)
-            complete &= info->values[traced_positions[i]] != NULL;
-        if (complete) {
-            memcpy(fields->value, info->values, sizeof fields->value);
-            fields->owned = 0;
+        PyObject *const *v = ((InfoObject *)packet)->values;
+        /* the TRACED_FIELDS, spelled out: this runs for every packet */
+        if (v[PACKET_SRC] && v[PACKET_DST] && v[PACKET_SRCPORT] && v[PACKET_DSTPORT] && v[PACKET_INDEX] &&
+            v[PACKET_FIN] && v[PACKET_SYN] && v[PACKET_FRAME]) {
+            fields->value = v;
+            fields->is_owned = 0;
             return 0;
         }
     }
-    memset(fields->value, 0, sizeof fields->value);
-    fields->owned = 1;
+    memset(fields->owned, 0, sizeof fields->owned);
+    fields->value = fields->owned;
+    fields->is_owned = 1;
     int pcapkit_packet = is_pcapkit_packet(packet);
     PyObject *dict = pcapkit_packet ? PyObject_GenericGetDict(packet, NULL) : NULL;
     /* pcapkit's Packet() cannot be made without syn and frame: only the
@@ -157,8 +177,8 @@ static int fetch_fields(PyObject *packet, struct traced_fields *fields)
     for (int i = 0; i < wanted; i++) {
         int position = traced_positions[i];
         PyObject *value = dict ? PyDict_GetItemWithError(dict, packet_field_name(position)) : NULL;
-        fields->value[position] = value ? Py_NewRef(value) : PyErr_Occurred() ? NULL : packet_field(packet, position);
-        if (!fields->value[position]) {
+        fields->owned[position] = value ? Py_NewRef(value) : PyErr_Occurred() ? NULL : packet_field(packet, position);
+        if (!fields->owned[position]) {
             Py_XDECREF(dict);
             return -1;
         }
@@ -169,9 +189,9 @@ static int fetch_fields(PyObject *packet, struct traced_fields *fields)
 
 static void release_fields(struct traced_fields *fields)
 {
-    if (fields->owned)
+    if (fields->is_owned)
         for (int i = 0; i < INFO_MAX_FIELDS; i++)
-            Py_CLEAR(fields->value[i]);
+            Py_CLEAR(fields->owned[i]);
 }
 
 /* An address field as bytes. Packets from one decoder usually share their
@@ -322,7 +342,7 @@ static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_k
         goto fail;
     }
     struct flow *flow = &self->tracer.flows[slot];
-    PyObject *label = PyUnicode_FromStringAndSize(flow->label, flow->label_length);
+    PyObject *label = label_str(flow->label, flow->label_length);
     flow->user[0] = label;
     if (label && self->mode == OUTPUT_DUMPER) {
         PyObject *path = output_path(self, flow->label, flow->use_number);
@@ -380,7 +400,8 @@ done:
 /* FIN: the flow's file is complete; record it and tell the callbacks. */
 static int close_flow(TCPObject *self, uint32_t slot)
 {
-    forget_flow_objects(self, slot);
+    /* the label str goes with the flow to the closed list, for its Index */
+    Py_CLEAR(*(PyObject **)&self->tracer.flows[slot].user[1]);
     int write_failed;
     long position = tracer_close_flow(&self->tracer, slot, &write_failed);
     if (position < 0) {
@@ -599,6 +620,55 @@ static int flush(TCPObject *self)
     return 0;
 }
 
+/* The Index objects of the open flows (first seen first), then those of
+ * the closed flows (closed first first), as a tuple. */
+static PyObject *build_index(TCPObject *self)
+{
+    if (build_closed_indexes(self) < 0)
+        return NULL;
+    PyObject *all = PyList_New(0);
+    if (!all)
+        return NULL;
+    for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next) {
+        const struct flow *flow = &self->tracer.flows[slot];
+        PyObject *index = make_index(self, Py_XNewRef((PyObject *)flow->user[0]), flow->label, flow->label_length,
+                                     flow->use_number, flow_frames(flow), flow->frame_count);
+        if (!index || PyList_Append(all, index) < 0) {
+            Py_XDECREF(index);
+            Py_DECREF(all);
+            return NULL;
+        }
+        Py_DECREF(index);
+    }
+    Py_ssize_t n = PyList_GET_SIZE(all);
+    PyObject *result = PyList_SetSlice(all, n, n, self->closed_indexes) == 0 ? PyList_AsTuple(all) : NULL;
+    Py_DECREF(all);
+    return result;
+}
+
+/* Building the index makes two objects per flow that the cyclic collector
+ * never needs to see (they are untracked as soon as they are made), yet
+ * their allocation would start a collection every 700 of them. No Python
+ * code runs while it is paused. Returns whether it was enabled. */
+static int pause_collector(void)
+{
+#if PY_VERSION_HEX >= 0x030A0000
+    return PyGC_Disable();
+#else
+    return 0;
+#endif
+}
+
+static void resume_collector(int was_enabled)
+{
+#if PY_VERSION_HEX >= 0x030A0000
+    if (was_enabled)
+        PyGC_Enable();
+#else
+    (void)was_enabled;
+#endif
+}
+
 static PyObject *tcp_submit(PyObject *op, PyObject *unused)
 {
     (void)unused;
@@ -611,28 +681,13 @@ static PyObject *tcp_submit(PyObject *op, PyObject *unused)
         return NULL;
     if (self->submitted)
         return Py_NewRef(self->submitted);
-    if (build_closed_indexes(self) < 0)
-        return NULL;
-    PyObject *all = PyList_New(0);
-    if (!all)
-        return NULL;
-    for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next) {
-        const struct flow *flow = &self->tracer.flows[slot];
-        PyObject *index = make_index(self, flow->label, flow->use_number, flow->frames, flow->frame_count);
-        if (!index || PyList_Append(all, index) < 0) {
-            Py_XDECREF(index);
-            Py_DECREF(all);
-            return NULL;
-        }
-        Py_DECREF(index);
-    }
-    Py_ssize_t n = PyList_GET_SIZE(all);
-    if (PyList_SetSlice(all, n, n, self->closed_indexes) < 0) {
-        Py_DECREF(all);
-        return NULL;
-    }
-    self->submitted = PyList_AsTuple(all);
-    Py_DECREF(all);
+    int collector = pause_collector();
+    self->submitted = build_index(self);
+    resume_collector(collector);
+    /* Index objects only (untracked, see make_index): nothing for the
+     * collector to find in it, and tens of thousands of items to visit */
+    if (self->submitted)
+        PyObject_GC_UnTrack(self->submitted);
     return self->submitted ? Py_NewRef(self->submitted) : NULL;
 }
 
@@ -704,6 +759,8 @@ static void release(TCPObject *self)
     if (self->ready) {
         for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
             forget_flow_objects(self, slot);
+        for (size_t i = 0; i < self->tracer.closed_count; i++)
+            Py_CLEAR(*(PyObject **)&self->tracer.closed[i].user);
         tracer_free(&self->tracer);
         self->ready = 0;
     }
@@ -804,6 +861,9 @@ static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
         return -1;
     if (!(self->closed_indexes = PyList_New(0)))
         return -1;
+    /* it only ever holds Index objects made by make_index (untracked): the
+     * collector need not visit its items on every collection */
+    PyObject_GC_UnTrack(self->closed_indexes);
     if (tracer_init(&self->tracer, &config) < 0) {
         raise_tracer_error(&self->tracer);
         tracer_free(&self->tracer);
@@ -822,8 +882,9 @@ static int tcp_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(self->memo[0].object);
     Py_VISIT(self->memo[1].object);
     /* while a capture loop runs without the GIL the flows change under us;
-     * they hold no Python objects then (see tcp_trace_capture) */
-    if (self->ready && !self->busy)
+     * they hold no Python objects then (see tcp_trace_capture). Only
+     * dumpers (user[1]) can be part of a cycle: the labels are str. */
+    if (self->ready && !self->busy && self->mode == OUTPUT_DUMPER)
         for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
             Py_VISIT((PyObject *)self->tracer.flows[slot].user[1]);
     return 0;

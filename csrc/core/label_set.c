@@ -16,7 +16,8 @@ static uint64_t hash_text(const char *text, size_t length)
         length -= 8;
     }
     uint64_t tail = 0;
-    memcpy(&tail, text, length);
+    for (size_t i = 0; i < length; i++)
+        tail = tail << 8 | (uint8_t)text[i];
     h = (h ^ tail) * 0x94d049bb133111ebu;
     return h ^ (h >> 31);
 }

@@ -79,15 +79,15 @@ void tracer_free(struct tracer *tr)
         if (!tr->flows[slot].in_use)
             continue;
         flow_file_release(tr, slot);
-        free(tr->flows[slot].frames);
+        if (tr->flows[slot].frame_capacity > FLOW_INLINE_FRAMES)
+            free(tr->flows[slot].frames.heap);
     }
-    for (size_t i = 0; i < tr->closed_count; i++)
-        free(tr->closed[i].frames);
     if (tr->directory_fd >= 0)
         close(tr->directory_fd);
     free(tr->flows);
     free(tr->table);
     free(tr->closed);
+    free(tr->closed_frames);
     free(tr->directory);
     free(tr->extension);
     label_set_free(&tr->labels);
@@ -99,6 +99,9 @@ void tracer_free(struct tracer *tr)
 
 static uint64_t table_word(uint64_t hash, uint32_t slot) { return (hash >> 32) << 32 | (uint64_t)(slot + 1); }
 static uint32_t word_slot(uint64_t word) { return (uint32_t)(word & 0xffffffffu) - 1; }
+/* Where a hash (or the word holding its tag) starts probing: taken from the
+ * tag, so moving words (growth, deletion) needs no key hashed again. */
+static size_t home_of(uint64_t hash_or_word, size_t mask) { return (size_t)(hash_or_word >> 32) & mask; }
 
 static int table_grow(struct tracer *tr)
 {
@@ -110,7 +113,7 @@ static int table_grow(struct tracer *tr)
         uint64_t word = tr->table[i];
         if (!word)
             continue;
-        size_t j = flow_key_hash(&tr->flows[word_slot(word)].key) & (capacity - 1);
+        size_t j = home_of(word, capacity - 1);
         while (table[j])
             j = (j + 1) & (capacity - 1);
         table[j] = word;
@@ -127,7 +130,7 @@ uint32_t tracer_find(const struct tracer *tr, const struct flow_key *key)
         return TRACER_NO_SLOT;
     uint64_t hash = flow_key_hash(key);
     size_t mask = tr->table_capacity - 1;
-    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    for (size_t i = home_of(hash, mask);; i = (i + 1) & mask) {
         uint64_t word = tr->table[i];
         if (!word)
             return TRACER_NO_SLOT;
@@ -139,12 +142,12 @@ uint32_t tracer_find(const struct tracer *tr, const struct flow_key *key)
 static void table_remove(struct tracer *tr, uint32_t slot)
 {
     size_t mask = tr->table_capacity - 1;
-    size_t i = flow_key_hash(&tr->flows[slot].key) & mask;
+    size_t i = home_of(flow_key_hash(&tr->flows[slot].key), mask);
     while (word_slot(tr->table[i]) != slot)
         i = (i + 1) & mask;
     /* backward-shift deletion keeps every probe chain unbroken without tombstones */
     for (size_t j = (i + 1) & mask; tr->table[j]; j = (j + 1) & mask) {
-        size_t home = flow_key_hash(&tr->flows[word_slot(tr->table[j])].key) & mask;
+        size_t home = home_of(tr->table[j], mask);
         int movable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
         if (movable) {
             tr->table[i] = tr->table[j];
@@ -202,6 +205,7 @@ uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *
     flow->generation = generation;
     flow->file.fd = -1;
     flow->file.lru_newer = flow->file.lru_older = TRACER_NO_SLOT;
+    flow->frame_capacity = FLOW_INLINE_FRAMES;
 
     const char *interned;
     uint32_t use_number;
@@ -229,7 +233,7 @@ uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *
 
     size_t mask = tr->table_capacity - 1;
     uint64_t hash = flow_key_hash(key);
-    size_t i = hash & mask;
+    size_t i = home_of(hash, mask);
     while (tr->table[i])
         i = (i + 1) & mask;
     tr->table[i] = table_word(hash, slot);
@@ -240,16 +244,22 @@ int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number)
 {
     struct flow *flow = &tr->flows[slot];
     if (flow->frame_count == flow->frame_capacity) {
-        uint32_t capacity = flow->frame_capacity ? flow->frame_capacity * 2 : 4;
-        int64_t *frames = capacity > flow->frame_capacity ? realloc(flow->frames, capacity * sizeof *frames) : NULL;
+        uint32_t capacity = flow->frame_capacity * 2;
+        int in_place = flow->frame_capacity == FLOW_INLINE_FRAMES;
+        int64_t *frames = capacity < flow->frame_capacity ? NULL
+                          : in_place                      ? malloc(capacity * sizeof *frames)
+                                                          : realloc(flow->frames.heap, capacity * sizeof *frames);
         if (!frames) {
             set_error(tr, ENOMEM, "out of memory", NULL);
             return -1;
         }
-        flow->frames = frames;
+        if (in_place)
+            memcpy(frames, flow->frames.in_place, sizeof flow->frames.in_place);
+        flow->frames.heap = frames;
         flow->frame_capacity = capacity;
     }
-    flow->frames[flow->frame_count++] = frame_number;
+    int64_t *frames = flow->frame_capacity > FLOW_INLINE_FRAMES ? flow->frames.heap : flow->frames.in_place;
+    frames[flow->frame_count++] = frame_number;
     return 0;
 }
 
@@ -273,8 +283,9 @@ static void unlink_flow(struct tracer *tr, uint32_t slot)
 {
     struct flow *flow = &tr->flows[slot];
     flow_file_release(tr, slot);
-    free(flow->frames);
-    flow->frames = NULL;
+    if (flow->frame_capacity > FLOW_INLINE_FRAMES)
+        free(flow->frames.heap);
+    flow->frame_capacity = 0;
     table_remove(tr, slot);
     if (flow->open_prev != TRACER_NO_SLOT)
         tr->flows[flow->open_prev].open_next = flow->open_next;
@@ -307,10 +318,24 @@ long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed)
         tr->closed = closed;
         tr->closed_capacity = capacity;
     }
+    if (tr->closed_frames_capacity - tr->closed_frames_count < flow->frame_count) {
+        size_t capacity = tr->closed_frames_capacity ? tr->closed_frames_capacity : 1024;
+        while (capacity - tr->closed_frames_count < flow->frame_count)
+            capacity *= 2;
+        int64_t *frames = realloc(tr->closed_frames, capacity * sizeof *frames);
+        if (!frames) {
+            set_error(tr, ENOMEM, "out of memory", NULL);
+            return -1;
+        }
+        tr->closed_frames = frames;
+        tr->closed_frames_capacity = capacity;
+    }
+    memcpy(tr->closed_frames + tr->closed_frames_count, flow_frames(flow), flow->frame_count * sizeof(int64_t));
     tr->closed[tr->closed_count] = (struct closed_flow){
-        flow->label, flow->label_length, flow->use_number, flow->frames, flow->frame_count,
+        flow->label, flow->label_length, flow->use_number, tr->closed_frames_count, flow->frame_count, flow->user[0],
     };
-    flow->frames = NULL; /* now owned by the closed list */
+    tr->closed_frames_count += flow->frame_count;
+    flow->user[0] = NULL; /* now the closed flow's */
     unlink_flow(tr, slot);
     return (long)tr->closed_count++;
 }

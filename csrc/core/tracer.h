@@ -8,9 +8,10 @@
  * max_open_files descriptors are open at once (least recently used first
  * to go), so any number of flows can be open.
  *
- * Memory per open flow: one struct flow (see tracer_flow_bytes()), one
- * hash-table entry, the interned label, 8 bytes per frame number and the
- * flow's pending output (bounded by flush_bytes). */
+ * Memory per open flow: one struct flow (see tracer_flow_bytes(); it holds
+ * the first FLOW_INLINE_FRAMES frame numbers), one hash-table entry, the
+ * interned label, 8 bytes per further frame number and the flow's pending
+ * output (bounded by flush_bytes). */
 #ifndef PCAPFLOW_TRACER_H
 #define PCAPFLOW_TRACER_H
 
@@ -23,6 +24,10 @@
 #include "pcap_format.h"
 
 enum { TRACER_NO_SLOT = 0xffffffffu };
+
+/* Frame numbers a flow keeps in its own struct: most flows have no more, and
+ * need no allocation of their own. */
+enum { FLOW_INLINE_FRAMES = 4 };
 
 struct flow_file {
     uint8_t *pending; /* bytes not yet written to the file */
@@ -39,7 +44,10 @@ struct flow {
     const char *label;   /* interned in tracer.labels */
     uint32_t label_length;
     uint32_t use_number; /* 1 for the first flow with this label, 2 for the next, ... */
-    int64_t *frames;
+    union {
+        int64_t in_place[FLOW_INLINE_FRAMES]; /* while frame_capacity is FLOW_INLINE_FRAMES */
+        int64_t *heap;                         /* once there were more */
+    } frames;
     uint32_t frame_count;
     uint32_t frame_capacity;
     uint32_t open_prev, open_next; /* open flows in the order they were first seen */
@@ -53,8 +61,9 @@ struct closed_flow {
     const char *label;
     uint32_t label_length;
     uint32_t use_number;
-    int64_t *frames;
+    size_t first_frame; /* its frame numbers: tracer.closed_frames[first_frame ...] */
     uint32_t frame_count;
+    void *user; /* the open flow's user[0], handed over on close (owned by the caller) */
 };
 
 struct tracer_error {
@@ -91,6 +100,8 @@ struct tracer {
 
     struct closed_flow *closed;
     size_t closed_count, closed_capacity;
+    int64_t *closed_frames; /* the closed flows' frame numbers, one after another */
+    size_t closed_frames_count, closed_frames_capacity;
 
     struct label_set labels;
 
@@ -117,13 +128,24 @@ uint32_t tracer_find(const struct tracer *tr, const struct flow_key *key);
  * tr->error set. */
 uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *timestamp,
                      size_t timestamp_length, uint32_t linktype);
+/* The frame numbers of an open flow (flow->frame_count of them). */
+static inline const int64_t *flow_frames(const struct flow *flow)
+{
+    return flow->frame_capacity > FLOW_INLINE_FRAMES ? flow->frames.heap : flow->frames.in_place;
+}
+/* The frame numbers of closed flow i. */
+static inline const int64_t *closed_flow_frames(const struct tracer *tr, size_t i)
+{
+    return tr->closed_frames + tr->closed[i].first_frame;
+}
 /* Appends a frame number to the flow. Returns 0 or -1 (memory). */
 int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number);
 /* Queues one pcap record (header and data) on the flow's file. Returns 0 or -1. */
 int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_record *record,
                        const uint8_t *data, size_t length);
 /* Writes everything queued for the flow, closes its file and moves the flow
- * to the closed list. Returns the index in the closed list, or -1 (memory).
+ * to the closed list, its user[0] with it (user[1] is the caller's to
+ * release first). Returns the index in the closed list, or -1 (memory).
  * When the write failed the flow is closed all the same, *write_failed is
  * set and tr->error tells what failed. */
 long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed);
