@@ -86,7 +86,7 @@ def test_port_out_of_range_is_value_error(tracer, out, field, value):
     assert_still_usable(tracer, out)
 
 
-@pytest.mark.parametrize("value", [0, 1, 65535])
+@pytest.mark.parametrize("value", [0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 65535])
 def test_port_bounds_are_accepted(tracer, value):
     label = tracer.trace(make_packet(pcapflow.Packet, 1, srcport=value, dstport=value, timestamp=1.0))
     assert label == f"10.0.0.1_{value}-10.0.0.2_{value}-1.0"

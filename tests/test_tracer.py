@@ -372,6 +372,41 @@ def test_callback_lists_are_per_class(out, restore_tcp_callbacks):
     assert hits[-1] == ("base", base_label)
 
 
+def test_callbacks_follow_the_class_while_a_tracer_runs(out, restore_tcp_callbacks):
+    """A tracer keeps the callback list it looked up while the class is unchanged: registering,
+    replacing or deleting the list between FINs, on the class or a base, is seen at the next FIN."""
+    class Base(pcapflow.TCP):
+        pass
+
+    class Sub(Base):
+        pass
+
+    hits = []
+    tracer = Sub(out, "pcap")
+    serial = iter(range(1, 100))
+
+    def close_one_flow():
+        n = next(serial)
+        return tracer.trace(make_packet(Packet, n, srcport=1000 + n, fin=True, timestamp=float(n)))
+
+    close_one_flow()
+    assert hits == []
+    Sub.register_callback(lambda idx: hits.append(("first", idx.label)))
+    label = close_one_flow()
+    assert hits == [("first", label)]
+    Sub.__callback_fn__ = [lambda idx: hits.append(("replaced", idx.label))]
+    label = close_one_flow()
+    assert hits[-1] == ("replaced", label) and len(hits) == 2
+    del Sub.__callback_fn__  # now the base's list is the one found
+    Base.register_callback(lambda idx: hits.append(("base", idx.label)))
+    label = close_one_flow()
+    assert hits[-1] == ("base", label) and len(hits) == 3
+    Base.__callback_fn__ = []
+    close_one_flow()
+    assert len(hits) == 3
+    tracer.close()
+
+
 # --- dumpers ------------------------------------------------------------------------
 
 class LineDumper(dictdumper.dumper.Dumper):

@@ -35,9 +35,9 @@ struct info_spec {
 typedef struct {
     PyObject_HEAD
     const struct info_spec *spec;
-    PyObject *values[INFO_MAX_FIELDS]; /* declared fields; NULL when absent */
-    PyObject *extra; /* dict of keys that are not declared fields, or NULL */
-    PyObject *order; /* tuple of keys in insertion order, or NULL for declared order */
+    PyObject *extra;    /* dict of keys that are not declared fields, or NULL */
+    PyObject *order;    /* tuple of keys in insertion order, or NULL for declared order */
+    PyObject *values[]; /* the spec's declared fields; NULL when absent */
 } InfoObject;
 
 /* Field positions of Packet, in pcapkit's order. */
@@ -49,7 +49,8 @@ enum { INDEX_FPOUT, INDEX_INDEX, INDEX_LABEL };
 
 extern PyTypeObject Packet_Type, Buffer_Type, Index_Type;
 int info_types_ready(PyObject *module);
-/* A new Index(fpout, index, label); steals nothing. */
+/* A new Index(fpout, index, label), not tracked by the cyclic collector:
+ * for values that cannot lead back to it. Steals nothing. */
 PyObject *index_new(PyObject *fpout, PyObject *index, PyObject *label);
 int info_check(PyObject *object);
 /* A field of a packet (pcapflow's, pcapkit's or a mapping) by Packet position: a new reference. */
@@ -80,6 +81,8 @@ typedef struct {
         uint8_t bytes[16];
     } memo[2];
     int memo_next;            /* the entry to replace next */
+    PyObject *callbacks;      /* the class's __callback_fn__ as last looked up, or NULL */
+    unsigned int callbacks_version; /* the class's version tag then */
     int busy;                 /* a capture is being traced in C, without the GIL */
 } TCPObject;
 

@@ -96,9 +96,12 @@ fail:
 
 PyObject *index_new(PyObject *fpout, PyObject *index, PyObject *label)
 {
-    InfoObject *self = info_alloc(&Index_Type);
+    /* one per flow: allocated without zeroing and without tracking */
+    InfoObject *self = PyObject_GC_New(InfoObject, &Index_Type);
     if (!self)
         return NULL;
+    self->spec = &index_spec;
+    self->extra = self->order = NULL;
     self->values[INDEX_FPOUT] = Py_NewRef(fpout);
     self->values[INDEX_INDEX] = Py_NewRef(index);
     self->values[INDEX_LABEL] = Py_NewRef(label);
@@ -467,7 +470,7 @@ static PyObject *info_richcompare(PyObject *op, PyObject *other, int cmp)
 static int info_traverse(PyObject *op, visitproc visit, void *arg)
 {
     InfoObject *self = (InfoObject *)op;
-    for (int i = 0; i < INFO_MAX_FIELDS; i++)
+    for (int i = 0; i < self->spec->field_count; i++)
         Py_VISIT(self->values[i]);
     Py_VISIT(self->extra);
     Py_VISIT(self->order);
@@ -477,7 +480,7 @@ static int info_traverse(PyObject *op, visitproc visit, void *arg)
 static int info_clear(PyObject *op)
 {
     InfoObject *self = (InfoObject *)op;
-    for (int i = 0; i < INFO_MAX_FIELDS; i++)
+    for (int i = 0; i < self->spec->field_count; i++)
         Py_CLEAR(self->values[i]);
     Py_CLEAR(self->extra);
     Py_CLEAR(self->order);
@@ -512,10 +515,10 @@ static PySequenceMethods info_as_sequence = {.sq_contains = info_contains};
 #define INFO_MAPPING_FLAG 0
 #endif
 
-#define INFO_TYPE(c_name, py_name, doc)                                                                \
+#define INFO_TYPE(c_name, py_name, field_count, doc)                                                   \
     PyTypeObject c_name = {                                                                            \
         PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pcapflow." py_name,                                  \
-        .tp_basicsize = sizeof(InfoObject),                                                            \
+        .tp_basicsize = sizeof(InfoObject) + (field_count) * sizeof(PyObject *),                       \
         .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE | INFO_MAPPING_FLAG,      \
         .tp_doc = doc,                                                                                 \
         .tp_new = info_new,                                                                            \
@@ -534,12 +537,12 @@ static PySequenceMethods info_as_sequence = {.sq_contains = info_contains};
         .tp_methods = info_methods,                                                                    \
     }
 
-INFO_TYPE(Packet_Type, "Packet",
+INFO_TYPE(Packet_Type, "Packet", 10,
           "Packet(protocol, index, frame, syn, fin, src, dst, srcport, dstport, timestamp)\n\n"
           "One TCP frame to trace: link type, frame number, frame (with packet bytes and\n"
           "frame_info), SYN and FIN flags, addresses, ports and timestamp.");
-INFO_TYPE(Buffer_Type, "Buffer", "Buffer(fpout, index, label)\n\nAn open flow: output, frame numbers, label.");
-INFO_TYPE(Index_Type, "Index",
+INFO_TYPE(Buffer_Type, "Buffer", 3, "Buffer(fpout, index, label)\n\nAn open flow: output, frame numbers, label.");
+INFO_TYPE(Index_Type, "Index", 3,
           "Index(fpout, index, label)\n\nA traced flow: output file path (or None), frame numbers, label.");
 
 int info_types_ready(PyObject *module)
@@ -550,9 +553,15 @@ int info_types_ready(PyObject *module)
             if (!(specs[s]->interned[i] = PyUnicode_InternFromString(specs[s]->field_names[i])))
                 return -1;
     PyTypeObject *types[] = {&Packet_Type, &Buffer_Type, &Index_Type};
-    for (int t = 0; t < 3; t++)
+    for (int t = 0; t < 3; t++) {
+        /* each type's size holds its spec's fields (INFO_TYPE is given the count) */
+        if ((size_t)types[t]->tp_basicsize != sizeof(InfoObject) + (size_t)specs[t]->field_count * sizeof(PyObject *)) {
+            PyErr_Format(PyExc_SystemError, "%s: size does not match its fields", specs[t]->type_name);
+            return -1;
+        }
         if (PyModule_AddType(module, types[t]) < 0)
             return -1;
+    }
     return 0;
 }
 

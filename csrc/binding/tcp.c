@@ -397,6 +397,30 @@ done:
     return slot;
 }
 
+/* The class's __callback_fn__ (a new reference, or NULL when it has none).
+ * Every FIN asks, so the answer is kept while the class's version tag
+ * stays: CPython gives a class a new tag whenever an attribute of it or of
+ * a base is set (where it keeps no valid tag, the class is asked each time). */
+static PyObject *class_callbacks(TCPObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    int tagged = (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && type->tp_version_tag != 0;
+    if (self->callbacks && tagged && type->tp_version_tag == self->callbacks_version)
+        return Py_NewRef(self->callbacks);
+    Py_CLEAR(self->callbacks);
+    PyObject *callbacks = PyObject_GetAttr((PyObject *)type, G.str_callback_fn);
+    if (!callbacks) {
+        PyErr_Clear();
+        return NULL;
+    }
+    /* the lookup gives the class a tag if it had none */
+    if ((type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && type->tp_version_tag != 0) {
+        self->callbacks = Py_NewRef(callbacks);
+        self->callbacks_version = type->tp_version_tag;
+    }
+    return callbacks;
+}
+
 /* FIN: the flow's file is complete; record it and tell the callbacks. */
 static int close_flow(TCPObject *self, uint32_t slot)
 {
@@ -417,9 +441,7 @@ static int close_flow(TCPObject *self, uint32_t slot)
     if (write_error)
         *write_error = self->tracer.error;
 
-    PyObject *callbacks = PyObject_GetAttr((PyObject *)Py_TYPE(self), G.str_callback_fn);
-    if (!callbacks)
-        PyErr_Clear();
+    PyObject *callbacks = class_callbacks(self);
     int status = 0;
     if (callbacks && PyList_Check(callbacks) && PyList_GET_SIZE(callbacks) > 0) {
         status = build_closed_indexes(self);
@@ -770,6 +792,7 @@ static void release(TCPObject *self)
     Py_CLEAR(self->byteorder);
     Py_CLEAR(self->closed_indexes);
     Py_CLEAR(self->submitted);
+    Py_CLEAR(self->callbacks);
     forget_addresses(self);
 }
 
@@ -881,6 +904,7 @@ static int tcp_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(self->submitted);
     Py_VISIT(self->memo[0].object);
     Py_VISIT(self->memo[1].object);
+    Py_VISIT(self->callbacks);
     /* while a capture loop runs without the GIL the flows change under us;
      * they hold no Python objects then (see tcp_trace_capture). Only
      * dumpers (user[1]) can be part of a cycle: the labels are str. */
@@ -896,6 +920,7 @@ static int tcp_clear(PyObject *op)
     Py_CLEAR(self->dumper_class);
     Py_CLEAR(self->closed_indexes);
     Py_CLEAR(self->submitted);
+    Py_CLEAR(self->callbacks);
     forget_addresses(self);
     if (self->ready && !self->busy)
         for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)

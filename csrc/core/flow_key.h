@@ -33,17 +33,19 @@ static inline int flow_key_equal(const struct flow_key *a, const struct flow_key
     return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
 }
 
+static inline uint64_t flow_key_mix(uint64_t h, uint64_t word)
+{
+    h = (h ^ word) * 0xbf58476d1ce4e5b9u;
+    return h ^ (h >> 31);
+}
+
 /* A 64-bit mix of the key's 40 bytes (five words folded with multiply-xorshift). */
 static inline uint64_t flow_key_hash(const struct flow_key *key)
 {
-    uint64_t words[5];
-    memcpy(words, key, sizeof words);
-    uint64_t h = 0x9e3779b97f4a7c15u;
-    for (int i = 0; i < 5; i++) {
-        h ^= words[i];
-        h *= 0xbf58476d1ce4e5b9u;
-        h ^= h >> 31;
-    }
+    uint64_t w[5];
+    memcpy(w, key, sizeof w);
+    uint64_t h = flow_key_mix(flow_key_mix(flow_key_mix(flow_key_mix(flow_key_mix(0x9e3779b97f4a7c15u, w[0]), w[1]),
+                                                        w[2]), w[3]), w[4]);
     h *= 0x94d049bb133111ebu;
     return h ^ (h >> 29);
 }

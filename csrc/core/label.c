@@ -90,10 +90,15 @@ size_t format_address(int family, const uint8_t addr[16], int mapped_as_dotted, 
     return family == FLOW_FAMILY_IPV4 ? format_ipv4(addr, out) : format_ipv6(addr, mapped_as_dotted, out);
 }
 
+/* [0-9A-Za-z.+-]: what str() of a number can hold, all safe in a file name.
+ * One bit per ASCII character, as every label's timestamp is checked. */
 static int timestamp_char_allowed(char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
-           c == '+' || c == '-';
+    static const uint64_t below_64 = UINT64_C(0x3ff) << '0' | UINT64_C(1) << '.' | UINT64_C(1) << '+' |
+                                     UINT64_C(1) << '-';
+    static const uint64_t from_64 = UINT64_C(0x3ffffff) << ('A' - 64) | UINT64_C(0x3ffffff) << ('a' - 64);
+    unsigned char u = (unsigned char)c;
+    return u < 64 ? (int)(below_64 >> u & 1) : u < 128 ? (int)(from_64 >> (u - 64) & 1) : 0;
 }
 
 size_t format_label(const struct flow_key *key, const char *timestamp, size_t timestamp_len,
