@@ -5,6 +5,9 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#if PY_VERSION_HEX < 0x030B0000
+#include <longintrepr.h> /* an int's digits (read_small_int); Python.h has them from 3.11 on */
+#endif
 
 #include "core/tracer.h"
 
@@ -104,8 +107,52 @@ PyObject *get_field(PyObject *object, PyObject *name, const char *what);
 /* Like get_field, but returns NULL without an error when the field is missing. */
 PyObject *get_optional_field(PyObject *object, PyObject *name);
 int convert_address(PyObject *value, const char *field, uint8_t *family, uint8_t out[16]);
-int convert_port(PyObject *value, const char *field, uint16_t *out);
-int convert_frame_number(PyObject *value, int64_t *out);
+
+/* The value of an exact int below 2^30 in magnitude, read in place: ports and
+ * frame numbers nearly always are, and the general conversion costs more
+ * than the rest of their checks together. Returns 0 when value is not such
+ * an int (the general conversion then decides). */
+static inline int read_small_int(PyObject *value, long *out)
+{
+    if (!PyLong_CheckExact(value))
+        return 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (!PyUnstable_Long_IsCompact((PyLongObject *)value))
+        return 0;
+    *out = (long)PyUnstable_Long_CompactValue((PyLongObject *)value);
+#else
+    Py_ssize_t size = Py_SIZE(value); /* digits, negative for a negative int */
+    if (size < -1 || size > 1)
+        return 0;
+    *out = size == 0 ? 0 : size * (long)((PyLongObject *)value)->ob_digit[0];
+#endif
+    return 1;
+}
+
+/* A port (0..65535) or a frame number (any int64), or -1 with an exception
+ * naming the field. Inline for the common case; the rest is in convert.c. */
+int convert_port_general(PyObject *value, const char *field, uint16_t *out);
+int convert_frame_number_general(PyObject *value, int64_t *out);
+
+static inline int convert_port(PyObject *value, const char *field, uint16_t *out)
+{
+    long small;
+    if (read_small_int(value, &small) && small >= 0 && small <= 65535) {
+        *out = (uint16_t)small;
+        return 0;
+    }
+    return convert_port_general(value, field, out);
+}
+
+static inline int convert_frame_number(PyObject *value, int64_t *out)
+{
+    long small;
+    if (read_small_int(value, &small)) {
+        *out = small;
+        return 0;
+    }
+    return convert_frame_number_general(value, out);
+}
 /* str(timestamp) as pcapkit writes it into labels, into out; returns its
  * length, or -1 with an exception (a wrong type, or text too long). */
 enum { TIMESTAMP_TEXT_LIMIT = LABEL_MAX_TIMESTAMP + 1 };

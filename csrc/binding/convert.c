@@ -8,10 +8,6 @@
 #include "binding.h"
 #include "core/timestamp_text.h"
 
-#if PY_VERSION_HEX < 0x030B0000
-#include <longintrepr.h> /* an int's digits; Python.h has them from 3.11 on */
-#endif
-
 PyObject *get_optional_field(PyObject *object, PyObject *name)
 {
     if (PyDict_Check(object)) {
@@ -93,34 +89,8 @@ int convert_address(PyObject *value, const char *field, uint8_t *family, uint8_t
     return -1;
 }
 
-/* The value of an exact int below 2^30 in magnitude, read in place: ports and
- * frame numbers nearly always are, and the general conversion costs more
- * than the rest of their checks together. Returns 0 when value is not such
- * an int (the general conversion then decides). */
-static int read_small_int(PyObject *value, long *out)
+int convert_port_general(PyObject *value, const char *field, uint16_t *out)
 {
-    if (!PyLong_CheckExact(value))
-        return 0;
-#if PY_VERSION_HEX >= 0x030C0000
-    if (!PyUnstable_Long_IsCompact((PyLongObject *)value))
-        return 0;
-    *out = (long)PyUnstable_Long_CompactValue((PyLongObject *)value);
-#else
-    Py_ssize_t size = Py_SIZE(value); /* digits, negative for a negative int */
-    if (size < -1 || size > 1)
-        return 0;
-    *out = size == 0 ? 0 : size * (long)((PyLongObject *)value)->ob_digit[0];
-#endif
-    return 1;
-}
-
-int convert_port(PyObject *value, const char *field, uint16_t *out)
-{
-    long small;
-    if (read_small_int(value, &small) && small >= 0 && small <= 65535) {
-        *out = (uint16_t)small;
-        return 0;
-    }
     if (!PyLong_Check(value)) {
         PyErr_Format(PyExc_TypeError, "field '%s' must be an int, not %.100s", field, Py_TYPE(value)->tp_name);
         return -1;
@@ -137,13 +107,8 @@ int convert_port(PyObject *value, const char *field, uint16_t *out)
     return 0;
 }
 
-int convert_frame_number(PyObject *value, int64_t *out)
+int convert_frame_number_general(PyObject *value, int64_t *out)
 {
-    long small;
-    if (read_small_int(value, &small)) {
-        *out = small;
-        return 0;
-    }
     if (!PyLong_Check(value)) {
         PyErr_Format(PyExc_TypeError, "field 'index' (the frame number) must be an int, not %.100s",
                      Py_TYPE(value)->tp_name);

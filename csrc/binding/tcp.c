@@ -116,7 +116,7 @@ int tcp_usable(TCPObject *self)
     return self->ready && !self->busy;
 }
 
-static int ready(TCPObject *self) { return tcp_usable(self); }
+static inline int ready(TCPObject *self) { return (self->ready && !self->busy) || tcp_usable(self); }
 
 /* The fields trace() reads from every packet. A complete pcapflow Packet
  * lends its slots; anything else (pcapkit's Packet, a mapping) is read
@@ -200,16 +200,24 @@ static void release_fields(struct traced_fields *fields)
  * flow lookup, so the last two objects converted are remembered. Only
  * immutable types (ipaddress's own and str) are; the strong reference keeps
  * the object, and so its identity, alive. */
-static int read_address(TCPObject *self, PyObject *value, const char *field, uint8_t *family, uint8_t out[16])
+static int convert_and_remember(TCPObject *self, PyObject *value, const char *field, uint8_t *family,
+                                uint8_t out[16]);
+
+static inline int read_address(TCPObject *self, PyObject *value, const char *field, uint8_t *family, uint8_t out[16])
 {
-    for (int i = 0; i < 2; i++) {
-        struct address_memo *memo = &self->memo[i];
-        if (memo->object == value) {
-            *family = memo->family;
-            memcpy(out, memo->bytes, 16);
-            return 0;
-        }
-    }
+    struct address_memo *memo = self->memo[0].object == value ? &self->memo[0]
+                                : self->memo[1].object == value ? &self->memo[1]
+                                                                : NULL;
+    if (!memo)
+        return convert_and_remember(self, value, field, family, out);
+    *family = memo->family;
+    memcpy(out, memo->bytes, 16);
+    return 0;
+}
+
+static int convert_and_remember(TCPObject *self, PyObject *value, const char *field, uint8_t *family,
+                                uint8_t out[16])
+{
     if (convert_address(value, field, family, out) < 0)
         return -1;
     if (Py_IS_TYPE(value, (PyTypeObject *)G.ipv4_type) || Py_IS_TYPE(value, (PyTypeObject *)G.ipv6_type) ||

@@ -90,25 +90,21 @@ size_t format_address(int family, const uint8_t addr[16], int mapped_as_dotted, 
     return family == FLOW_FAMILY_IPV4 ? format_ipv4(addr, out) : format_ipv6(addr, mapped_as_dotted, out);
 }
 
-/* [0-9A-Za-z.+-]: what str() of a number can hold, all safe in a file name.
- * One bit per ASCII character, as every label's timestamp is checked. */
-static int timestamp_char_allowed(char c)
-{
-    static const uint64_t below_64 = UINT64_C(0x3ff) << '0' | UINT64_C(1) << '.' | UINT64_C(1) << '+' |
-                                     UINT64_C(1) << '-';
-    static const uint64_t from_64 = UINT64_C(0x3ffffff) << ('A' - 64) | UINT64_C(0x3ffffff) << ('a' - 64);
-    unsigned char u = (unsigned char)c;
-    return u < 64 ? (int)(below_64 >> u & 1) : u < 128 ? (int)(from_64 >> (u - 64) & 1) : 0;
-}
+/* [0-9A-Za-z.+-]: what str() of a number can hold, all safe in a file name. */
+static const unsigned char timestamp_char_allowed[128] = {
+    ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['.'] = 1, ['+'] = 1, ['-'] = 1,
+};
 
 size_t format_label(const struct flow_key *key, const char *timestamp, size_t timestamp_len,
                     int mapped_as_dotted, char out[LABEL_MAX])
 {
     if (timestamp_len == 0 || timestamp_len > LABEL_MAX_TIMESTAMP)
         return 0;
-    for (size_t i = 0; i < timestamp_len; i++)
-        if (!timestamp_char_allowed(timestamp[i]))
+    for (size_t i = 0; i < timestamp_len; i++) {
+        unsigned char c = (unsigned char)timestamp[i];
+        if (c >= 128 || !timestamp_char_allowed[c])
             return 0;
+    }
 
     size_t n = format_address(key->src_family, key->src, mapped_as_dotted, out);
     out[n++] = '_';

@@ -38,23 +38,25 @@ struct flow_file {
     uint32_t lru_newer, lru_older; /* list of flows holding an open descriptor */
 };
 
+/* What every packet of a flow touches comes first: the key, the frame
+ * numbers and user[0] fill the struct's first 96 bytes. */
 struct flow {
     struct flow_key key;
-    uint64_t generation; /* changes each time the slot is reused */
-    const char *label;   /* interned in tracer.labels */
-    uint32_t label_length;
-    uint32_t use_number; /* 1 for the first flow with this label, 2 for the next, ... */
+    uint32_t frame_count;
+    uint32_t frame_capacity;
     union {
         int64_t in_place[FLOW_INLINE_FRAMES]; /* while frame_capacity is FLOW_INLINE_FRAMES */
         int64_t *heap;                         /* once there were more */
     } frames;
-    uint32_t frame_count;
-    uint32_t frame_capacity;
+    void *user[2]; /* owned by the caller (the Python binding keeps objects here) */
+    uint64_t generation; /* changes each time the slot is reused */
+    const char *label;   /* interned in tracer.labels */
+    uint32_t label_length;
+    uint32_t use_number; /* 1 for the first flow with this label, 2 for the next, ... */
     uint32_t open_prev, open_next; /* open flows in the order they were first seen */
     uint32_t linktype;
     uint8_t in_use;
     struct flow_file file;
-    void *user[2]; /* owned by the caller (the Python binding keeps objects here) */
 };
 
 struct closed_flow {
