@@ -114,10 +114,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (tracer_flush_all(&tr) < 0)
         abort();
     for (uint32_t slot = tr.open_first; slot != TRACER_NO_SLOT; slot = tr.flows[slot].open_next)
-        check_file(&tr, tr.flows[slot].label, tr.flows[slot].use_number, tr.flows[slot].frames,
+        check_file(&tr, tr.flows[slot].label, tr.flows[slot].use_number, flow_frames(&tr.flows[slot]),
                    tr.flows[slot].frame_count, sent);
     for (size_t i = 0; i < tr.closed_count; i++)
-        check_file(&tr, tr.closed[i].label, tr.closed[i].use_number, tr.closed[i].frames, tr.closed[i].frame_count,
+        check_file(&tr, tr.closed[i].label, tr.closed[i].use_number, closed_flow_frames(&tr, i), tr.closed[i].frame_count,
                    sent);
     tracer_free(&tr);
     empty_directory();

@@ -42,7 +42,7 @@ int tracer_init(struct tracer *tr, const struct tracer_config *config)
     memset(tr, 0, sizeof *tr);
     tr->config = *config;
     tr->directory_fd = -1;
-    tr->free_slot = tr->open_first = tr->open_last = TRACER_NO_SLOT;
+    tr->free_slot = tr->open_first = tr->open_last = tr->last_found = TRACER_NO_SLOT;
     tr->lru_newest = tr->lru_oldest = TRACER_NO_SLOT;
     label_set_init(&tr->labels);
     if (!tr->config.max_open_files)
@@ -124,8 +124,12 @@ static int table_grow(struct tracer *tr)
     return 0;
 }
 
-uint32_t tracer_find(const struct tracer *tr, const struct flow_key *key)
+uint32_t tracer_find(struct tracer *tr, const struct flow_key *key)
 {
+    /* a connection's packets often come in runs in one direction */
+    uint32_t last = tr->last_found;
+    if (last < tr->flow_capacity && tr->flows[last].in_use && flow_key_equal(&tr->flows[last].key, key))
+        return last;
     if (!tr->table_capacity)
         return TRACER_NO_SLOT;
     uint64_t hash = flow_key_hash(key);
@@ -135,7 +139,7 @@ uint32_t tracer_find(const struct tracer *tr, const struct flow_key *key)
         if (!word)
             return TRACER_NO_SLOT;
         if (word >> 32 == hash >> 32 && flow_key_equal(&tr->flows[word_slot(word)].key, key))
-            return word_slot(word);
+            return tr->last_found = word_slot(word);
     }
 }
 
@@ -240,26 +244,22 @@ uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *
     return slot;
 }
 
-int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number)
+int tracer_grow_frames(struct tracer *tr, uint32_t slot)
 {
     struct flow *flow = &tr->flows[slot];
-    if (flow->frame_count == flow->frame_capacity) {
-        uint32_t capacity = flow->frame_capacity * 2;
-        int in_place = flow->frame_capacity == FLOW_INLINE_FRAMES;
-        int64_t *frames = capacity < flow->frame_capacity ? NULL
-                          : in_place                      ? malloc(capacity * sizeof *frames)
-                                                          : realloc(flow->frames.heap, capacity * sizeof *frames);
-        if (!frames) {
-            set_error(tr, ENOMEM, "out of memory", NULL);
-            return -1;
-        }
-        if (in_place)
-            memcpy(frames, flow->frames.in_place, sizeof flow->frames.in_place);
-        flow->frames.heap = frames;
-        flow->frame_capacity = capacity;
+    uint32_t capacity = flow->frame_capacity * 2;
+    int in_place = flow->frame_capacity == FLOW_INLINE_FRAMES;
+    int64_t *frames = capacity < flow->frame_capacity ? NULL
+                      : in_place                      ? malloc(capacity * sizeof *frames)
+                                                      : realloc(flow->frames.heap, capacity * sizeof *frames);
+    if (!frames) {
+        set_error(tr, ENOMEM, "out of memory", NULL);
+        return -1;
     }
-    int64_t *frames = flow->frame_capacity > FLOW_INLINE_FRAMES ? flow->frames.heap : flow->frames.in_place;
-    frames[flow->frame_count++] = frame_number;
+    if (in_place)
+        memcpy(frames, flow->frames.in_place, sizeof flow->frames.in_place);
+    flow->frames.heap = frames;
+    flow->frame_capacity = capacity;
     return 0;
 }
 

@@ -96,6 +96,7 @@ struct tracer {
     uint32_t free_slot;
     uint32_t open_count;
     uint32_t open_first, open_last;
+    uint32_t last_found; /* the slot tracer_find() found last (checked again before use) */
 
     uint64_t *table; /* open addressing: (hash tag << 32) | (slot + 1); 0 is empty */
     size_t table_capacity;
@@ -122,7 +123,7 @@ int tracer_init(struct tracer *tr, const struct tracer_config *config);
 void tracer_free(struct tracer *tr);
 
 /* The slot of the open flow for key, or TRACER_NO_SLOT. */
-uint32_t tracer_find(const struct tracer *tr, const struct flow_key *key);
+uint32_t tracer_find(struct tracer *tr, const struct flow_key *key);
 /* Opens a new flow for key (which must not be open) labelled with the timestamp
  * text. For pcap output the file (with its global header) is created at the
  * flow's first flush, so a flow traced without frames still gets a
@@ -140,8 +141,18 @@ static inline const int64_t *closed_flow_frames(const struct tracer *tr, size_t 
 {
     return tr->closed_frames + tr->closed[i].first_frame;
 }
+/* Makes room for more frame numbers (tracer_add_frame's slow path). Returns 0 or -1 (memory). */
+int tracer_grow_frames(struct tracer *tr, uint32_t slot);
 /* Appends a frame number to the flow. Returns 0 or -1 (memory). */
-int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number);
+static inline int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number)
+{
+    struct flow *flow = &tr->flows[slot];
+    if (flow->frame_count == flow->frame_capacity && tracer_grow_frames(tr, slot) < 0)
+        return -1;
+    int64_t *frames = flow->frame_capacity > FLOW_INLINE_FRAMES ? flow->frames.heap : flow->frames.in_place;
+    frames[flow->frame_count++] = frame_number;
+    return 0;
+}
 /* Queues one pcap record (header and data) on the flow's file. Returns 0 or -1. */
 int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_record *record,
                        const uint8_t *data, size_t length);
