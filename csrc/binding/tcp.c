@@ -656,24 +656,22 @@ static PyObject *build_index(TCPObject *self)
 {
     if (build_closed_indexes(self) < 0)
         return NULL;
-    PyObject *all = PyList_New(0);
-    if (!all)
-        return NULL;
-    for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next) {
+    Py_ssize_t closed = PyList_GET_SIZE(self->closed_indexes);
+    PyObject *all = PyTuple_New((Py_ssize_t)self->tracer.open_count + closed);
+    Py_ssize_t n = 0;
+    for (uint32_t slot = self->tracer.open_first; all && slot != TRACER_NO_SLOT;
+         slot = self->tracer.flows[slot].open_next) {
         const struct flow *flow = &self->tracer.flows[slot];
         PyObject *index = make_index(self, Py_XNewRef((PyObject *)flow->user[0]), flow->label, flow->label_length,
                                      flow->use_number, flow_frames(flow), flow->frame_count);
-        if (!index || PyList_Append(all, index) < 0) {
-            Py_XDECREF(index);
-            Py_DECREF(all);
-            return NULL;
-        }
-        Py_DECREF(index);
+        if (!index)
+            Py_CLEAR(all);
+        else
+            PyTuple_SET_ITEM(all, n++, index);
     }
-    Py_ssize_t n = PyList_GET_SIZE(all);
-    PyObject *result = PyList_SetSlice(all, n, n, self->closed_indexes) == 0 ? PyList_AsTuple(all) : NULL;
-    Py_DECREF(all);
-    return result;
+    for (Py_ssize_t i = 0; all && i < closed; i++)
+        PyTuple_SET_ITEM(all, n++, Py_NewRef(PyList_GET_ITEM(self->closed_indexes, i)));
+    return all;
 }
 
 /* Building the index makes two objects per flow that the cyclic collector

@@ -65,7 +65,7 @@ static int grow(struct label_set *set)
         struct label_entry *old = &set->entries[i];
         if (!old->text)
             continue;
-        size_t j = old->hash & (capacity - 1);
+        size_t j = old->tag & (capacity - 1);
         while (entries[j].text)
             j = (j + 1) & (capacity - 1);
         entries[j] = *old;
@@ -81,13 +81,14 @@ int label_set_use(struct label_set *set, const char *text, size_t length, const 
 {
     if ((set->count + 1) * 2 > set->capacity && grow(set) < 0)
         return -1;
-    uint64_t hash = hash_text(text, length);
-    size_t i = hash & (set->capacity - 1);
+    uint32_t tag = (uint32_t)(hash_text(text, length) >> 32);
+    size_t i = tag & (set->capacity - 1);
     for (;; i = (i + 1) & (set->capacity - 1)) {
         struct label_entry *entry = &set->entries[i];
         if (!entry->text)
             break;
-        if (entry->hash == hash && entry->length == length && memcmp(entry->text, text, length) == 0) {
+        /* strncmp stops at the entry's NUL, so a shorter entry is never read past */
+        if (entry->tag == tag && strncmp(entry->text, text, length) == 0 && entry->text[length] == '\0') {
             entry->uses++;
             *interned = entry->text;
             *use_number = entry->uses;
@@ -99,7 +100,7 @@ int label_set_use(struct label_set *set, const char *text, size_t length, const 
         return -1;
     memcpy(copy, text, length);
     copy[length] = '\0';
-    set->entries[i] = (struct label_entry){copy, (uint32_t)length, 1, hash};
+    set->entries[i] = (struct label_entry){copy, tag, 1};
     set->count++;
     set->text_bytes += length + 1;
     *interned = copy;

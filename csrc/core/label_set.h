@@ -8,11 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct label_entry {
-    char *text; /* NUL-terminated, owned by the set */
-    uint32_t length;
+struct label_entry { /* 16 bytes: four to a cache line */
+    char *text;   /* NUL-terminated, owned by the set */
+    uint32_t tag; /* the hash's upper half; its low bits are the home position */
     uint32_t uses;
-    uint64_t hash;
 };
 
 /* Label texts live in large blocks, never freed one by one: a label is
