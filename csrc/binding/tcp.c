@@ -76,11 +76,8 @@ static PyObject *make_index(TCPObject *self, PyObject *text, const char *label, 
     PyObject *index = fpout ? frame_tuple(frames, count) : NULL;
     if (!text && index)
         text = label_str(label, label_length);
+    /* untracked: it holds only strings, None and a tuple of ints */
     PyObject *result = index && text ? index_new(fpout, index, text) : NULL;
-    /* it holds only strings, None and a tuple of ints: it cannot be part of
-     * a cycle, so the collector need not scan the many of them */
-    if (result)
-        PyObject_GC_UnTrack(result);
     Py_XDECREF(fpout);
     Py_XDECREF(index);
     Py_XDECREF(text);
@@ -194,27 +191,7 @@ static void release_fields(struct traced_fields *fields)
             Py_CLEAR(fields->owned[i]);
 }
 
-/* An address field as bytes. Packets from one decoder usually share their
- * address objects (a decoder interns them; a connection's packets carry the
- * same two), and converting an IPv4Address costs more than the rest of the
- * flow lookup, so the last two objects converted are remembered. Only
- * immutable types (ipaddress's own and str) are; the strong reference keeps
- * the object, and so its identity, alive. */
-static int convert_and_remember(TCPObject *self, PyObject *value, const char *field, uint8_t *family,
-                                uint8_t out[16]);
-
-static inline int read_address(TCPObject *self, PyObject *value, const char *field, uint8_t *family, uint8_t out[16])
-{
-    struct address_memo *memo = self->memo[0].object == value ? &self->memo[0]
-                                : self->memo[1].object == value ? &self->memo[1]
-                                                                : NULL;
-    if (!memo)
-        return convert_and_remember(self, value, field, family, out);
-    *family = memo->family;
-    memcpy(out, memo->bytes, 16);
-    return 0;
-}
-
+/* Converts an address field and remembers the object (read_address's slow path). */
 static int convert_and_remember(TCPObject *self, PyObject *value, const char *field, uint8_t *family,
                                 uint8_t out[16])
 {
@@ -228,6 +205,24 @@ static int convert_and_remember(TCPObject *self, PyObject *value, const char *fi
         memo->family = *family;
         memcpy(memo->bytes, out, 16);
     }
+    return 0;
+}
+
+/* An address field as bytes. Packets from one decoder usually share their
+ * address objects (a decoder interns them; a connection's packets carry the
+ * same two), and converting an IPv4Address costs more than the rest of the
+ * flow lookup, so the last two objects converted are remembered. Only
+ * immutable types (ipaddress's own and str) are; the strong reference keeps
+ * the object, and so its identity, alive. */
+static inline int read_address(TCPObject *self, PyObject *value, const char *field, uint8_t *family, uint8_t out[16])
+{
+    struct address_memo *memo = self->memo[0].object == value ? &self->memo[0]
+                                : self->memo[1].object == value ? &self->memo[1]
+                                                                : NULL;
+    if (!memo)
+        return convert_and_remember(self, value, field, family, out);
+    *family = memo->family;
+    memcpy(out, memo->bytes, 16);
     return 0;
 }
 
