@@ -39,13 +39,15 @@ static inline uint64_t flow_key_mix(uint64_t h, uint64_t word)
     return h ^ (h >> 31);
 }
 
-/* A 64-bit mix of the key's 40 bytes (five words folded with multiply-xorshift). */
-static inline uint64_t flow_key_hash(const struct flow_key *key)
+/* A 64-bit mix of the key's 40 bytes (five words folded with multiply-xorshift),
+ * starting from a per-tracer random seed: a capture crafted to collide in
+ * one process's table does not collide in another's. */
+static inline uint64_t flow_key_hash(const struct flow_key *key, uint64_t seed)
 {
     uint64_t w[5];
     memcpy(w, key, sizeof w);
-    uint64_t h = flow_key_mix(flow_key_mix(flow_key_mix(flow_key_mix(flow_key_mix(0x9e3779b97f4a7c15u, w[0]), w[1]),
-                                                        w[2]), w[3]), w[4]);
+    uint64_t h = flow_key_mix(flow_key_mix(flow_key_mix(flow_key_mix(flow_key_mix(seed, w[0]), w[1]), w[2]), w[3]),
+                              w[4]);
     h *= 0x94d049bb133111ebu;
     return h ^ (h >> 29);
 }

@@ -4,9 +4,9 @@
 #include <string.h>
 
 /* Eight bytes at a time, each word mixed by multiply and xor-shift. */
-static uint64_t hash_text(const char *text, size_t length)
+static uint64_t hash_text(const char *text, size_t length, uint64_t seed)
 {
-    uint64_t h = 0x9e3779b97f4a7c15u ^ length;
+    uint64_t h = seed ^ length;
     while (length >= 8) {
         uint64_t word;
         memcpy(&word, text, 8);
@@ -22,7 +22,11 @@ static uint64_t hash_text(const char *text, size_t length)
     return h ^ (h >> 31);
 }
 
-void label_set_init(struct label_set *set) { memset(set, 0, sizeof *set); }
+void label_set_init(struct label_set *set, uint64_t seed)
+{
+    memset(set, 0, sizeof *set);
+    set->seed = seed;
+}
 
 enum { LABEL_BLOCK_BYTES = 64 * 1024 - 64 };
 
@@ -81,7 +85,7 @@ int label_set_use(struct label_set *set, const char *text, size_t length, const 
 {
     if ((set->count + 1) * 2 > set->capacity && grow(set) < 0)
         return -1;
-    uint32_t tag = (uint32_t)(hash_text(text, length) >> 32);
+    uint32_t tag = (uint32_t)(hash_text(text, length, set->seed) >> 32);
     size_t i = tag & (set->capacity - 1);
     for (;; i = (i + 1) & (set->capacity - 1)) {
         struct label_entry *entry = &set->entries[i];

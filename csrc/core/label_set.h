@@ -28,10 +28,12 @@ struct label_set {
     size_t capacity;
     size_t count;
     size_t text_bytes; /* bytes held by label texts, for memory accounting */
+    uint64_t seed;
     struct label_block *blocks; /* the newest first */
 };
 
-void label_set_init(struct label_set *set);
+/* seed: where the text hash starts (random per tracer, see flow_key_hash). */
+void label_set_init(struct label_set *set, uint64_t seed);
 void label_set_free(struct label_set *set);
 
 /* Interns text and counts one more use. On success stores the interned text

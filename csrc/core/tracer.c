@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "flow_file.h"
@@ -26,6 +28,19 @@ static char *copy_text(const char *text)
     return copy ? memcpy(copy, text, n) : NULL;
 }
 
+/* A seed for the hash tables, so that their layout cannot be predicted from
+ * the packets alone. getrandom() does not block once the system has booted;
+ * should it fail, the clock and an address stand in. */
+static uint64_t random_seed(void)
+{
+    uint64_t seed;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) == (ssize_t)sizeof seed)
+        return seed;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return ((uint64_t)now.tv_nsec << 32 ^ (uint64_t)now.tv_sec ^ (uint64_t)(uintptr_t)&now) * 0x9e3779b97f4a7c15u;
+}
+
 /* A quarter of the descriptor limit, so that the rest of the process keeps
  * most of its descriptors; at most 256, at least 1. */
 static uint32_t default_max_open_files(void)
@@ -44,7 +59,8 @@ int tracer_init(struct tracer *tr, const struct tracer_config *config)
     tr->directory_fd = -1;
     tr->free_slot = tr->open_first = tr->open_last = tr->last_found = TRACER_NO_SLOT;
     tr->lru_newest = tr->lru_oldest = TRACER_NO_SLOT;
-    label_set_init(&tr->labels);
+    tr->hash_seed = random_seed();
+    label_set_init(&tr->labels, random_seed());
     if (!tr->config.max_open_files)
         tr->config.max_open_files = default_max_open_files();
     if (!tr->config.flush_bytes)
@@ -132,7 +148,7 @@ uint32_t tracer_find(struct tracer *tr, const struct flow_key *key)
         return last;
     if (!tr->table_capacity)
         return TRACER_NO_SLOT;
-    uint64_t hash = flow_key_hash(key);
+    uint64_t hash = flow_key_hash(key, tr->hash_seed);
     size_t mask = tr->table_capacity - 1;
     for (size_t i = home_of(hash, mask);; i = (i + 1) & mask) {
         uint64_t word = tr->table[i];
@@ -146,7 +162,7 @@ uint32_t tracer_find(struct tracer *tr, const struct flow_key *key)
 static void table_remove(struct tracer *tr, uint32_t slot)
 {
     size_t mask = tr->table_capacity - 1;
-    size_t i = home_of(flow_key_hash(&tr->flows[slot].key), mask);
+    size_t i = home_of(flow_key_hash(&tr->flows[slot].key, tr->hash_seed), mask);
     while (word_slot(tr->table[i]) != slot)
         i = (i + 1) & mask;
     /* backward-shift deletion keeps every probe chain unbroken without tombstones */
@@ -236,7 +252,7 @@ uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *
     tr->open_count++;
 
     size_t mask = tr->table_capacity - 1;
-    uint64_t hash = flow_key_hash(key);
+    uint64_t hash = flow_key_hash(key, tr->hash_seed);
     size_t i = home_of(hash, mask);
     while (tr->table[i])
         i = (i + 1) & mask;

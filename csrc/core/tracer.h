@@ -99,6 +99,7 @@ struct tracer {
     uint32_t last_found; /* the slot tracer_find() found last (checked again before use) */
 
     uint64_t *table; /* open addressing: (hash tag << 32) | (slot + 1); 0 is empty */
+    uint64_t hash_seed;
     size_t table_capacity;
 
     struct closed_flow *closed;
