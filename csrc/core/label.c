@@ -15,27 +15,12 @@ static size_t write_hex(unsigned value, char *out)
     return n;
 }
 
-static size_t write_octet(unsigned octet, char *out)
-{
-    if (octet < 10) {
-        out[0] = (char)('0' + octet);
-        return 1;
-    }
-    if (octet < 100) {
-        write_two_digits(octet, out);
-        return 2;
-    }
-    out[0] = (char)('0' + octet / 100);
-    write_two_digits(octet % 100, out + 1);
-    return 3;
-}
-
 static size_t format_ipv4(const uint8_t *a, char *out)
 {
-    size_t n = write_octet(a[0], out);
+    size_t n = write_unsigned(a[0], out);
     for (int i = 1; i < 4; i++) {
         out[n++] = '.';
-        n += write_octet(a[i], out + n);
+        n += write_unsigned(a[i], out + n);
     }
     out[n] = '\0';
     return n;
