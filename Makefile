@@ -4,7 +4,7 @@
 PYTHON ?= python3
 FUZZ_SECONDS ?= 60
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := gcc clang libclang-rt-14-dev libpcap-dev tshark tcpflow
+DEBIAN_PACKAGES := gcc clang libclang-rt-14-dev libpcap-dev tshark tcpflow tcpdump
 
 .PHONY: deps install run test test-sanitized test-threads fuzz bench clean
 
