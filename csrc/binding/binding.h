@@ -84,18 +84,28 @@ typedef struct {
         uint8_t bytes[16];
     } memo[2];
     int memo_next;            /* the entry to replace next */
-    PyObject *callbacks;      /* the class's __callback_fn__ as last looked up, or NULL */
-    unsigned int callbacks_version; /* the class's version tag then */
+    uint64_t epoch;           /* counts __init__ calls: a flow writer belongs to one */
     int busy;                 /* a capture is being traced in C, without the GIL */
+    /* One caller at a time (see tcp_enter): a method owns the tracer from
+     * its start to its end, so no other thread moves the flow table while it
+     * keeps a slot across Python code or a released GIL. Read and written
+     * only with the GIL held. */
+    unsigned long owner;      /* ident of the owning thread, 0 when free */
+    int depth;                /* method calls of the owner, nested ones included */
+    int callback_depth;       /* the depth whose FIN callbacks run now (nested calls allowed), or 0 */
 } TCPObject;
 
 extern PyTypeObject TCPBase_Type, FlowWriter_Type;
 int tcp_type_ready(PyObject *module);
 int flow_writer_type_ready(PyObject *module);
 PyObject *flow_writer_new(TCPObject *tracer, uint32_t slot);
-/* 1 when the tracer may be used; 0 with RuntimeError when __init__ was not
- * called or another thread is tracing a capture with it. */
-int tcp_usable(TCPObject *self);
+/* Takes the tracer for one method call (`what` names it in errors): waits
+ * for another thread using it, refuses a nested call from Python code the
+ * tracer itself is running (a dumper constructor, a field's __str__), except
+ * from FIN callbacks. Returns 1, or 0 with an exception (RuntimeError,
+ * or KeyboardInterrupt while waiting). Pair with tcp_leave(). */
+int tcp_enter(TCPObject *self, const char *what);
+void tcp_leave(TCPObject *self);
 /* TCPBase._trace_capture(fin, filter=None, progress=None, first_frame=0) (capture.c) */
 PyObject *tcp_trace_capture(PyObject *self, PyObject *args, PyObject *kwargs);
 

@@ -135,8 +135,6 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOK:_trace_capture", kwlist, &fin, &filter, &progress,
                                      &first_frame))
         return NULL;
-    if (!tcp_usable(self))
-        return NULL;
     if (self->mode == OUTPUT_DUMPER) {
         PyErr_SetString(PyExc_ValueError, "captures are traced natively to pcap files (format 'pcap' or 'cap') or "
                                           "to no files; pcapflow.trace_file() writes the text formats");
@@ -150,6 +148,12 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
         PyErr_Format(PyExc_TypeError, "progress must be callable, not %.100s", Py_TYPE(progress)->tp_name);
         return NULL;
     }
+    if (!tcp_enter(self, "_trace_capture"))
+        return NULL;
+    /* other threads are refused from here on, not made to wait: the
+     * capture may come from a pipe one of them writes. A collection in
+     * another thread leaves the flows alone while the loop changes them. */
+    self->busy = 1;
 
     /* the loop runs without the GIL and cannot keep flows' str labels
      * current: drop them, they are made again when Python asks */
@@ -194,9 +198,6 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     uint64_t frame_number = first_frame;
     enum capture_status status;
     double last_report = now();
-    /* other threads may run Python (a collection traversing this tracer,
-     * say) while the loop changes the flows: they leave it alone till the end */
-    self->busy = 1;
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
         status = capture_trace(&capture, &self->tracer, &frame_number, FRAMES_PER_BATCH, &stats);
@@ -220,7 +221,6 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     Py_BEGIN_ALLOW_THREADS
     writes_failed = tracer_finish_write_behind(&self->tracer) < 0;
     Py_END_ALLOW_THREADS
-    self->busy = 0;
     if (writes_failed && !PyErr_Occurred())
         raise_tracer_error(&self->tracer); /* it stopped the loop early if it could */
     uint64_t offset = capture_offset(&capture);
@@ -251,6 +251,8 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
         PyErr_Restore(type, value, traceback);
     }
 done:
+    self->busy = 0;
+    tcp_leave(self);
     Py_XDECREF(name);
     Py_XDECREF(keep);
     return result;

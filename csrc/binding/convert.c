@@ -274,6 +274,14 @@ int convert_frame(PyObject *frame, struct pcap_record *record, Py_buffer *data)
         PyErr_Format(PyExc_TypeError, "frame field 'packet' must be bytes-like");
         return -1;
     }
+    if (data->len > PCAP_SNAPLEN) {
+        /* readers (libpcap, Wireshark) refuse a record longer than the
+         * file's snapshot length, and every record after it */
+        PyErr_Format(PyExc_ValueError, "frame field 'packet' holds %zd bytes, more than the %d a record of the flow's "
+                     "pcap file may hold", data->len, (int)PCAP_SNAPLEN);
+        PyBuffer_Release(data);
+        return -1;
+    }
     /* the record must describe the bytes that follow it */
     record->incl_len = (uint64_t)data->len;
     record->frac_is_nanosecond = frac_is_nanosecond(frame, record);

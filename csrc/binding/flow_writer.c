@@ -7,6 +7,7 @@ typedef struct {
     PyObject_HEAD
     TCPObject *tracer;
     uint32_t slot;
+    uint64_t epoch;      /* the tracer's __init__ it was made under */
     uint64_t generation; /* the flow is still open while its slot's generation matches */
     PyObject *label;
     uint32_t use_number;
@@ -20,6 +21,7 @@ PyObject *flow_writer_new(TCPObject *tracer, uint32_t slot)
     const struct flow *flow = &tracer->tracer.flows[slot];
     self->tracer = (TCPObject *)Py_NewRef((PyObject *)tracer);
     self->slot = slot;
+    self->epoch = tracer->epoch;
     self->generation = flow->generation;
     self->label = Py_NewRef((PyObject *)flow->user[0]);
     self->use_number = flow->use_number;
@@ -35,15 +37,21 @@ static PyObject *flow_writer_call(PyObject *op, PyObject *args, PyObject *kwargs
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:write", kwlist, &frame, &name))
         return NULL;
     TCPObject *owner = self->tracer;
-    if (owner->mode != OUTPUT_PCAP || !owner->ready)
+    if (!owner || owner->mode != OUTPUT_PCAP || !owner->ready)
         return Py_NewRef(op);
-    if (!tcp_usable(owner))
+    if (!tcp_enter(owner, "trace(output=True)'s writer"))
         return NULL;
-
+    if (owner->epoch != self->epoch) {
+        tcp_leave(owner);
+        PyErr_SetString(PyExc_RuntimeError, "the tracer was initialised again since this writer's flow was traced");
+        return NULL;
+    }
     struct pcap_record record;
     Py_buffer data;
-    if (convert_frame(frame, &record, &data) < 0)
+    if (convert_frame(frame, &record, &data) < 0) {
+        tcp_leave(owner);
         return NULL;
+    }
     struct tracer *tr = &owner->tracer;
     int open = self->slot < tr->flow_capacity && tr->flows[self->slot].in_use &&
                tr->flows[self->slot].generation == self->generation;
@@ -51,11 +59,10 @@ static PyObject *flow_writer_call(PyObject *op, PyObject *args, PyObject *kwargs
                       : tracer_append_to_closed(tr, PyUnicode_AsUTF8(self->label), self->use_number, &record,
                                                 data.buf, (size_t)data.len);
     PyBuffer_Release(&data);
-    if (status < 0) {
+    if (status < 0)
         raise_tracer_error(tr);
-        return NULL;
-    }
-    return Py_NewRef(op);
+    tcp_leave(owner);
+    return status < 0 ? NULL : Py_NewRef(op);
 }
 
 static PyObject *flow_writer_label(PyObject *op, void *closure)

@@ -2,7 +2,9 @@
  * adds pcapkit's class-level registries; everything per packet is here. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -104,16 +106,67 @@ static int build_closed_indexes(TCPObject *self)
 
 /* ---- one packet ---- */
 
-int tcp_usable(TCPObject *self)
+/* Another thread owns the tracer: wait (without the GIL) until it is free.
+ * Two threads sharing a tracer is rare, so a sleep that grows to 5 ms is
+ * enough; a signal (KeyboardInterrupt) ends the wait. A capture is not
+ * waited for: it may be read from a pipe that this very thread feeds. */
+static int wait_for_turn(TCPObject *self)
 {
-    if (!self->ready)
-        PyErr_SetString(PyExc_RuntimeError, "TCP.__init__() was not called");
-    else if (self->busy)
-        PyErr_SetString(PyExc_RuntimeError, "this TCP is tracing a capture in another thread");
-    return self->ready && !self->busy;
+    struct timespec pause = {0, 100 * 1000};
+    while (self->owner != 0) {
+        if (self->busy) {
+            PyErr_SetString(PyExc_RuntimeError, "this TCP is tracing a capture in another thread");
+            return -1;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        nanosleep(&pause, NULL);
+        Py_END_ALLOW_THREADS
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+        if (pause.tv_nsec < 5 * 1000 * 1000)
+            pause.tv_nsec *= 2;
+    }
+    return 0;
 }
 
-static inline int ready(TCPObject *self) { return (self->ready && !self->busy) || tcp_usable(self); }
+/* Takes the tracer for the calling thread, whether or not __init__ ran. */
+static int claim(TCPObject *self, const char *what)
+{
+    unsigned long me = PyThread_get_thread_ident();
+    if (self->owner == me) {
+        if (self->callback_depth != self->depth) {
+            PyErr_Format(PyExc_RuntimeError,
+                         "TCP.%s() called from code this tracer is running (a dumper's constructor, a packet "
+                         "field's conversion, a finalizer); only FIN callbacks may use the tracer", what);
+            return 0;
+        }
+        self->depth++;
+    } else {
+        if (self->owner != 0 && wait_for_turn(self) < 0)
+            return 0;
+        self->owner = me;
+        self->depth = 1;
+    }
+    return 1;
+}
+
+int tcp_enter(TCPObject *self, const char *what)
+{
+    if (!claim(self, what))
+        return 0;
+    if (!self->ready) {
+        tcp_leave(self);
+        PyErr_SetString(PyExc_RuntimeError, "TCP.__init__() was not called");
+        return 0;
+    }
+    return 1;
+}
+
+void tcp_leave(TCPObject *self)
+{
+    if (--self->depth == 0)
+        self->owner = 0;
+}
 
 /* The fields trace() reads from every packet. A complete pcapflow Packet
  * lends its slots; anything else (pcapkit's Packet, a mapping) is read
@@ -338,6 +391,13 @@ static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_k
     if (self->mode == OUTPUT_PCAP && convert_linktype(protocol, &linktype) < 0)
         goto fail;
     uint32_t slot = tracer_open(&self->tracer, key, text, (size_t)length, linktype);
+    if (slot == TRACER_NO_SLOT && self->tracer.error.code == ENAMETOOLONG) {
+        PyErr_Format(PyExc_ValueError,
+                     "flow label %s is too long for a file name (%d bytes at most, extension %R included); "
+                     "field 'timestamp' is %R",
+                     self->tracer.error.path, NAME_MAX, self->extension, timestamp);
+        goto fail;
+    }
     if (slot == TRACER_NO_SLOT) {
         raise_tracer_error(&self->tracer);
         if (PyErr_ExceptionMatches(PyExc_ValueError))
@@ -355,7 +415,10 @@ static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_k
                                                 "nanosecond", self->nanosecond ? Py_True : Py_False)
                                 : NULL;
         PyObject *args = kwargs ? PyTuple_Pack(1, path) : NULL;
-        flow->user[1] = args ? PyObject_Call(self->dumper_class, args, kwargs) : NULL;
+        PyObject *dumper = args ? PyObject_Call(self->dumper_class, args, kwargs) : NULL;
+        /* the constructor ran Python code: find the flow again by its slot */
+        flow = &self->tracer.flows[slot];
+        flow->user[1] = dumper;
         Py_XDECREF(args);
         Py_XDECREF(kwargs);
         Py_XDECREF(path);
@@ -400,27 +463,14 @@ done:
     return slot;
 }
 
-/* The class's __callback_fn__ (a new reference, or NULL when it has none).
- * Every FIN asks, so the answer is kept while the class's version tag
- * stays: CPython gives a class a new tag whenever an attribute of it or of
- * a base is set (where it keeps no valid tag, the class is asked each time). */
+/* The class's __callback_fn__ (a new reference, or NULL when it has none),
+ * looked up at every FIN: a class attribute lookup is served from CPython's
+ * type cache, and registering or replacing the list is seen at once. */
 static PyObject *class_callbacks(TCPObject *self)
 {
-    PyTypeObject *type = Py_TYPE(self);
-    int tagged = (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && type->tp_version_tag != 0;
-    if (self->callbacks && tagged && type->tp_version_tag == self->callbacks_version)
-        return Py_NewRef(self->callbacks);
-    Py_CLEAR(self->callbacks);
-    PyObject *callbacks = PyObject_GetAttr((PyObject *)type, G.str_callback_fn);
-    if (!callbacks) {
+    PyObject *callbacks = PyObject_GetAttr((PyObject *)Py_TYPE(self), G.str_callback_fn);
+    if (!callbacks)
         PyErr_Clear();
-        return NULL;
-    }
-    /* the lookup gives the class a tag if it had none */
-    if ((type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && type->tp_version_tag != 0) {
-        self->callbacks = Py_NewRef(callbacks);
-        self->callbacks_version = type->tp_version_tag;
-    }
     return callbacks;
 }
 
@@ -448,17 +498,23 @@ static int close_flow(TCPObject *self, uint32_t slot)
     int status = 0;
     if (callbacks && PyList_Check(callbacks) && PyList_GET_SIZE(callbacks) > 0) {
         status = build_closed_indexes(self);
-        PyObject *index = status == 0 ? PyList_GET_ITEM(self->closed_indexes, position) : NULL;
+        /* owned: a callback may call __init__ again, which drops the list */
+        PyObject *index = status == 0 ? Py_NewRef(PyList_GET_ITEM(self->closed_indexes, position)) : NULL;
         /* a copy of the list, so a callback may register or remove callbacks */
         PyObject *snapshot = index ? PyList_GetSlice(callbacks, 0, PyList_GET_SIZE(callbacks)) : NULL;
+        /* the flow is closed and nothing is held: callbacks may use the tracer */
+        int outer_callback_depth = self->callback_depth;
+        self->callback_depth = self->depth;
         for (Py_ssize_t i = 0; snapshot && status == 0 && i < PyList_GET_SIZE(snapshot); i++) {
             PyObject *result = PyObject_CallOneArg(PyList_GET_ITEM(snapshot, i), index);
             status = result ? 0 : -1;
             Py_XDECREF(result);
         }
+        self->callback_depth = outer_callback_depth;
         if (index && !snapshot)
             status = -1;
         Py_XDECREF(snapshot);
+        Py_XDECREF(index);
     }
     Py_XDECREF(callbacks);
     if (status == 0 && write_error) {
@@ -541,13 +597,9 @@ static int parse_packet_and_output(const char *method, PyObject *const *args, Py
     return 0;
 }
 
-static PyObject *tcp_trace(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+static PyObject *trace_owned(TCPObject *self, PyObject *packet, int output)
 {
-    TCPObject *self = (TCPObject *)op;
-    PyObject *packet;
-    int output, fin;
-    if (parse_packet_and_output("trace", args, nargs, kwnames, &packet, &output) < 0 || !ready(self))
-        return NULL;
+    int fin;
     uint32_t slot = trace_packet(self, packet, &fin);
     if (slot == TRACER_NO_SLOT)
         return NULL;
@@ -562,15 +614,42 @@ static PyObject *tcp_trace(PyObject *op, PyObject *const *args, Py_ssize_t nargs
     return result;
 }
 
+static PyObject *tcp_trace(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    TCPObject *self = (TCPObject *)op;
+    PyObject *packet;
+    int output;
+    if (parse_packet_and_output("trace", args, nargs, kwnames, &packet, &output) < 0 || !tcp_enter(self, "trace"))
+        return NULL;
+    PyObject *result = trace_owned(self, packet, output);
+    tcp_leave(self);
+    return result;
+}
+
 /* pcapkit's dump(): trace, then write the frame; here the FIN frame is
  * written before the flow closes, so callbacks see a complete file. */
+/* Whether the object's class replaces one of TCPBase's methods (a new
+ * reference to its attribute is looked up and compared). */
+static int overrides(PyObject *op, PyObject *name, PyObject *base_method)
+{
+    PyObject *method = PyObject_GetAttr((PyObject *)Py_TYPE(op), name);
+    if (!method)
+        return -1;
+    Py_DECREF(method); /* only its identity is compared; the class keeps it alive */
+    return method != base_method;
+}
+
+static PyObject *dump_owned(TCPObject *self, PyObject *packet);
+
 static PyObject *tcp_dump(PyObject *op, PyObject *packet)
 {
     TCPObject *self = (TCPObject *)op;
-    if (!ready(self))
+    int overridden = overrides(op, G.str_trace, base_trace_method);
+    if (overridden < 0)
         return NULL;
-    if (_PyType_Lookup(Py_TYPE(op), G.str_trace) != base_trace_method) {
-        /* a subclass traces its own way: do what pcapkit's dump() does */
+    if (overridden) {
+        /* a subclass traces its own way: do what pcapkit's dump() does,
+         * through the public methods (each takes the tracer itself) */
         PyObject *kwargs = Py_BuildValue("{sO}", "output", Py_True);
         PyObject *trace = kwargs ? PyObject_GetAttr(op, G.str_trace) : NULL;
         PyObject *call_args = trace ? PyTuple_Pack(1, packet) : NULL;
@@ -595,6 +674,15 @@ static PyObject *tcp_dump(PyObject *op, PyObject *packet)
         Py_DECREF(result);
         Py_RETURN_NONE;
     }
+    if (!tcp_enter(self, "dump"))
+        return NULL;
+    PyObject *result = dump_owned(self, packet);
+    tcp_leave(self);
+    return result;
+}
+
+static PyObject *dump_owned(TCPObject *self, PyObject *packet)
+{
     int fin;
     if (self->mode != OUTPUT_PCAP) {
         uint32_t slot = trace_packet(self, packet, &fin);
@@ -631,9 +719,10 @@ static PyObject *tcp_call(PyObject *op, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"packet", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:__call__", kwlist, &packet))
         return NULL;
-    if (_PyType_Lookup(Py_TYPE(op), G.str_dump) != base_dump_method)
-        return PyObject_CallMethodOneArg(op, G.str_dump, packet);
-    return tcp_dump(op, packet);
+    int overridden = overrides(op, G.str_dump, base_dump_method);
+    if (overridden < 0)
+        return NULL;
+    return overridden ? PyObject_CallMethodOneArg(op, G.str_dump, packet) : tcp_dump(op, packet);
 }
 
 static int flush(TCPObject *self)
@@ -692,12 +781,8 @@ static void resume_collector(int was_enabled)
 #endif
 }
 
-static PyObject *tcp_submit(PyObject *op, PyObject *unused)
+static PyObject *submit_owned(TCPObject *self)
 {
-    (void)unused;
-    TCPObject *self = (TCPObject *)op;
-    if (!ready(self))
-        return NULL;
     /* written out even when the answer is cached: a flow writer may have
      * added frames since, without changing any flow */
     if (flush(self) < 0)
@@ -714,29 +799,41 @@ static PyObject *tcp_submit(PyObject *op, PyObject *unused)
     return self->submitted ? Py_NewRef(self->submitted) : NULL;
 }
 
+static PyObject *tcp_submit(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    TCPObject *self = (TCPObject *)op;
+    if (!tcp_enter(self, "submit"))
+        return NULL;
+    PyObject *result = submit_owned(self);
+    tcp_leave(self);
+    return result;
+}
+
 static PyObject *tcp_index(PyObject *op, void *closure)
 {
     (void)closure;
     TCPObject *self = (TCPObject *)op;
-    if (!ready(self))
+    if (!tcp_enter(self, "index"))
         return NULL;
-    if (self->tracer.open_count > 0)
-        return tcp_submit(op, NULL);
-    if (build_closed_indexes(self) < 0)
-        return NULL;
-    return PyList_AsTuple(self->closed_indexes);
+    PyObject *result = self->tracer.open_count > 0        ? submit_owned(self)
+                       : build_closed_indexes(self) == 0 ? PyList_AsTuple(self->closed_indexes)
+                                                          : NULL;
+    tcp_leave(self);
+    return result;
 }
 
 static PyObject *tcp_close(PyObject *op, PyObject *unused)
 {
     (void)unused;
     TCPObject *self = (TCPObject *)op;
-    if (!self->ready)
+    if (!self->ready && self->owner == 0)
         Py_RETURN_NONE;
-    if (!tcp_usable(self))
+    if (!tcp_enter(self, "close"))
         return NULL;
     int status = flush(self);
     tracer_close_files(&self->tracer);
+    tcp_leave(self);
     if (status < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -748,24 +845,24 @@ static PyObject *tcp_abandon(PyObject *op, PyObject *unused)
 {
     (void)unused;
     TCPObject *self = (TCPObject *)op;
-    if (self->ready) {
-        if (!tcp_usable(self))
-            return NULL;
-        tracer_close_files(&self->tracer);
-        for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT;
-             slot = self->tracer.flows[slot].open_next)
-            tracer_drop_pending(&self->tracer, slot);
-    }
+    if (!self->ready && self->owner == 0)
+        Py_RETURN_NONE;
+    if (!tcp_enter(self, "_abandon"))
+        return NULL;
+    tracer_close_files(&self->tracer);
+    for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
+        tracer_drop_pending(&self->tracer, slot);
+    tcp_leave(self);
     Py_RETURN_NONE;
 }
 
-static PyObject *tcp_enter(PyObject *op, PyObject *unused)
+static PyObject *tcp_context_enter(PyObject *op, PyObject *unused)
 {
     (void)unused;
     return Py_NewRef(op);
 }
 
-static PyObject *tcp_exit(PyObject *op, PyObject *args)
+static PyObject *tcp_context_exit(PyObject *op, PyObject *args)
 {
     (void)args;
     PyObject *result = tcp_close(op, NULL);
@@ -793,9 +890,11 @@ static void release(TCPObject *self)
     Py_CLEAR(self->byteorder);
     Py_CLEAR(self->closed_indexes);
     Py_CLEAR(self->submitted);
-    Py_CLEAR(self->callbacks);
     forget_addresses(self);
 }
+
+static int init_owned(TCPObject *self, PyObject *fout, PyObject *format, PyObject *byteorder, PyObject *nanosecond,
+                      Py_ssize_t buffer_bytes);
 
 static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
 {
@@ -810,18 +909,32 @@ static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
         PyErr_Format(PyExc_ValueError, "buffer_bytes must be at least 4096, not %zd", buffer_bytes);
         return -1;
     }
+    if (!claim(self, "__init__"))
+        return -1;
+    int status = init_owned(self, fout, format, byteorder, nanosecond, buffer_bytes);
+    tcp_leave(self);
+    return status;
+}
+
+static int init_owned(TCPObject *self, PyObject *fout, PyObject *format, PyObject *byteorder, PyObject *nanosecond,
+                      Py_ssize_t buffer_bytes)
+{
+    PyObject *op = (PyObject *)self;
     if (self->ready) {
         /* __init__ again: finish the old output first, as a new tracer would */
-        PyObject *closed = tcp_close(op, NULL);
-        if (!closed)
+        int status = flush(self);
+        tracer_close_files(&self->tracer);
+        if (status < 0)
             return -1;
-        Py_DECREF(closed);
     }
     release(self);
+    self->epoch++;
 
     const uint16_t probe = 1;
     int native_big = *(const uint8_t *)&probe == 0;
     PyObject *root = fout == Py_None ? PyUnicode_FromString("./tmp") : PyOS_FSPath(fout);
+    if (root && PyBytes_Check(root))
+        Py_SETREF(root, PyUnicode_DecodeFSDefaultAndSize(PyBytes_AS_STRING(root), PyBytes_GET_SIZE(root)));
     if (!root)
         return -1;
     if (!PyUnicode_Check(root)) {
@@ -872,29 +985,39 @@ static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
         self->mode = native ? OUTPUT_PCAP : OUTPUT_DUMPER;
     }
 
+    /* file names in the file system's encoding, undecodable bytes included
+     * (os.fsdecode gives them as surrogates) */
+    PyObject *directory = PyUnicode_EncodeFSDefault(root);
+    PyObject *extension = directory && self->extension != Py_None ? PyUnicode_EncodeFSDefault(self->extension) : NULL;
+    if (!directory || (self->extension != Py_None && !extension)) {
+        Py_XDECREF(directory);
+        return -1;
+    }
     struct tracer_config config = {
-        .directory = PyUnicode_AsUTF8(root),
-        .extension = self->extension == Py_None ? NULL : PyUnicode_AsUTF8(self->extension),
+        .directory = PyBytes_AS_STRING(directory),
+        .extension = extension ? PyBytes_AS_STRING(extension) : NULL,
         .write_pcap = self->mode == OUTPUT_PCAP,
         .layout = {.big_endian = big, .nanosecond = self->nanosecond},
         .mapped_as_dotted = G.mapped_as_dotted,
         .max_pending_bytes = (uint64_t)buffer_bytes,
         .flush_bytes = buffer_bytes < 64 * 1024 ? (uint32_t)buffer_bytes : 64 * 1024,
     };
-    if (!config.directory || (self->extension != Py_None && !config.extension))
-        return -1;
-    if (!(self->closed_indexes = PyList_New(0)))
-        return -1;
-    /* it only ever holds Index objects made by make_index (untracked): the
-     * collector need not visit its items on every collection */
-    PyObject_GC_UnTrack(self->closed_indexes);
-    if (tracer_init(&self->tracer, &config) < 0) {
-        raise_tracer_error(&self->tracer);
-        tracer_free(&self->tracer);
-        return -1;
+    int status = -1;
+    if ((self->closed_indexes = PyList_New(0))) {
+        /* it only ever holds Index objects made by make_index (untracked):
+         * the collector need not visit its items on every collection */
+        PyObject_GC_UnTrack(self->closed_indexes);
+        /* tracer_init keeps copies of the names */
+        status = tracer_init(&self->tracer, &config);
+        if (status < 0) {
+            raise_tracer_error(&self->tracer);
+            tracer_free(&self->tracer);
+        }
     }
-    self->ready = 1;
-    return 0;
+    Py_DECREF(directory);
+    Py_XDECREF(extension);
+    self->ready = status == 0;
+    return status;
 }
 
 static int tcp_traverse(PyObject *op, visitproc visit, void *arg)
@@ -905,7 +1028,6 @@ static int tcp_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(self->submitted);
     Py_VISIT(self->memo[0].object);
     Py_VISIT(self->memo[1].object);
-    Py_VISIT(self->callbacks);
     /* while a capture loop runs without the GIL the flows change under us;
      * they hold no Python objects then (see tcp_trace_capture). Only
      * dumpers (user[1]) can be part of a cycle: the labels are str. */
@@ -921,7 +1043,6 @@ static int tcp_clear(PyObject *op)
     Py_CLEAR(self->dumper_class);
     Py_CLEAR(self->closed_indexes);
     Py_CLEAR(self->submitted);
-    Py_CLEAR(self->callbacks);
     forget_addresses(self);
     if (self->ready && !self->busy)
         for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
@@ -979,8 +1100,8 @@ static PyMethodDef tcp_methods[] = {
      "returns counters."},
     {"_abandon", tcp_abandon, METH_NOARGS, "Drop unwritten frames and close the files (after a write error)."},
     {"close", tcp_close, METH_NOARGS, "close()\n--\n\nWrite every buffered frame and close all output files."},
-    {"__enter__", tcp_enter, METH_NOARGS, NULL},
-    {"__exit__", tcp_exit, METH_VARARGS, NULL},
+    {"__enter__", tcp_context_enter, METH_NOARGS, NULL},
+    {"__exit__", tcp_context_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 

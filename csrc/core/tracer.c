@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,9 @@ int tracer_init(struct tracer *tr, const struct tracer_config *config)
         set_error(tr, ENOMEM, "out of memory", NULL);
         return -1;
     }
+    /* the caller's strings need not outlive this call */
+    tr->config.directory = tr->directory;
+    tr->config.extension = tr->config.extension ? tr->extension : NULL;
     if (tr->config.write_pcap) {
         /* every flow file is created relative to this descriptor, so a later
          * chdir() or a renamed path cannot send frames somewhere else */
@@ -229,10 +233,19 @@ uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *
 
     const char *interned;
     uint32_t use_number;
-    if (label_set_use(&tr->labels, label, label_length, &interned, &use_number) < 0) {
+    char name[NAME_MAX + 1];
+    int failed = label_set_use(&tr->labels, label, label_length, &interned, &use_number) < 0;
+    if (failed)
+        set_error(tr, ENOMEM, "out of memory", NULL);
+    else if (tr->config.extension && flow_file_name(tr, interned, use_number, name, sizeof name) < 0) {
+        /* refused now, while nothing depends on it: a file that cannot be
+         * made would fail every later flush, index and close */
+        set_error(tr, ENAMETOOLONG, "flow label too long for a file name", interned);
+        failed = 1;
+    }
+    if (failed) {
         flow->open_next = tr->free_slot;
         tr->free_slot = slot;
-        set_error(tr, ENOMEM, "out of memory", NULL);
         return TRACER_NO_SLOT;
     }
     flow->key = *key;
