@@ -310,3 +310,23 @@ def test_output_directory_not_valid_utf8(tmp_path):
         tracer.close()
         assert flow.fpout == os.fsdecode(fout) + "/" + label + ".pcap"
         assert os.path.exists(os.fsencode(flow.fpout))
+
+
+def test_address_values_at_the_edges(out):
+    """Addresses are read from the int ipaddress keeps, through public API on
+    every Python: the widest values trace, and an address object whose value
+    was tampered with is refused with the field's name."""
+    tracer = pcapflow.TCP(out)
+    for number, (src, dst) in enumerate([(ipaddress.IPv6Address(2**128 - 1), ipaddress.IPv6Address(0)),
+                                         (ipaddress.IPv4Address(2**32 - 1), ipaddress.IPv4Address(0)),
+                                         (ipaddress.IPv6Address(2**64), ipaddress.IPv6Address(2**64 - 1))], 1):
+        label = tracer.trace(make_packet(Packet, number, src=src, dst=dst, timestamp=1.0))
+        assert label == f"{src}_40000-{dst}_80-1.0".replace(":", ".") if src.version == 6 else \
+            label == f"{src}_40000-{dst}_80-1.0"
+    for kind, value in [(ipaddress.IPv4Address, -1), (ipaddress.IPv4Address, 2**32),
+                        (ipaddress.IPv6Address, -1), (ipaddress.IPv6Address, 2**128), (ipaddress.IPv6Address, "1")]:
+        bad = kind(1)
+        object.__setattr__(bad, "_ip", value)
+        with pytest.raises(ValueError, match="field 'dst'"):
+            tracer.trace(make_packet(Packet, 9, dst=bad))
+    assert len(tracer.submit()) == 3

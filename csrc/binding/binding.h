@@ -90,7 +90,7 @@ typedef struct {
      * its start to its end, so no other thread moves the flow table while it
      * keeps a slot across Python code or a released GIL. Read and written
      * only with the GIL held. */
-    unsigned long owner;      /* ident of the owning thread, 0 when free */
+    PyThreadState *owner;     /* the owning thread, NULL when free */
     int depth;                /* method calls of the owner, nested ones included */
     int callback_depth;       /* the depth whose FIN callbacks run now (nested calls allowed), or 0 */
 } TCPObject;
@@ -190,7 +190,10 @@ struct module_globals {
     /* pcapflow's exception classes, handed over by the package at import */
     PyObject *unsupported_call, *capture_error, *filter_error;
     int mapped_as_dotted;
-    Py_ssize_t ipv4_ip_offset; /* where IPv4Address objects keep _ip, or 0 */
+    PyObject *int_64; /* 64, for shifting ints on Pythons without PyLong_AsNativeBytes */
+    /* the descriptors of IPv4Address._ip and IPv6Address._ip when they are
+     * slots (as in every CPython so far), else NULL */
+    PyObject *ipv4_ip_slot, *ipv6_ip_slot;
     PyObject *str_packet, *str_frame_info, *str_ts_sec, *str_ts_usec, *str_incl_len, *str_orig_len,
         *str_time_epoch, *str_ip, *str_packed, *str_callback_fn, *str_trace, *str_dump, *str_items, *str_to_dict;
 };

@@ -35,39 +35,99 @@ PyObject *get_field(PyObject *object, PyObject *name, const char *what)
     return value;
 }
 
+/* An int in 0 .. 2**(8*size) - 1 (size 4 or 16), big-endian into out.
+ * Returns 0, or -1 with an exception. */
+#if PY_VERSION_HEX < 0x030D0000
+static void put_big_endian(uint64_t word, uint8_t *out, size_t width)
+{
+    for (size_t i = 0; i < width; i++)
+        out[width - 1 - i] = (uint8_t)(word >> (8 * i));
+}
+#endif
+
+static int unsigned_bytes(PyObject *number, uint8_t *out, size_t size)
+{
+    if (!PyLong_Check(number)) {
+        PyErr_SetString(PyExc_ValueError, "not an int");
+        return -1;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    Py_ssize_t needed = PyLong_AsNativeBytes(number, out, (Py_ssize_t)size,
+                                             Py_ASNATIVEBYTES_BIG_ENDIAN | Py_ASNATIVEBYTES_REJECT_NEGATIVE |
+                                                 Py_ASNATIVEBYTES_UNSIGNED_BUFFER);
+    if (needed >= 0 && (size_t)needed > size)
+        PyErr_SetString(PyExc_ValueError, "too large");
+    return needed >= 0 && (size_t)needed <= size ? 0 : -1;
+#else
+    if (size == 4) {
+        unsigned long word = PyLong_AsUnsignedLong(number); /* OverflowError if negative */
+        if (word == (unsigned long)-1 && PyErr_Occurred())
+            return -1;
+        if (word > 0xffffffffu) {
+            PyErr_SetString(PyExc_ValueError, "too large");
+            return -1;
+        }
+        put_big_endian(word, out, 4);
+        return 0;
+    }
+    /* the high 64 bits (an OverflowError if negative or wider), then the low ones */
+    PyObject *high = PyNumber_Rshift(number, G.int_64);
+    unsigned long long high_word = high ? PyLong_AsUnsignedLongLong(high) : (unsigned long long)-1;
+    Py_XDECREF(high);
+    if (high_word == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    unsigned long long low_word = PyLong_AsUnsignedLongLongMask(number);
+    if (low_word == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    put_big_endian(high_word, out, 8);
+    put_big_endian(low_word, out + 8, 8);
+    return 0;
+#endif
+}
+
+/* An ipaddress object's integer value (_ip, a slot of the exact types; the
+ * public .packed for subclasses, which may compute it otherwise). */
+static int ipaddress_bytes(PyObject *value, const char *field, uint8_t *out, size_t size)
+{
+    PyObject *number;
+    PyObject *slot = Py_IS_TYPE(value, (PyTypeObject *)G.ipv4_type)   ? G.ipv4_ip_slot
+                     : Py_IS_TYPE(value, (PyTypeObject *)G.ipv6_type) ? G.ipv6_ip_slot
+                                                                      : NULL;
+    if (slot) {
+        /* the slot's descriptor, asked directly: what value._ip does, without the attribute lookup */
+        number = Py_TYPE(slot)->tp_descr_get(slot, value, (PyObject *)Py_TYPE(value));
+        int status = number ? unsigned_bytes(number, out, size) : -1;
+        Py_XDECREF(number);
+        if (status == 0)
+            return 0;
+    } else {
+        PyObject *packed = PyObject_GetAttr(value, G.str_packed);
+        int ok = packed && PyBytes_Check(packed) && (size_t)PyBytes_GET_SIZE(packed) == size;
+        if (ok)
+            memcpy(out, PyBytes_AS_STRING(packed), size);
+        Py_XDECREF(packed);
+        if (ok)
+            return 0;
+    }
+    if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_OverflowError) || PyErr_ExceptionMatches(PyExc_ValueError)) {
+        PyErr_Clear();
+        /* not %R: the repr of such an object fails too */
+        PyErr_Format(PyExc_ValueError, "field '%s': the %.100s does not hold a %d-bit address", field,
+                     Py_TYPE(value)->tp_name, (int)size * 8);
+    }
+    return -1;
+}
+
 int convert_address(PyObject *value, const char *field, uint8_t *family, uint8_t out[16])
 {
     memset(out, 0, 16);
     if (PyObject_TypeCheck(value, (PyTypeObject *)G.ipv4_type)) {
-        /* IPv4Address keeps its value in the slot _ip: read it in place */
-        PyObject *number = Py_IS_TYPE(value, (PyTypeObject *)G.ipv4_type) && G.ipv4_ip_offset
-                               ? Py_XNewRef(*(PyObject **)((char *)value + G.ipv4_ip_offset))
-                               : PyObject_GetAttr(value, G.str_ip);
-        if (!number && !PyErr_Occurred())
-            PyErr_Format(PyExc_ValueError, "field '%s': IPv4Address without a value", field);
-        unsigned long ip = number ? PyLong_AsUnsignedLong(number) : (unsigned long)-1;
-        Py_XDECREF(number);
-        if (ip == (unsigned long)-1 && PyErr_Occurred())
-            return -1;
-        for (int i = 0; i < 4; i++)
-            out[i] = (uint8_t)(ip >> (24 - 8 * i));
         *family = FLOW_FAMILY_IPV4;
-        return 0;
+        return ipaddress_bytes(value, field, out, 4);
     }
     if (PyObject_TypeCheck(value, (PyTypeObject *)G.ipv6_type)) {
-        PyObject *packed = PyObject_GetAttr(value, G.str_packed);
-        if (!packed)
-            return -1;
-        int ok = PyBytes_Check(packed) && PyBytes_GET_SIZE(packed) == 16;
-        if (ok)
-            memcpy(out, PyBytes_AS_STRING(packed), 16);
-        Py_DECREF(packed);
-        if (!ok) {
-            PyErr_Format(PyExc_ValueError, "field '%s': IPv6 address does not pack to 16 bytes", field);
-            return -1;
-        }
         *family = FLOW_FAMILY_IPV6;
-        return 0;
+        return ipaddress_bytes(value, field, out, 16);
     }
     if (PyUnicode_Check(value)) {
         const char *text = PyUnicode_AsUTF8(value);

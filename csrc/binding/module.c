@@ -1,7 +1,6 @@
 /* The pcapflow._core module: registers the types and looks up, once, the
  * Python objects the per-packet code compares against. */
 #include "binding.h"
-#include <structmember.h>
 #include "core/timestamp_text.h"
 
 struct module_globals G;
@@ -87,6 +86,16 @@ static PyObject *attribute_of(const char *module_name, const char *name)
     return value;
 }
 
+/* type._ip if it is a slot (a member descriptor with a getter), else NULL */
+static PyObject *ip_slot(PyObject *type)
+{
+    PyObject *slot = PyObject_GetAttr(type, G.str_ip);
+    if (slot && (!Py_IS_TYPE(slot, &PyMemberDescr_Type) || !Py_TYPE(slot)->tp_descr_get))
+        Py_CLEAR(slot);
+    PyErr_Clear();
+    return slot;
+}
+
 PyMODINIT_FUNC PyInit__core(void)
 {
     if (intern_all() < 0)
@@ -95,15 +104,10 @@ PyMODINIT_FUNC PyInit__core(void)
         !(G.ipv6_type = attribute_of("ipaddress", "IPv6Address")) ||
         !(G.decimal_type = attribute_of("decimal", "Decimal")))
         return NULL;
-    /* the _ip slot of IPv4Address, if it is a plain slot (a member descriptor) */
-    PyObject *slot = PyObject_GetAttrString(G.ipv4_type, "_ip");
-    if (slot && Py_IS_TYPE(slot, &PyMemberDescr_Type)) {
-        PyMemberDef *member = ((PyMemberDescrObject *)slot)->d_member;
-        if (member->type == T_OBJECT_EX)
-            G.ipv4_ip_offset = member->offset;
-    }
-    Py_XDECREF(slot);
-    PyErr_Clear();
+    if (!(G.int_64 = PyLong_FromLong(64)))
+        return NULL;
+    G.ipv4_ip_slot = ip_slot(G.ipv4_type);
+    G.ipv6_ip_slot = ip_slot(G.ipv6_type);
     /* Python 3.13 prints IPv4-mapped IPv6 addresses as ::ffff:a.b.c.d; labels follow the running Python */
     PyObject *probe = PyUnicode_FromString("::ffff:1.2.3.4");
     PyObject *address = probe ? PyObject_CallOneArg(G.ipv6_type, probe) : NULL;

@@ -113,7 +113,7 @@ static int build_closed_indexes(TCPObject *self)
 static int wait_for_turn(TCPObject *self)
 {
     struct timespec pause = {0, 100 * 1000};
-    while (self->owner != 0) {
+    while (self->owner) {
         if (self->busy) {
             PyErr_SetString(PyExc_RuntimeError, "this TCP is tracing a capture in another thread");
             return -1;
@@ -132,7 +132,7 @@ static int wait_for_turn(TCPObject *self)
 /* Takes the tracer for the calling thread, whether or not __init__ ran. */
 static int claim(TCPObject *self, const char *what)
 {
-    unsigned long me = PyThread_get_thread_ident();
+    PyThreadState *me = PyThreadState_Get(); /* cheaper than the thread's ident, as unique */
     if (self->owner == me) {
         if (self->callback_depth != self->depth) {
             PyErr_Format(PyExc_RuntimeError,
@@ -142,7 +142,7 @@ static int claim(TCPObject *self, const char *what)
         }
         self->depth++;
     } else {
-        if (self->owner != 0 && wait_for_turn(self) < 0)
+        if (self->owner && wait_for_turn(self) < 0)
             return 0;
         self->owner = me;
         self->depth = 1;
@@ -165,7 +165,7 @@ int tcp_enter(TCPObject *self, const char *what)
 void tcp_leave(TCPObject *self)
 {
     if (--self->depth == 0)
-        self->owner = 0;
+        self->owner = NULL;
 }
 
 /* The fields trace() reads from every packet. A complete pcapflow Packet
@@ -827,7 +827,7 @@ static PyObject *tcp_close(PyObject *op, PyObject *unused)
 {
     (void)unused;
     TCPObject *self = (TCPObject *)op;
-    if (!self->ready && self->owner == 0)
+    if (!self->ready && !self->owner)
         Py_RETURN_NONE;
     if (!tcp_enter(self, "close"))
         return NULL;
@@ -845,7 +845,7 @@ static PyObject *tcp_abandon(PyObject *op, PyObject *unused)
 {
     (void)unused;
     TCPObject *self = (TCPObject *)op;
-    if (!self->ready && self->owner == 0)
+    if (!self->ready && !self->owner)
         Py_RETURN_NONE;
     if (!tcp_enter(self, "_abandon"))
         return NULL;
