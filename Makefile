@@ -4,7 +4,9 @@
 PYTHON ?= python3
 FUZZ_SECONDS ?= 60
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := gcc clang libclang-rt-14-dev libpcap-dev tshark tcpflow
+DEBIAN_PACKAGES := gcc clang libclang-rt-14-dev libpcap-dev tshark tcpflow locales
+# a locale whose decimal separator is a comma, for tests/test_locale.py
+TEST_LOCALE := de_DE.UTF-8
 
 .PHONY: deps install run test test-sanitized test-threads fuzz bench clean
 
@@ -12,6 +14,11 @@ deps:
 	@if ! dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
+	fi
+	@if ! $(PYTHON) -c "import locale; locale.setlocale(locale.LC_ALL, '$(TEST_LOCALE)')" 2>/dev/null; then \
+		grep -qx '$(TEST_LOCALE) UTF-8' /etc/locale.gen || \
+			echo '$(TEST_LOCALE) UTF-8' | $(SUDO) tee -a /etc/locale.gen >/dev/null; \
+		$(SUDO) locale-gen >/dev/null; \
 	fi
 
 install: deps
