@@ -1,6 +1,7 @@
 # Two entry points, each working on a fresh Debian machine:
 #   make run    trace every TCP flow of a capture shipped in the repo into flows/
 #   make test   install everything the tests need and run them
+# (make check: the plain test suite alone, a shortcut while developing)
 PYTHON ?= python3
 FUZZ_SECONDS ?= 60
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -8,7 +9,7 @@ DEBIAN_PACKAGES := gcc clang libclang-rt-14-dev libpcap-dev tshark tcpflow local
 # a locale whose decimal separator is a comma, for tests/test_locale.py
 TEST_LOCALE := de_DE.UTF-8
 
-.PHONY: deps install run test test-sanitized test-threads fuzz bench clean
+.PHONY: deps install run test check test-sanitized test-threads fuzz bench clean
 
 deps:
 	@if ! dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \
@@ -33,6 +34,10 @@ test: install
 	$(MAKE) --no-print-directory test-sanitized
 	$(MAKE) --no-print-directory test-threads
 	fuzz/run.sh $(FUZZ_SECONDS)
+
+# the plain suite only (no sanitizer builds, no fuzzing), for development
+check: install
+	$(PYTHON) -m pytest -q
 
 # $(call instrumented_build,DIR,-fsanitize=...): the package, built with the
 # sanitizer, in build/DIR (tests run from there import it).
