@@ -7,9 +7,9 @@ always a point, whatever the locale. Each test computes the labels in the C
 locale, then again with de_DE.UTF-8 set in this process, and compares.
 
 `make deps` (run by `make install`, `make test`, `make check`) generates
-de_DE.UTF-8. The tests skip only where the locale cannot be made at all (no
-de_DE definition on the machine); where it could be made but was not, they
-fail and say how to make it.
+de_DE.UTF-8. The tests skip only where the locale cannot exist (no de_DE
+definition on the machine, or a C library without decimal-comma locales);
+where it could be made but was not, they fail and say how to make it.
 """
 import locale
 import os
@@ -51,7 +51,10 @@ def comma_locale():
             pytest.skip("no de_DE locale definition on this machine (Debian's locales package)")
         pytest.fail("de_DE.UTF-8 is not generated: run `make deps` (it adds it to /etc/locale.gen and runs locale-gen)")
     try:
-        assert locale.localeconv()["decimal_point"] == ",", "de_DE.UTF-8 does not use a decimal comma here"
+        if locale.localeconv()["decimal_point"] != ",":
+            # a C library whose LC_NUMERIC is always C's (musl): no locale
+            # can change how printf and strtod treat numbers
+            pytest.skip("de_DE.UTF-8 has no decimal comma in this C library")
         yield
     finally:
         locale.setlocale(locale.LC_ALL, saved)
