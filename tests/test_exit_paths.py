@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
+import pcapflow
 from _support import read_pcap
 
-ROOT = Path(__file__).resolve().parent.parent
+# the directory this process imported pcapflow from (the checkout, or the
+# sanitizer build that make test-sanitized runs from): the scripts use it too
+ROOT = Path(pcapflow.__file__).resolve().parent.parent
 
 # shared by the scripts: packets with distinct, recognisable frames; the
 # label's timestamp comes from the port, so both runs name files alike
@@ -145,11 +148,12 @@ def test_multiprocessing_pool_workers_with_a_module_level_tracer(tmp_path, start
 
 def test_multiprocessing_process_fork_with_a_tracer_made_at_import(tmp_path):
     # the tracer is made in the parent at import and inherited by each child,
-    # which adds a flow of its own and ends through multiprocessing
+    # which adds a flow of its own and ends through multiprocessing; it is
+    # made before multiprocessing is imported (pcapflow does not import it)
     body = '''
-    import multiprocessing
-
     tracer = TCP(OUT, "pcap")
+    assert "multiprocessing" not in sys.modules
+    import multiprocessing
 
 
     def work(port):
