@@ -5,9 +5,11 @@ user would write it, leaving frames buffered when the process ends, and once
 closing every tracer explicitly; the files of the two runs must be the same,
 and every frame must be in them exactly once. The endings: a daemon thread
 still holding a tracer when the main thread returns; multiprocessing workers
-started with 'fork' (they end with os._exit after multiprocessing's
-finalizers) tracing with a module-level tracer; a tracer with frames buffered
-when the process forks, used on in the parent and the child.
+started with 'fork' or 'forkserver' (they end with os._exit after
+multiprocessing's finalizers) tracing with a module-level tracer; a tracer
+with frames buffered when the process forks, used on in the parent and the
+child. Flushes that fail at exit or before a fork are one warning line each,
+from the process that owns the frames.
 """
 import os
 import subprocess
