@@ -5,11 +5,14 @@
 PYTHON ?= python3
 FUZZ_SECONDS ?= 60
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := gcc clang libclang-rt-14-dev libpcap-dev tshark tcpflow locales
-# a locale whose decimal separator is a comma, for tests/test_locale.py
-TEST_LOCALE := de_DE.UTF-8
+DEBIAN_PACKAGES := gcc clang libclang-rt-14-dev libpcap-dev tshark tcpflow
 
 .PHONY: deps install run test check test-sanitized test-threads fuzz bench clean
+
+# Debian's locales, and a locale whose decimal separator is a comma that
+# deps generates for tests/test_locale.py
+DEBIAN_PACKAGES += locales
+TEST_LOCALE := de_DE.UTF-8
 
 deps:
 	@if ! dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \
