@@ -1,17 +1,28 @@
 # Two entry points, each working on a fresh Debian machine:
 #   make run    trace every TCP flow of a capture shipped in the repo into flows/
 #   make test   install everything the tests need and run them
+# (make check: the plain test suite alone, a shortcut while developing)
 PYTHON ?= python3
 FUZZ_SECONDS ?= 60
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := gcc clang libclang-rt-14-dev libpcap-dev tshark tcpflow tcpdump
 
-.PHONY: deps install run test test-sanitized test-threads fuzz bench clean
+.PHONY: deps install run test check test-sanitized test-threads fuzz bench clean
+
+# Debian's locales, and a locale whose decimal separator is a comma that
+# deps generates for tests/test_locale.py
+DEBIAN_PACKAGES += locales
+TEST_LOCALE := de_DE.UTF-8
 
 deps:
 	@if ! dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
+	fi
+	@if ! $(PYTHON) -c "import locale; locale.setlocale(locale.LC_ALL, '$(TEST_LOCALE)')" 2>/dev/null; then \
+		grep -qx '$(TEST_LOCALE) UTF-8' /etc/locale.gen || \
+			echo '$(TEST_LOCALE) UTF-8' | $(SUDO) tee -a /etc/locale.gen >/dev/null; \
+		$(SUDO) locale-gen >/dev/null; \
 	fi
 
 install: deps
@@ -26,6 +37,10 @@ test: install
 	$(MAKE) --no-print-directory test-sanitized
 	$(MAKE) --no-print-directory test-threads
 	fuzz/run.sh $(FUZZ_SECONDS)
+
+# the plain suite only (no sanitizer builds, no fuzzing), for development
+check: install
+	$(PYTHON) -m pytest -q
 
 # $(call instrumented_build,DIR,-fsanitize=...): the package, built with the
 # sanitizer, in build/DIR (tests run from there import it).

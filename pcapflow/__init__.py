@@ -10,14 +10,15 @@ from pcapflow import _core
 from pcapflow._core import Buffer, Index, Packet
 from pcapflow.capture import packets, trace_file, trace_files
 from pcapflow import text_capture  # noqa: F401  loaded now, not by trace_files() when descriptors may be short
-from pcapflow.exceptions import (CaptureError, FileExists, FileWarning, FilterError, FormatWarning, RegistryError,
-                                 RegistryWarning, UnsupportedCall)
+from pcapflow.exceptions import (CaptureError, FileExists, FileWarning, FilterError, FlushWarning, FormatWarning,
+                                 RegistryError, RegistryWarning, UnsupportedCall)
 from pcapflow.pcapkit_compat import use_in_pcapkit
 from pcapflow.tcp import TCP
 
 __all__ = [
     "TCP", "Packet", "Buffer", "Index", "use_in_pcapkit", "trace_file", "trace_files", "packets",
     "CaptureError", "FilterError", "UnsupportedCall", "FileExists", "RegistryError", "FormatWarning", "FileWarning", "RegistryWarning",
+    "FlushWarning",
 ]
 __version__ = "0.1.0"
 

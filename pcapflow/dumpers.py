@@ -86,7 +86,7 @@ def make_dumper(output):
                 if extra:
                     return {"enum": _enum_text(o), **extra}
                 return _enum_text(o)
-            return super(type(self), self).object_hook(o)
+            return super().object_hook(o)  # not super(type(self), self): a subclass would call itself
 
         def default(self, o):  # pylint: disable=unused-argument
             return "fallback"

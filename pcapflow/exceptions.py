@@ -25,6 +25,11 @@ class RegistryWarning(UserWarning):
     """A registered format was replaced."""
 
 
+class FlushWarning(UserWarning):
+    """Buffered frames could not be written at exit or before a fork (the
+    message names the tracer, the file and the error)."""
+
+
 class CaptureError(ValueError):
     """A capture file is not a capture, or is damaged.
 

@@ -9,7 +9,7 @@ import warnings
 
 from dictdumper.dumper import Dumper
 
-from pcapflow import _core
+from pcapflow import _at_exit, _core
 from pcapflow.dumpers import default_formats, make_dumper
 from pcapflow.exceptions import FileExists, FileWarning, FormatWarning, RegistryError, RegistryWarning
 
@@ -49,7 +49,8 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
     index return an Index per flow. Frames are buffered in C (``buffer_bytes``
     in all, 32 MiB unless set; the largest buffers are written when it fills)
     and are all on disk after submit(), index, the flow's FIN, close(),
-    leaving a `with` block, or garbage collection."""
+    leaving a `with` block, garbage collection, or the end of the process
+    (see pcapflow._at_exit)."""
 
     __protocol_name__ = "TCP"
     __protocol_type__ = _ProtocolType()
@@ -111,6 +112,7 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
     def __init__(self, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
                  buffer_bytes=32 * 1024 * 1024):
         super().__init__(fout, format, byteorder, nanosecond, buffer_bytes=buffer_bytes)
+        _at_exit.register(self)  # buffered frames are written at exit even if it is never collected
 
     def __repr__(self):
         return f"<{type(self).__name__} open_flows={self.open_flows}>"

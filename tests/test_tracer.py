@@ -744,6 +744,46 @@ def test_json_output_is_valid_json(out):
         assert list(json.load(file)) == ["Frame 1", "Frame 3", "Frame 4"]
 
 
+class _Note:
+    """A frame value no conversion knows: it reaches dictdumper's own object_hook."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+@pytest.fixture
+def restore_tcp_formats():
+    """Formats registered on pcapflow.TCP itself are process-wide: undo them."""
+    saved = dict(pcapflow.TCP.__output__)
+    yield
+    pcapflow.TCP.__output__.clear()
+    pcapflow.TCP.__output__.update(saved)
+
+
+def test_subclass_of_a_wrapped_dumper(tmp_path, restore_tcp_formats):
+    # the class make_dumper returns, subclassed and registered as a format of
+    # its own, converts values as the class itself does (its object_hook once
+    # called super(type(self), self), which in a subclass calls itself forever)
+    from pcapflow.dumpers import make_dumper
+
+    class Subclassed(make_dumper(dictdumper.JSON)):
+        pass
+
+    pcapflow.TCP.register_dumper("json-subclassed", Subclassed, ".json")
+    files = {}
+    for fmt in ("json", "json-subclassed"):
+        root = str(tmp_path / fmt)
+        tracer = pcapflow.TCP(root, fmt)
+        for number, pkt in enumerate(handshake_and_teardown(Packet), 1):
+            frame = dict(pkt.frame, note=_Note(f"frame {number}"), epoch=decimal.Decimal(number) / 8)
+            tracer.dump(Packet(**{**pkt.to_dict(), "frame": frame}))
+        tracer.close()
+        files[fmt] = {name: open(os.path.join(root, name)).read() for name in sorted(os.listdir(root))}
+    assert files["json-subclassed"] == files["json"]
+    first = json.loads(files["json"]["10.0.0.1_40000-10.0.0.2_80-1.0.json"])
+    assert first["Frame 1"]["note"] == {"text": "frame 1"} and first["Frame 1"]["epoch"] == "0.125"
+
+
 def test_text_format_writes_tree_text(tmp_path):
     # contract item 2: 'text' is an alias of 'tree' (pcapkit crashes)
     outputs = {}

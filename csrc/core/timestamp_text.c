@@ -48,6 +48,27 @@ size_t format_double_repr_fast(double value, char out[TIMESTAMP_TEXT_MAX])
     return write_fixed_micro(total / 1000000u, (uint32_t)(total % 1000000u), out);
 }
 
+/* Number text here never depends on the C locale: a program may have
+ * called setlocale(LC_ALL, "de_DE.UTF-8"), after which printf writes and
+ * strtod reads a decimal comma (LC_NUMERIC). So the digits are written with
+ * write_unsigned, strtod is only given integer digits with an exponent
+ * ("123e-5", which every locale reads alike: no decimal separator), and of
+ * printf's "%e" text only the ASCII digits and what follows the last 'e' are
+ * used; its decimal separator, whatever bytes it is, is skipped. */
+
+/* digits e exponent, as text strtod reads without a decimal separator */
+static int reads_back(unsigned long long mantissa, int exponent, double value)
+{
+    char text[40];
+    size_t n = write_unsigned(mantissa, text);
+    text[n++] = 'e';
+    if (exponent < 0)
+        text[n++] = '-';
+    n += write_unsigned((uint64_t)(exponent < 0 ? -(long)exponent : exponent), text + n);
+    text[n] = '\0';
+    return strtod(text, NULL) == value;
+}
+
 /* The shortest significant digits that read back as value (positive,
  * finite, nonzero), without trailing zeros, and the decimal exponent of the
  * first: value ~ 0.d1d2... x 10^(exponent + 1). At each length printf's
@@ -56,29 +77,38 @@ size_t format_double_repr_fast(double value, char out[TIMESTAMP_TEXT_MAX])
  * back, the next digits up may. */
 static void shortest_digits(double value, char digits[20], int *count, int *exponent)
 {
-    char text[40];
+    char text[64];
     unsigned long long mantissa = 0;
     for (int precision = 0; precision < 17; precision++) {
         snprintf(text, sizeof text, "%.*e", precision, value);
+        const char *e = strrchr(text, 'e'); /* a separator is never ASCII 'e' */
         mantissa = 0;
-        const char *p = text;
-        for (; *p != 'e'; p++)
-            if (*p != '.')
+        for (const char *p = text; p < e; p++)
+            if (*p >= '0' && *p <= '9')
                 mantissa = mantissa * 10 + (unsigned long long)(*p - '0');
-        *exponent = atoi(p + 1);
-        if (strtod(text, NULL) == value)
+        int sign = e[1] == '-' ? -1 : 1, magnitude = 0;
+        for (const char *p = e + 2; *p >= '0' && *p <= '9'; p++)
+            magnitude = magnitude * 10 + (*p - '0');
+        *exponent = sign * magnitude;
+        if (reads_back(mantissa, *exponent - precision, value))
             break;
-        snprintf(text, sizeof text, "%llue%d", mantissa + 1, *exponent - precision);
-        if (strtod(text, NULL) == value) {
+        if (reads_back(mantissa + 1, *exponent - precision, value)) {
             mantissa++;
-            if (snprintf(text, sizeof text, "%llu", mantissa) > precision + 1)
+            if (decimal_length(mantissa) > (size_t)precision + 1)
                 ++*exponent; /* 9.99 went up to 10.00 */
             break;
         }
     }
-    *count = snprintf(digits, 20, "%llu", mantissa);
+    *count = (int)write_unsigned(mantissa, digits);
     while (*count > 1 && digits[*count - 1] == '0')
         --*count;
+}
+
+static size_t write_text(const char *text, char *out)
+{
+    size_t n = strlen(text);
+    memcpy(out, text, n + 1);
+    return n;
 }
 
 size_t format_double_repr(double value, char out[TIMESTAMP_TEXT_MAX])
@@ -87,11 +117,11 @@ size_t format_double_repr(double value, char out[TIMESTAMP_TEXT_MAX])
     if (fast)
         return fast;
     if (isnan(value))
-        return (size_t)snprintf(out, TIMESTAMP_TEXT_MAX, "nan");
+        return write_text("nan", out);
     if (isinf(value))
-        return (size_t)snprintf(out, TIMESTAMP_TEXT_MAX, value < 0 ? "-inf" : "inf");
+        return write_text(value < 0 ? "-inf" : "inf", out);
     if (value == 0)
-        return (size_t)snprintf(out, TIMESTAMP_TEXT_MAX, signbit(value) ? "-0.0" : "0.0");
+        return write_text(signbit(value) ? "-0.0" : "0.0", out);
 
     char digits[20];
     int count, exponent;
@@ -109,8 +139,13 @@ size_t format_double_repr(double value, char out[TIMESTAMP_TEXT_MAX])
             memcpy(out + n, digits + 1, (size_t)count - 1);
             n += (size_t)count - 1;
         }
-        n += (size_t)snprintf(out + n, TIMESTAMP_TEXT_MAX - n, "e%c%02d", exponent < 0 ? '-' : '+',
-                              exponent < 0 ? -exponent : exponent);
+        out[n++] = 'e';
+        out[n++] = exponent < 0 ? '-' : '+';
+        unsigned magnitude = (unsigned)(exponent < 0 ? -exponent : exponent);
+        if (magnitude < 10)
+            out[n++] = '0'; /* at least two digits, as repr() writes them */
+        n += write_unsigned(magnitude, out + n);
+        out[n] = '\0';
         return n;
     }
     if (point <= 0) {
@@ -146,7 +181,16 @@ size_t format_timestamp(uint64_t seconds, uint64_t nanoseconds, char out[TIMESTA
     nanoseconds %= 1000000000u;
     if (nanoseconds % 1000 == 0 && in_fixed_micro_range(seconds, (uint32_t)(nanoseconds / 1000)))
         return write_fixed_micro(seconds, (uint32_t)(nanoseconds / 1000), out); /* exact already: no rounding to do */
-    char exact[40];
-    snprintf(exact, sizeof exact, "%llu.%09llu", (unsigned long long)seconds, (unsigned long long)nanoseconds);
+    /* seconds.nanoseconds as the integer of nanoseconds times 10^-9: text
+     * that strtod rounds correctly and reads alike in every locale */
+    char exact[48];
+    size_t n = write_unsigned(seconds, exact);
+    uint32_t nano = (uint32_t)nanoseconds;
+    exact[n] = (char)('0' + nano / 100000000u);
+    write_two_digits(nano / 1000000u % 100, exact + n + 1);
+    write_two_digits(nano / 10000u % 100, exact + n + 3);
+    write_two_digits(nano / 100u % 100, exact + n + 5);
+    write_two_digits(nano % 100, exact + n + 7);
+    memcpy(exact + n + 9, "e-9", 4);
     return format_double_repr(strtod(exact, NULL), out);
 }
