@@ -91,6 +91,7 @@ typedef struct {
      * keeps a slot across Python code or a released GIL. Read and written
      * only with the GIL held. */
     PyThreadState *owner;     /* the owning thread, NULL when free */
+    pid_t owner_process;      /* where owner runs: after fork() a child's copy may name a parent's thread */
     int depth;                /* method calls of the owner, nested ones included */
     int callback_depth;       /* the depth whose FIN callbacks run now (nested calls allowed), or 0 */
 } TCPObject;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <string.h>
@@ -106,6 +107,11 @@ static int build_closed_indexes(TCPObject *self)
 
 /* ---- one packet ---- */
 
+/* This process's id, kept current across fork() (getpid() is a system call,
+ * too slow for every method call). */
+static pid_t this_process;
+static void forked_child(void) { this_process = getpid(); }
+
 /* Another thread owns the tracer: wait (without the GIL) until it is free.
  * Two threads sharing a tracer is rare, so a sleep that grows to 5 ms is
  * enough; a signal (KeyboardInterrupt) ends the wait. A capture is not
@@ -114,6 +120,11 @@ static int wait_for_turn(TCPObject *self)
 {
     struct timespec pause = {0, 100 * 1000};
     while (self->owner) {
+        if (self->owner_process != this_process) {
+            /* forked while a thread of the parent used it: that thread is not here */
+            self->owner = NULL;
+            break;
+        }
         if (self->busy) {
             PyErr_SetString(PyExc_RuntimeError, "this TCP is tracing a capture in another thread");
             return -1;
@@ -145,6 +156,7 @@ static int claim(TCPObject *self, const char *what)
         if (self->owner && wait_for_turn(self) < 0)
             return 0;
         self->owner = me;
+        self->owner_process = this_process;
         self->depth = 1;
     }
     return 1;
@@ -1130,6 +1142,11 @@ PyTypeObject TCPBase_Type = {
 
 int tcp_type_ready(PyObject *module)
 {
+    this_process = getpid();
+    if (pthread_atfork(NULL, NULL, forked_child) != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
+        return -1;
+    }
     if (PyModule_AddType(module, &TCPBase_Type) < 0)
         return -1;
     base_trace_method = PyDict_GetItemString(TCPBase_Type.tp_dict, "trace");
