@@ -5,10 +5,6 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#if PY_VERSION_HEX < 0x030B0000
-#include <longintrepr.h> /* an int's digits (read_small_int); Python.h has them from 3.11 on */
-#endif
-
 #include "core/tracer.h"
 
 #if PY_VERSION_HEX < 0x030A0000
@@ -119,10 +115,12 @@ PyObject *get_field(PyObject *object, PyObject *name, const char *what);
 PyObject *get_optional_field(PyObject *object, PyObject *name);
 int convert_address(PyObject *value, const char *field, uint8_t *family, uint8_t out[16]);
 
-/* The value of an exact int below 2^30 in magnitude, read in place: ports and
- * frame numbers nearly always are, and the general conversion costs more
- * than the rest of their checks together. Returns 0 when value is not such
- * an int (the general conversion then decides). */
+/* The value of an exact int that fits a long: ports and frame numbers
+ * nearly always are, and the general conversion (with its field-naming
+ * errors) costs more than the rest of their checks together. From 3.12 a
+ * compact int is read in place (public, if unstable, API); before, the
+ * public conversion. Returns 0 when value is not such an int (the general
+ * conversion then decides). */
 static inline int read_small_int(PyObject *value, long *out)
 {
     if (!PyLong_CheckExact(value))
@@ -131,13 +129,12 @@ static inline int read_small_int(PyObject *value, long *out)
     if (!PyUnstable_Long_IsCompact((PyLongObject *)value))
         return 0;
     *out = (long)PyUnstable_Long_CompactValue((PyLongObject *)value);
-#else
-    Py_ssize_t size = Py_SIZE(value); /* digits, negative for a negative int */
-    if (size < -1 || size > 1)
-        return 0;
-    *out = size == 0 ? 0 : size * (long)((PyLongObject *)value)->ob_digit[0];
-#endif
     return 1;
+#else
+    int overflow;
+    *out = PyLong_AsLongAndOverflow(value, &overflow);
+    return !overflow && (*out != -1 || !PyErr_Occurred());
+#endif
 }
 
 /* A port (0..65535) or a frame number (any int64), or -1 with an exception

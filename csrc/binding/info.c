@@ -397,6 +397,15 @@ static int is_pcapkit_info(PyObject *value)
     return result > 0;
 }
 
+
+/* A type's name without its module, as type.__name__ gives it (what
+ * CPython's private _PyType_Name does, from the public tp_name). */
+static const char *type_name(PyTypeObject *type)
+{
+    const char *dot = strrchr(type->tp_name, '.');
+    return dot ? dot + 1 : type->tp_name;
+}
+
 static PyObject *info_format(PyObject *op, int as_repr)
 {
     InfoObject *self = (InfoObject *)op;
@@ -412,7 +421,7 @@ static PyObject *info_format(PyObject *op, int as_repr)
             goto done;
         PyObject *part;
         if (as_repr && (info_check(value) || is_pcapkit_info(value)))
-            part = PyUnicode_FromFormat("%U=%s(...)", key, _PyType_Name(Py_TYPE(value)));
+            part = PyUnicode_FromFormat("%U=%s(...)", key, type_name(Py_TYPE(value)));
         else
             part = PyUnicode_FromFormat(as_repr ? "%U=%R" : "%U=%S", key, value);
         if (!part || PyList_Append(parts, part) < 0) {
@@ -425,7 +434,7 @@ static PyObject *info_format(PyObject *op, int as_repr)
     PyObject *joined = separator ? PyUnicode_Join(separator, parts) : NULL;
     Py_XDECREF(separator);
     if (joined)
-        result = PyUnicode_FromFormat(as_repr ? "<%s %U>" : "%s(%U)", _PyType_Name(Py_TYPE(op)), joined);
+        result = PyUnicode_FromFormat(as_repr ? "<%s %U>" : "%s(%U)", type_name(Py_TYPE(op)), joined);
     Py_XDECREF(joined);
 done:
     Py_XDECREF(keys);
