@@ -22,7 +22,6 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-_core._set_error_types(UnsupportedCall, CaptureError, FilterError)
 for _info_type in (Packet, Buffer, Index):
     collections.abc.Mapping.register(_info_type)
 del _info_type

@@ -1,8 +1,8 @@
-"""Exceptions and warnings, named as pcapkit names them so handlers carry over."""
+"""Exceptions and warnings, named as pcapkit names them so handlers carry over.
 
-
-class UnsupportedCall(AttributeError):
-    """An attribute of a read-only object was set or deleted."""
+UnsupportedCall, CaptureError and FilterError are raised by the C core and
+created there (pcapflow._core); they are re-exported here."""
+from pcapflow._core import CaptureError, FilterError, UnsupportedCall  # noqa: F401  pylint: disable=no-name-in-module
 
 
 class FileExists(FileExistsError):
@@ -28,27 +28,3 @@ class RegistryWarning(UserWarning):
 class FlushWarning(UserWarning):
     """Buffered frames could not be written at exit or before a fork (the
     message names the tracer, the file and the error)."""
-
-
-class CaptureError(ValueError):
-    """A capture file is not a capture, or is damaged.
-
-    Attributes: filename, frame (the number the unreadable frame would have
-    had), offset (bytes of the file read when the damage was found), index
-    (every flow traced before the damage; their files are complete) and
-    stats (the counters up to the damage)."""
-
-    filename = None
-    frame = None
-    offset = None
-    index = ()
-    stats = None
-
-    def __str__(self):
-        where = f"{self.filename}: " if self.filename is not None else ""
-        at = f" (frame {self.frame}, byte offset {self.offset})" if self.frame is not None else ""
-        return f"{where}{super().__str__()}{at}"
-
-
-class FilterError(ValueError):
-    """A BPF filter expression does not compile."""

@@ -3,6 +3,7 @@
 The C base type does the tracing and the pcap writing; this class adds what
 pcapkit keeps at class level (the format registry, the callbacks) so that
 code written against pcapkit's class keeps working."""
+import operator
 import os
 import sys
 import warnings
@@ -14,6 +15,17 @@ from pcapflow.dumpers import default_formats, make_dumper
 from pcapflow.exceptions import FileExists, FileWarning, FormatWarning, RegistryError, RegistryWarning
 
 __all__ = ["TCP"]
+
+
+def _output_root(fout):
+    """fout as the str the flow files' paths start with (./tmp when None);
+    bytes and undecodable names through the file system encoding."""
+    if fout is None:
+        return "./tmp"
+    try:
+        return os.fsdecode(os.fspath(fout))
+    except TypeError:
+        raise TypeError(f"fout must be a str, bytes or os.PathLike, not {type(fout).__name__}") from None
 
 
 class _ProtocolType:
@@ -111,7 +123,22 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
 
     def __init__(self, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
                  buffer_bytes=32 * 1024 * 1024):
-        super().__init__(fout, format, byteorder, nanosecond, buffer_bytes=buffer_bytes)
+        # what to write and where is decided here, in Python (make_fout may be
+        # overridden); the C tracer is handed the result
+        root = _output_root(fout)
+        if format is not None and not isinstance(format, str):
+            raise TypeError(f"format must be a str or None, not {type(format).__name__}")
+        if not isinstance(byteorder, str) or byteorder not in ("little", "big"):
+            raise ValueError(f"byteorder must be 'little' or 'big', not {byteorder!r}")
+        if operator.index(buffer_bytes) < 4096:
+            raise ValueError(f"buffer_bytes must be at least 4096, not {buffer_bytes}")
+        made = self.make_fout(root, "pcap" if format is None else format)
+        if not (isinstance(made, tuple) and len(made) == 2):
+            raise TypeError("make_fout() must return (dumper class, extension)")
+        dumper, extension = made
+        native = bool(getattr(dumper, "__pcapflow_native__", False))
+        super().__init__(root, str(byteorder), nanosecond, buffer_bytes=buffer_bytes, dumper=dumper,
+                         extension=extension, native=native)
         _at_exit.register(self)  # buffered frames are written at exit even if it is never collected
 
     def __repr__(self):

@@ -18,6 +18,13 @@ static inline PyObject *Py_XNewRef(PyObject *object)
     Py_XINCREF(object);
     return object;
 }
+static inline int PyModule_AddObjectRef(PyObject *module, const char *name, PyObject *value)
+{
+    int status = PyModule_AddObject(module, name, value);
+    if (status == 0)
+        Py_INCREF(value); /* AddObject stole the reference it was given */
+    return status;
+}
 #endif
 
 /* ---- Packet, Buffer, Index (info.c) ---- */
@@ -185,7 +192,7 @@ extern PyTypeObject CaptureReader_Type;
 
 struct module_globals {
     PyObject *ipv4_type, *ipv6_type, *decimal_type;
-    /* pcapflow's exception classes, handed over by the package at import */
+    /* pcapflow's exception classes, made at module start (module.c) */
     PyObject *unsupported_call, *capture_error, *filter_error;
     int mapped_as_dotted;
     PyObject *int_64; /* 64, for shifting ints on Pythons without PyLong_AsNativeBytes */

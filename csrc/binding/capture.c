@@ -100,7 +100,7 @@ static PyObject *stats_dict(const struct capture_stats *stats, uint64_t frame_nu
 /* Raises pcapflow.CaptureError naming the file, the frame and the offset. */
 void raise_damaged(PyObject *name, const char *why, uint64_t frame, uint64_t offset)
 {
-    PyObject *error = G.capture_error ? G.capture_error : PyExc_ValueError;
+    PyObject *error = G.capture_error;
     PyObject *exc = PyObject_CallFunction(error, "s", why);
     if (!exc)
         return;
@@ -181,7 +181,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
         const char *expression = PyUnicode_AsUTF8(filter);
         if (!expression || capture_set_filter(&capture, expression) < 0) {
             if (expression) {
-                PyObject *error = G.filter_error ? G.filter_error : PyExc_ValueError;
+                PyObject *error = G.filter_error;
                 PyErr_Format(error, "BPF filter %R does not compile: %s", filter, capture.errbuf);
             }
             capture_close(&capture);

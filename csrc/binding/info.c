@@ -282,7 +282,7 @@ static int info_setattro(PyObject *op, PyObject *name, PyObject *value)
 {
     (void)op;
     (void)name;
-    PyObject *error = G.unsupported_call ? G.unsupported_call : PyExc_AttributeError;
+    PyObject *error = G.unsupported_call;
     PyErr_SetString(error, value ? "can't set attribute" : "can't delete attribute");
     return -1;
 }

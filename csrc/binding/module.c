@@ -5,18 +5,66 @@
 
 struct module_globals G;
 
-/* _set_error_types(UnsupportedCall, CaptureError, FilterError) */
-static PyObject *set_error_types(PyObject *module, PyObject *args)
+/* str(CaptureError): "{filename}: {message} (frame {frame}, byte offset {offset})",
+ * each part only when known. An instance method of the class made below. */
+static PyObject *capture_error_str(PyObject *unused, PyObject *self)
 {
-    (void)module;
-    PyObject *unsupported_call, *capture_error, *filter_error;
-    if (!PyArg_ParseTuple(args, "O!O!O!", &PyType_Type, &unsupported_call, &PyType_Type, &capture_error,
-                          &PyType_Type, &filter_error))
-        return NULL;
-    Py_XSETREF(G.unsupported_call, Py_NewRef(unsupported_call));
-    Py_XSETREF(G.capture_error, Py_NewRef(capture_error));
-    Py_XSETREF(G.filter_error, Py_NewRef(filter_error));
-    Py_RETURN_NONE;
+    (void)unused;
+    PyObject *message = ((PyTypeObject *)PyExc_ValueError)->tp_str(self);
+    PyObject *filename = message ? PyObject_GetAttrString(self, "filename") : NULL;
+    PyObject *frame = filename ? PyObject_GetAttrString(self, "frame") : NULL;
+    PyObject *offset = frame ? PyObject_GetAttrString(self, "offset") : NULL;
+    PyObject *text = NULL;
+    if (offset) {
+        PyObject *where = filename == Py_None ? PyUnicode_FromString("") : PyUnicode_FromFormat("%S: ", filename);
+        PyObject *at = frame == Py_None ? PyUnicode_FromString("")
+                                        : PyUnicode_FromFormat(" (frame %S, byte offset %S)", frame, offset);
+        if (where && at)
+            text = PyUnicode_FromFormat("%U%U%U", where, message, at);
+        Py_XDECREF(where);
+        Py_XDECREF(at);
+    }
+    Py_XDECREF(message);
+    Py_XDECREF(filename);
+    Py_XDECREF(frame);
+    Py_XDECREF(offset);
+    return text;
+}
+
+static PyMethodDef capture_error_str_def = {"__str__", capture_error_str, METH_O, NULL};
+
+/* An exception class pcapflow re-exports; attributes: its class attributes
+ * as "name", value, ... NULL. Returns a new reference. */
+static PyObject *new_exception(const char *name, const char *doc, PyObject *base, PyObject *attributes)
+{
+    PyObject *type = PyErr_NewExceptionWithDoc(name, doc, base, attributes);
+    Py_XDECREF(attributes);
+    return type;
+}
+
+static int make_exceptions(void)
+{
+    G.unsupported_call = new_exception("pcapflow.UnsupportedCall",
+                                       "An attribute of a read-only object was set or deleted.",
+                                       PyExc_AttributeError, NULL);
+    G.filter_error = new_exception("pcapflow.FilterError", "A BPF filter expression does not compile.",
+                                   PyExc_ValueError, NULL);
+    PyObject *function = PyCFunction_New(&capture_error_str_def, NULL);
+    PyObject *method = function ? PyInstanceMethod_New(function) : NULL;
+    Py_XDECREF(function);
+    PyObject *attributes = method ? Py_BuildValue("{sOsOsOsOs()sO}", "filename", Py_None, "frame", Py_None,
+                                                  "offset", Py_None, "stats", Py_None, "index", "__str__", method)
+                                  : NULL;
+    Py_XDECREF(method);
+    G.capture_error = attributes ? new_exception("pcapflow.CaptureError",
+                                                 "A capture file is not a capture, or is damaged.\n\n"
+                                                 "Attributes: filename, frame (the number the unreadable frame "
+                                                 "would have had), offset (bytes of the file read when the damage "
+                                                 "was found), index (every flow traced before the damage; their "
+                                                 "files are complete) and stats (the counters up to the damage).",
+                                                 PyExc_ValueError, attributes)
+                                 : NULL;
+    return G.unsupported_call && G.filter_error && G.capture_error ? 0 : -1;
 }
 
 static PyObject *flow_bytes(PyObject *module, PyObject *unused)
@@ -53,7 +101,6 @@ static PyObject *float_repr_py(PyObject *module, PyObject *value)
 static PyMethodDef module_methods[] = {
     {"format_timestamp", format_timestamp_py, METH_VARARGS, "The label text of a seconds.nanoseconds timestamp."},
     {"float_repr", float_repr_py, METH_O, "repr() of a float, as the C core writes it."},
-    {"_set_error_types", set_error_types, METH_VARARGS, "Hands over pcapflow's exception classes."},
     {"flow_struct_bytes", flow_bytes, METH_NOARGS, "Size of the C core's per-flow record, in bytes."},
     {NULL, NULL, 0, NULL},
 };
@@ -127,7 +174,10 @@ PyMODINIT_FUNC PyInit__core(void)
     if (!module)
         return NULL;
     if (info_types_ready(module) < 0 || tcp_type_ready(module) < 0 || flow_writer_type_ready(module) < 0 ||
-        PyModule_AddType(module, &CaptureReader_Type) < 0) {
+        PyModule_AddType(module, &CaptureReader_Type) < 0 || make_exceptions() < 0 ||
+        PyModule_AddObjectRef(module, "UnsupportedCall", G.unsupported_call) < 0 ||
+        PyModule_AddObjectRef(module, "FilterError", G.filter_error) < 0 ||
+        PyModule_AddObjectRef(module, "CaptureError", G.capture_error) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -49,7 +49,7 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         if (!expression)
             goto fail;
         if (capture_set_filter(&self->capture, expression) < 0) {
-            PyErr_Format(G.filter_error ? G.filter_error : PyExc_ValueError, "BPF filter %R does not compile: %s",
+            PyErr_Format(G.filter_error, "BPF filter %R does not compile: %s",
                          filter, self->capture.errbuf);
             goto fail;
         }

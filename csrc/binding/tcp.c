@@ -905,33 +905,52 @@ static void release(TCPObject *self)
     forget_addresses(self);
 }
 
-static int init_owned(TCPObject *self, PyObject *fout, PyObject *format, PyObject *byteorder, PyObject *nanosecond,
-                      Py_ssize_t buffer_bytes);
+/* What pcapflow.TCP.__init__ decided (the output root, make_fout()'s dumper
+ * class and extension, whether the dumper is the C pcap writer), checked. */
+struct tracer_options {
+    PyObject *root, *byteorder, *dumper, *extension;
+    int big_endian, nanosecond, native;
+    Py_ssize_t buffer_bytes;
+};
+
+static int init_owned(TCPObject *self, const struct tracer_options *options);
 
 static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     TCPObject *self = (TCPObject *)op;
-    static char *kwlist[] = {"fout", "format", "byteorder", "nanosecond", "buffer_bytes", NULL};
-    PyObject *fout = Py_None, *format = Py_None, *byteorder = NULL, *nanosecond = Py_False;
-    Py_ssize_t buffer_bytes = 32 * 1024 * 1024;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOO$n:TCP", kwlist, &fout, &format, &byteorder, &nanosecond,
-                                     &buffer_bytes))
+    static char *kwlist[] = {"root", "byteorder", "nanosecond", "buffer_bytes", "dumper", "extension", "native", NULL};
+    struct tracer_options options = {.buffer_bytes = 32 * 1024 * 1024, .extension = Py_None};
+    PyObject *nanosecond = Py_False, *native = Py_False;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UUO|$nOOO:TCPBase", kwlist, &options.root, &options.byteorder,
+                                     &nanosecond, &options.buffer_bytes, &options.dumper, &options.extension, &native))
         return -1;
-    if (buffer_bytes < 4096) {
-        PyErr_Format(PyExc_ValueError, "buffer_bytes must be at least 4096, not %zd", buffer_bytes);
+    if (options.buffer_bytes < 4096) {
+        PyErr_Format(PyExc_ValueError, "buffer_bytes must be at least 4096, not %zd", options.buffer_bytes);
         return -1;
     }
+    if (PyUnicode_CompareWithASCIIString(options.byteorder, "big") == 0)
+        options.big_endian = 1;
+    else if (PyUnicode_CompareWithASCIIString(options.byteorder, "little") != 0) {
+        PyErr_Format(PyExc_ValueError, "byteorder must be 'little' or 'big', not %R", options.byteorder);
+        return -1;
+    }
+    if (options.extension != Py_None && !PyUnicode_Check(options.extension)) {
+        PyErr_SetString(PyExc_TypeError, "a dumper's extension must be a str or None");
+        return -1;
+    }
+    if ((options.nanosecond = PyObject_IsTrue(nanosecond)) < 0 || (options.native = PyObject_IsTrue(native)) < 0)
+        return -1;
+    if (!options.dumper)
+        options.dumper = Py_None;
     if (!claim(self, "__init__"))
         return -1;
-    int status = init_owned(self, fout, format, byteorder, nanosecond, buffer_bytes);
+    int status = init_owned(self, &options);
     tcp_leave(self);
     return status;
 }
 
-static int init_owned(TCPObject *self, PyObject *fout, PyObject *format, PyObject *byteorder, PyObject *nanosecond,
-                      Py_ssize_t buffer_bytes)
+static int init_owned(TCPObject *self, const struct tracer_options *options)
 {
-    PyObject *op = (PyObject *)self;
     if (self->ready) {
         /* __init__ again: finish the old output first, as a new tracer would */
         int status = flush(self);
@@ -941,61 +960,15 @@ static int init_owned(TCPObject *self, PyObject *fout, PyObject *format, PyObjec
     }
     release(self);
     self->epoch++;
-
-    const uint16_t probe = 1;
-    int native_big = *(const uint8_t *)&probe == 0;
-    PyObject *root = fout == Py_None ? PyUnicode_FromString("./tmp") : PyOS_FSPath(fout);
-    if (root && PyBytes_Check(root))
-        Py_SETREF(root, PyUnicode_DecodeFSDefaultAndSize(PyBytes_AS_STRING(root), PyBytes_GET_SIZE(root)));
-    if (!root)
-        return -1;
-    if (!PyUnicode_Check(root)) {
-        PyErr_Format(PyExc_TypeError, "fout must be a str or os.PathLike of str, not %.100s", Py_TYPE(fout)->tp_name);
-        Py_DECREF(root);
-        return -1;
-    }
-    self->root = root;
-    self->byteorder = byteorder ? Py_NewRef(byteorder) : PyUnicode_FromString(native_big ? "big" : "little");
-    if (!self->byteorder)
-        return -1;
-    int big;
-    if (PyUnicode_Check(self->byteorder) && PyUnicode_CompareWithASCIIString(self->byteorder, "big") == 0)
-        big = 1;
-    else if (PyUnicode_Check(self->byteorder) && PyUnicode_CompareWithASCIIString(self->byteorder, "little") == 0)
-        big = 0;
-    else {
-        PyErr_Format(PyExc_ValueError, "byteorder must be 'little' or 'big', not %R", self->byteorder);
-        return -1;
-    }
-    if ((self->nanosecond = PyObject_IsTrue(nanosecond)) < 0)
-        return -1;
-    if (format != Py_None && !PyUnicode_Check(format)) {
-        PyErr_Format(PyExc_TypeError, "format must be a str or None, not %.100s", Py_TYPE(format)->tp_name);
-        return -1;
-    }
-
-    PyObject *made = format == Py_None ? PyObject_CallMethod(op, "make_fout", "Os", root, "pcap")
-                                       : PyObject_CallMethod(op, "make_fout", "OO", root, format);
-    if (!made)
-        return -1;
-    if (!PyTuple_Check(made) || PyTuple_GET_SIZE(made) != 2) {
-        PyErr_SetString(PyExc_TypeError, "make_fout() must return (dumper class, extension)");
-        Py_DECREF(made);
-        return -1;
-    }
-    self->dumper_class = Py_NewRef(PyTuple_GET_ITEM(made, 0));
-    self->extension = Py_NewRef(PyTuple_GET_ITEM(made, 1));
-    Py_DECREF(made);
-    if (self->extension != Py_None && !PyUnicode_Check(self->extension)) {
-        PyErr_SetString(PyExc_TypeError, "a dumper's extension must be a str or None");
-        return -1;
-    }
-    if (self->extension == Py_None)
-        self->mode = OUTPUT_NONE;
-    else {
-        int native = PyObject_HasAttrString(self->dumper_class, "__pcapflow_native__");
-        self->mode = native ? OUTPUT_PCAP : OUTPUT_DUMPER;
-    }
+    self->root = Py_NewRef(options->root);
+    self->byteorder = Py_NewRef(options->byteorder);
+    self->nanosecond = options->nanosecond;
+    self->dumper_class = Py_NewRef(options->dumper);
+    self->extension = Py_NewRef(options->extension);
+    self->mode = options->extension == Py_None ? OUTPUT_NONE : options->native ? OUTPUT_PCAP : OUTPUT_DUMPER;
+    PyObject *root = options->root;
+    Py_ssize_t buffer_bytes = options->buffer_bytes;
+    int big = options->big_endian;
 
     /* file names in the file system's encoding, undecodable bytes included
      * (os.fsdecode gives them as surrogates) */
