@@ -47,3 +47,9 @@ class CaptureError(ValueError):
 
 class FilterError(ValueError):
     """A BPF filter expression does not compile."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The pcapflow command was sent SIGTERM (args[0] is the signal number). A
+    KeyboardInterrupt, so that trace_file() writes what it read before raising it
+    again, as it does for Ctrl-C."""
