@@ -1,0 +1,265 @@
+"""Stopping a capture: SIGINT, SIGTERM and KeyboardInterrupt.
+
+The capture comes through a FIFO from a real writer process that sends some
+frames of several flows (no FIN, so every flow is still open and buffered)
+and then stays idle, or trickles a frame every 10 ms. The signal must stop
+pcapflow within seconds (it used to take minutes, or forever), and every
+frame read must be in its flow file: the files and the index are compared
+with what trace_file() makes of the same frames written to a regular file.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import pcapflow
+from capture_tools import (ACK, ETHERNET, check_flow_files, ethernet, frames_at, ipv4, pcap_bytes, read_capture, tcp,
+                           write_pcap)
+
+MODULE = [sys.executable, "-m", "pcapflow"]
+STOP_SECONDS = 5  # generous: before the fix an idle pipe was not left for minutes
+
+# Writes the capture to the FIFO, waits until the reader has taken every byte
+# (FIONREAD on the pipe), says so by creating `sent`, then keeps the FIFO open
+# without writing. With a positive interval it writes one record at a time
+# instead, `interval` seconds apart, creating `sent` after the first few;
+# with a negative one it writes nothing at all.
+WRITER = r"""
+import fcntl, os, struct, sys, termios, time
+fifo, capture, sent, interval = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+data = open(capture, "rb").read()
+with open(fifo, "wb", buffering=0) as out:
+    if interval < 0:  # not even the file header
+        open(sent, "w").close()
+        time.sleep(600)
+    elif interval == 0:
+        out.write(data)
+        while struct.unpack("i", fcntl.ioctl(out.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]:
+            time.sleep(0.01)
+        open(sent, "w").close()
+        time.sleep(600)
+    else:
+        out.write(data[:24])
+        offset, count = 24, 0
+        while offset < len(data):
+            length = struct.unpack("<I", data[offset + 8:offset + 12])[0]
+            out.write(data[offset:offset + 16 + length])
+            offset += 16 + length
+            count += 1
+            if count == 20:
+                open(sent, "w").close()
+            time.sleep(interval)
+        time.sleep(600)
+"""
+
+
+def many_flows(count, flows=5):
+    """`count` frames spread over `flows` client connections, all ACK (no FIN): every flow stays open."""
+    packets = []
+    for i in range(count):
+        flow = i % flows
+        packets.append(ethernet(ipv4(f"10.0.0.{flow + 1}", "10.0.1.1",
+                                     tcp(40000 + flow, 80, ACK, b"x" * (i % 50), seq=1 + i))))
+    return frames_at(packets)
+
+
+class Feed:
+    """A FIFO in tmp_path and the writer process feeding it."""
+
+    def __init__(self, tmp_path, records, interval=0.0):
+        self.tmp_path = tmp_path
+        self.records = records
+        self.fifo = tmp_path / "fifo"
+        self.sent = tmp_path / "sent"
+        os.mkfifo(self.fifo)
+        capture = write_pcap(tmp_path / "capture.pcap", records, ETHERNET)
+        self.writer = subprocess.Popen([sys.executable, "-c", WRITER, str(self.fifo), str(capture), str(self.sent),
+                                        str(interval)])
+
+    def wait_sent(self):
+        deadline = time.monotonic() + 60
+        while not self.sent.exists():
+            assert time.monotonic() < deadline, "the writer did not get its frames read"
+            assert self.writer.poll() is None, "the writer died"
+            time.sleep(0.01)
+        time.sleep(0.3)  # the reader traces what it took
+
+    def close(self):
+        self.writer.kill()
+        self.writer.wait()
+
+
+@pytest.fixture
+def feed(tmp_path):
+    feeds = []
+
+    def make(records, interval=0.0):
+        feeds.append(Feed(tmp_path, records, interval))
+        return feeds[-1]
+
+    yield make
+    for made in feeds:
+        made.close()
+
+
+def reference(tmp_path, records, frames):
+    """trace_file() of the first `frames` records written to a regular file: its index, names relative to its directory."""
+    path = write_pcap(tmp_path / f"first{frames}.pcap", records[:frames], ETHERNET)
+    out = tmp_path / f"reference{frames}"
+    index = pcapflow.trace_file(str(path), str(out))
+    return [(flow.label, list(flow.index), Path(flow.fpout).read_bytes()) for flow in index]
+
+
+def same_as_reference(tmp_path, records, flows):
+    """Every frame number from 1 to the last one read is in some flow, and the flows and their files are
+    those trace_file() makes of those frames read from a regular file."""
+    numbers = sorted(n for flow in flows for n in flow.index)
+    assert numbers == list(range(1, len(numbers) + 1)), "a frame read is missing from the flows"
+    got = [(flow.label, list(flow.index), Path(flow.fpout).read_bytes()) for flow in flows]
+    assert got == reference(tmp_path, records, len(numbers))
+    check_flow_files(flows, read_capture(pcap_bytes(records, ETHERNET)))
+    return len(numbers)
+
+
+class IndexEntry:
+    def __init__(self, entry):
+        self.label, self.fpout, self.index = entry["label"], entry["fpout"], tuple(entry["index"])
+
+
+def run_cli_until(feed_, signum, tmp_path, *extra):
+    out, index = tmp_path / "out", tmp_path / "index.jsonl"
+    process = subprocess.Popen(MODULE + [str(feed_.fifo), "-o", str(out), "--index", str(index), *extra],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        feed_.wait_sent()
+        assert process.poll() is None, process.communicate()
+        sent_at = time.monotonic()
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=STOP_SECONDS)
+        stopped_after = time.monotonic() - sent_at
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert stopped_after < STOP_SECONDS
+    assert "Traceback" not in stderr, stderr
+    assert index.exists(), f"no index written; stderr: {stderr}"
+    flows = [IndexEntry(json.loads(line)) for line in index.read_text().splitlines()]
+    return process.returncode, stderr, flows
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_cli_stopped_on_an_idle_pipe_writes_every_frame_read(tmp_path, feed, signum, status):
+    records = many_flows(300)
+    feed_ = feed(records)
+    code, stderr, flows = run_cli_until(feed_, signum, tmp_path)
+    assert code == status, stderr
+    assert len(flows) == 5
+    assert same_as_reference(tmp_path, records, flows) == 300
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"pcapflow: interrupted by {signal.Signals(signum).name}; 300 packets, 300 TCP packets, "
+                           f"5 flows, 5 files in "), last
+
+
+def test_cli_stopped_while_waiting_for_the_file_header(tmp_path, feed):
+    feed_ = feed(many_flows(10), interval=-1)
+    code, stderr, flows = run_cli_until(feed_, signal.SIGINT, tmp_path)
+    assert code == 130, stderr
+    assert flows == []
+    assert stderr.strip().splitlines()[-1].startswith("pcapflow: interrupted by SIGINT; 0 packets, 0 TCP packets, "
+                                                      "0 flows, 0 files in ")
+
+
+def test_cli_stopped_on_a_slow_pipe_writes_every_frame_read(tmp_path, feed):
+    records = many_flows(3000)  # 30 s of frames, one every 10 ms
+    feed_ = feed(records, interval=0.01)
+    code, stderr, flows = run_cli_until(feed_, signal.SIGINT, tmp_path)
+    assert code == 130, stderr
+    read = same_as_reference(tmp_path, records, flows)
+    assert 20 <= read < 3000, read
+
+
+TRACE_AND_INTERRUPT = r"""
+import json, os, signal, sys, threading, time
+import pcapflow
+fifo, out, sent, how = sys.argv[1:5]
+
+def interrupt_when_sent():
+    while not os.path.exists(sent):
+        time.sleep(0.01)
+    time.sleep(0.3)
+    if how == "kill":
+        os.kill(os.getpid(), signal.SIGINT)
+    else:
+        signal.raise_signal(signal.SIGINT)  # delivered to this thread, not to the one reading
+
+progress = None
+if how == "progress":
+    def progress(read, total, packets, open_flows):
+        if os.path.exists(sent) and packets == 300:
+            raise KeyboardInterrupt("enough")
+else:
+    threading.Thread(target=interrupt_when_sent, daemon=True).start()
+stats = {}
+try:
+    pcapflow.trace_file(fifo, out, progress=progress, stats=stats)
+except KeyboardInterrupt as interrupt:
+    print(json.dumps({"index": [[flow.label, flow.fpout, list(flow.index)] for flow in interrupt.index],
+                      "frames": stats["frames"], "args": list(interrupt.args)}))
+else:
+    print("not interrupted")
+"""
+
+
+@pytest.mark.parametrize("how", ["kill", "raise_signal", "progress"])
+def test_trace_file_interrupted_raises_after_writing_every_frame_read(tmp_path, feed, how):
+    records = many_flows(300)
+    feed_ = feed(records)
+    try:
+        done = subprocess.run([sys.executable, "-c", TRACE_AND_INTERRUPT, str(feed_.fifo), str(tmp_path / "out"),
+                               str(feed_.sent), how], capture_output=True, text=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("trace_file() was not interrupted")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    flows = [IndexEntry({"label": label, "fpout": fpout, "index": index}) for label, fpout, index in result["index"]]
+    assert len(flows) == 5 and result["frames"] == 300
+    assert same_as_reference(tmp_path, records, flows) == 300
+    if how == "progress":
+        assert result["args"] == ["enough"]
+
+
+def test_trace_file_without_an_interrupt_still_reads_an_idle_pipe_to_its_end(tmp_path):
+    """A signal whose handler does not raise (SIGUSR1 here, caught) leaves the capture going."""
+    records = many_flows(100)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    capture = pcap_bytes(records, ETHERNET)
+    code = r"""
+import os, signal, sys, threading, time
+import pcapflow
+fifo, out, data = sys.argv[1], sys.argv[2], open(sys.argv[3], "rb").read()
+caught = []
+signal.signal(signal.SIGUSR1, lambda *a: caught.append(1))
+def feed():
+    with open(fifo, "wb") as w:
+        w.write(data[:len(data) // 2])
+        w.flush()
+        for _ in range(5):
+            time.sleep(0.1)
+            os.kill(os.getpid(), signal.SIGUSR1)
+        w.write(data[len(data) // 2:])
+threading.Thread(target=feed, daemon=True).start()
+index = pcapflow.trace_file(fifo, out)
+print(len(caught), sum(len(flow.index) for flow in index))
+"""
+    (tmp_path / "capture").write_bytes(capture)
+    done = subprocess.run([sys.executable, "-c", code, str(fifo), str(tmp_path / "out"), str(tmp_path / "capture")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["5", "100"]
