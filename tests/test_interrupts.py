@@ -263,3 +263,96 @@ print(len(caught), sum(len(flow.index) for flow in index))
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["5", "100"]
+
+
+# ---------------------------------------------------------------------------
+# The text formats (pcapkit decodes, pcapflow traces and writes with dictdumper)
+# ---------------------------------------------------------------------------
+
+def text_reference(tmp_path, records, frames, fmt):
+    path = write_pcap(tmp_path / f"text{frames}.pcap", records[:frames], ETHERNET)
+    index = pcapflow.trace_file(str(path), str(tmp_path / f"text-reference{frames}"), fmt)
+    return [(flow.label, list(flow.index), Path(flow.fpout).read_bytes()) for flow in index]
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_cli_text_format_stopped_on_an_idle_pipe_traces_what_it_read(tmp_path, feed, signum, status):
+    """A text format reads a pipe to its end before pcapkit decodes it: stopped before the end, it
+    traces the whole frames read, then exits."""
+    pytest.importorskip("pcapkit")
+    records = many_flows(40)
+    feed_ = feed(records)
+    code, stderr, flows = run_cli_until(feed_, signum, tmp_path, "-f", "json")
+    assert code == status, stderr
+    got = [(flow.label, list(flow.index), Path(flow.fpout).read_bytes()) for flow in flows]
+    assert got == text_reference(tmp_path, records, 40, "json")
+    assert f"interrupted by {signal.Signals(signum).name}; 40 packets, 40 TCP packets, 5 flows" in stderr
+
+
+def test_cli_text_format_stopped_while_tracing_leaves_whole_documents(tmp_path):
+    """SIGINT while pcapkit's frames are traced from a regular file: it takes effect between two frames,
+    so every flow file is a whole JSON document holding exactly the frames of its index."""
+    pytest.importorskip("pcapkit")
+    records = many_flows(3000)
+    capture = write_pcap(tmp_path / "capture.pcap", records, ETHERNET)
+    out, index = tmp_path / "out", tmp_path / "index.jsonl"
+    process = subprocess.Popen(MODULE + [str(capture), "-o", str(out), "-f", "json", "--index", str(index)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.is_dir() and len(os.listdir(out)) == 5):
+            assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+            time.sleep(0.01)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=STOP_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, stderr
+    flows = [IndexEntry(json.loads(line)) for line in index.read_text().splitlines()]
+    numbers = sorted(n for flow in flows for n in flow.index)
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) < 3000, numbers[-1:]
+    for flow in flows:
+        assert len(json.loads(Path(flow.fpout).read_text())) == len(flow.index), flow.fpout
+    got = [(flow.label, list(flow.index), Path(flow.fpout).read_bytes()) for flow in flows]
+    assert got == text_reference(tmp_path, records, len(numbers), "json")
+
+
+SLOW_DUMPER = r"""
+import json, os, signal, sys, threading, time
+from dictdumper.json import JSON
+import pcapflow
+
+class SlowJSON(JSON):
+    # frame 3 is half-written (its closing bytes not yet) when SIGINT comes
+    def _append_value(self, value, file, name):
+        super()._append_value(value, file, name)
+        if name == "Frame 3":
+            file.flush()
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+            time.sleep(0.5)
+
+pcapflow.TCP.register_dumper("slowjson", SlowJSON, ".json")
+try:
+    pcapflow.trace_file(sys.argv[1], sys.argv[2], "slowjson")
+    print("not interrupted")
+except KeyboardInterrupt as interrupt:
+    documents = {flow.fpout: list(json.load(open(flow.fpout))) for flow in interrupt.index}
+    print(json.dumps([[flow.fpout, list(flow.index), documents[flow.fpout]] for flow in interrupt.index]))
+"""
+
+
+def test_a_signal_while_a_text_frame_is_written_takes_effect_after_it(tmp_path):
+    """The SIGINT arrives while dictdumper is in the middle of a frame: the KeyboardInterrupt comes after
+    that frame is whole, so every file is a whole document with the frames of its index."""
+    pytest.importorskip("pcapkit")
+    capture = write_pcap(tmp_path / "capture.pcap", many_flows(10), ETHERNET)
+    done = subprocess.run([sys.executable, "-c", SLOW_DUMPER, str(capture), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    flows = json.loads(done.stdout)
+    assert sorted(n for _, index, _ in flows for n in index) == [1, 2, 3]
+    for _, index, names in flows:
+        assert names == [f"Frame {n}" for n in index]
