@@ -356,3 +356,52 @@ def test_a_signal_while_a_text_frame_is_written_takes_effect_after_it(tmp_path):
     assert sorted(n for _, index, _ in flows for n in index) == [1, 2, 3]
     for _, index, names in flows:
         assert names == [f"Frame {n}" for n in index]
+
+
+def test_cli_stopped_while_the_fifo_has_no_writer(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    process = subprocess.Popen(MODULE + [str(fifo), "-o", str(tmp_path / "out"), "--index", str(tmp_path / "index")],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)  # Python starts and blocks opening the FIFO
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=STOP_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, stderr
+    assert (tmp_path / "index").read_text() == ""
+
+
+PACKETS_FROM_A_PIPE = r"""
+import sys
+import pcapflow
+count = 0
+try:
+    for packet in pcapflow.packets(sys.argv[1]):
+        count += 1
+        print(count, flush=True)
+except KeyboardInterrupt:
+    print("interrupted", count, flush=True)
+"""
+
+
+def test_packets_from_an_idle_pipe_stops_on_sigint(tmp_path, feed):
+    """pcapflow.packets() waiting on an idle pipe raises KeyboardInterrupt (it waited forever)."""
+    feed_ = feed(many_flows(30))
+    process = subprocess.Popen([sys.executable, "-c", PACKETS_FROM_A_PIPE, str(feed_.fifo)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for expected in range(1, 31):
+            assert process.stdout.readline().split() == [str(expected)]
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=STOP_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert stdout.split() == ["interrupted", "30"]
