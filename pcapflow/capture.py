@@ -4,6 +4,7 @@ import os
 import sys
 
 from pcapflow import _core
+from pcapflow._signals import HeldSignals
 from pcapflow.exceptions import CaptureError
 from pcapflow.tcp import TCP
 
@@ -78,13 +79,21 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
         raise
     except KeyboardInterrupt as interrupt:
         # the user stopped it (exceptions.Terminated for SIGTERM in the CLI): what
-        # was read is written, as tcpdump keeps what it captured
-        _add(totals, getattr(interrupt, "stats", None) or {})
+        # was read is written, as tcpdump keeps what it captured; a second Ctrl-C
+        # meanwhile waits for it (one that comes before the signals are held, a few
+        # bytecodes, still cuts it short)
+        with HeldSignals(deliver_on_exit=False) as held:
+            _add(totals, getattr(interrupt, "stats", None) or {})
+            try:
+                interrupt.index = tracer.submit()
+                tracer.close()
+            except OSError:
+                tracer._abandon()  # pylint: disable=protected-access
+                raise
         try:
-            interrupt.index = tracer.submit()
-            tracer.close()
-        except OSError:
-            tracer._abandon()  # pylint: disable=protected-access
+            held.deliver()
+        except KeyboardInterrupt as again:
+            again.index, again.stats = interrupt.index, getattr(interrupt, "stats", None)
             raise
         raise
     except BaseException:

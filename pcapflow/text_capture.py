@@ -24,13 +24,12 @@ there (a pcap file's next record; nothing for the last frame and for pcapng).
 """
 import io
 import os
-import signal
 import stat
 import struct
-import threading
 import time
 
 from pcapflow import _core
+from pcapflow._signals import HeldSignals
 from pcapflow.exceptions import CaptureError
 from pcapflow.tcp import TCP
 
@@ -174,42 +173,6 @@ def _whole_records(data):
     return end
 
 
-class _SignalsBetweenFrames:
-    """While pcapkit's frames are traced: the Python handlers of SIGINT and SIGTERM (a
-    KeyboardInterrupt, say) run from deliver(), between two frames, not in the middle of
-    dictdumper's writing of one. Only the main thread sets handlers; elsewhere nothing changes."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.pending = []
-        self.saved = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
-                handler = signal.getsignal(signum)
-                if callable(handler):
-                    self.saved[signum] = handler
-                    signal.signal(signum, self._defer)
-        return self
-
-    def _defer(self, signum, frame):  # pylint: disable=unused-argument
-        self.pending.append(signum)
-
-    def deliver(self):
-        """Runs the saved handler of each signal that came since the last call."""
-        while self.pending:
-            signum = self.pending.pop(0)
-            self.saved[signum](signum, None)
-
-    def __exit__(self, *exc_info):
-        for signum, handler in self.saved.items():
-            signal.signal(signum, handler)
-        self.deliver()
-        return False
-
-
 def _check_with_libpcap(source, filter):  # pylint: disable=redefined-builtin
     """(frame numbers of the TCP frames the filter accepts, or None without a filter;
     the number of the last TCP frame libpcap read (that the filter accepts), or 0;
@@ -277,7 +240,7 @@ def _trace_capture(pcapkit, tracer, fin, filter, report, first_frame):
         try:
             last_report = time.monotonic()
             stop = None if damage is None else damage.frame - first_frame
-            with _SignalsBetweenFrames() as signals:
+            with HeldSignals() as signals:
                 for frame, packet in _pcapkit_frames(pcapkit, source, reader, first_frame, stop):
                     counters["frames"] += 1
                     counters["last_frame"] = first_frame + counters["frames"]
