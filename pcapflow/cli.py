@@ -86,8 +86,36 @@ def write_index(path, flows):
     return True
 
 
-def _terminate(signum, frame):
-    raise Terminated(signum)
+class _StopSignals:
+    """The command's SIGINT and SIGTERM handlers while main() runs. The first of them raises
+    KeyboardInterrupt (SIGINT) or Terminated (SIGTERM), on which trace_files() writes the
+    frames read; later ones are ignored, so that nothing cuts that writing and the index
+    short. Python's default would kill the process on SIGTERM and lose the buffered frames.
+    A SIGINT handler of the caller's own, and signals ignored (SIG_IGN), are left alone; the
+    old handlers are put back at the end. Only the main thread may set handlers."""
+
+    def __init__(self):
+        self.stopping = False
+        self.saved = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                current = signal.getsignal(signum)
+                if current is signal.default_int_handler or (signum == signal.SIGTERM and current is signal.SIG_DFL):
+                    self.saved[signum] = signal.signal(signum, self._stop)
+        return self
+
+    def _stop(self, signum, frame):  # pylint: disable=unused-argument
+        if self.stopping:
+            return
+        self.stopping = True
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+
+    def __exit__(self, *exc_info):
+        for signum, handler in self.saved.items():
+            signal.signal(signum, handler)
+        return False
 
 
 def main(argv=None):
@@ -97,20 +125,11 @@ def main(argv=None):
     bar = None
     if sys.stderr.isatty():
         bar = ProgressBar(sys.stderr)
-    # SIGTERM stops the tracing as Ctrl-C does (Python's default would kill the
-    # process and lose the buffered frames); only the main thread may set handlers
-    old_sigterm = None
-    if threading.current_thread() is threading.main_thread():
-        old_sigterm = signal.signal(signal.SIGTERM, _terminate)
-    try:
+    with _StopSignals():
         return _run(args, stats, bar, started)
-    finally:
-        if old_sigterm is not None:
-            signal.signal(signal.SIGTERM, old_sigterm)
 
 
 def _run(args, stats, bar, started):
-    interrupted = None
     try:
         flows = _trace(args, stats, bar)
     except (FilterError, ImportError) as error:  # a filter that does not compile; pcapkit missing
@@ -130,8 +149,11 @@ def _run(args, stats, bar, started):
         return 1
     except KeyboardInterrupt as interrupt:
         # every frame read is written (trace_files saw to it): say so, and write the index
-        interrupted = interrupt
-        flows = getattr(interrupt, "index", ())
+        return _finish(args, stats, bar, started, getattr(interrupt, "index", ()), interrupt)
+    return _finish(args, stats, bar, started, flows, None)
+
+
+def _finish(args, stats, bar, started, flows, interrupted):
     if bar:
         bar.finish()
     if args.index and not write_index(args.index, flows):
