@@ -131,7 +131,7 @@ class IndexEntry:
         self.label, self.fpout, self.index = entry["label"], entry["fpout"], tuple(entry["index"])
 
 
-def run_cli_until(feed_, signum, tmp_path, *extra):
+def run_cli_until(feed_, signum, tmp_path, *extra, then=()):
     out, index = tmp_path / "out", tmp_path / "index.jsonl"
     process = subprocess.Popen(MODULE + [str(feed_.fifo), "-o", str(out), "--index", str(index), *extra],
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -140,6 +140,9 @@ def run_cli_until(feed_, signum, tmp_path, *extra):
         assert process.poll() is None, process.communicate()
         sent_at = time.monotonic()
         process.send_signal(signum)
+        for pause, more in then:
+            time.sleep(pause)
+            process.send_signal(more)
         _, stderr = process.communicate(timeout=STOP_SECONDS)
         stopped_after = time.monotonic() - sent_at
     finally:
@@ -164,6 +167,23 @@ def test_cli_stopped_on_an_idle_pipe_writes_every_frame_read(tmp_path, feed, sig
     last = stderr.strip().splitlines()[-1]
     assert last.startswith(f"pcapflow: interrupted by {signal.Signals(signum).name}; 300 packets, 300 TCP packets, "
                            f"5 flows, 5 files in "), last
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGINT, signal.SIGTERM, signal.SIGINT),
+                                     (signal.SIGTERM, signal.SIGINT, signal.SIGTERM)])
+def test_cli_signalled_again_while_it_writes_what_it_read(tmp_path, feed, signals):
+    """A burst of signals (the user presses Ctrl-C again, a supervisor sends SIGTERM): one stops
+    the command (Python runs the handlers of signals pending together in number order, so not
+    necessarily the first sent), the others do not cut the writing of the frames read and the
+    index short."""
+    records = many_flows(3000)
+    feed_ = feed(records)
+    first, *more = signals
+    code, stderr, flows = run_cli_until(feed_, first, tmp_path, then=[(0, signum) for signum in more])
+    assert code in (130, 143), stderr
+    name = "SIGINT" if code == 130 else "SIGTERM"
+    assert f"pcapflow: interrupted by {name}; 3000 packets" in stderr
+    assert same_as_reference(tmp_path, records, flows) == 3000
 
 
 def test_cli_stopped_while_waiting_for_the_file_header(tmp_path, feed):
