@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     struct capture capture;
-    if (capture_open(&capture, file) < 0)
+    if (capture_open(&capture, file, NULL) < 0)
         return 0;
     struct tracer tracer;
     struct tracer_config config = {.directory = directory, .extension = ".pcap", .write_pcap = 1,

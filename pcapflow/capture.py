@@ -4,6 +4,7 @@ import os
 import sys
 
 from pcapflow import _core
+from pcapflow._signals import HeldSignals
 from pcapflow.exceptions import CaptureError
 from pcapflow.tcp import TCP
 
@@ -25,7 +26,10 @@ def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=
     ``buffer_bytes`` bounds the output buffered in memory (more means fewer writes
     when very many flows are open at once).
     A damaged capture raises CaptureError after writing every flow read before the damage;
-    ``exc.index`` holds those flows."""
+    ``exc.index`` holds those flows. So does a KeyboardInterrupt (Ctrl-C, or raised by
+    ``progress``), which also stops the reading of a pipe that delivers nothing: every
+    frame read before it is in its file, and the interrupt is raised again with ``index``
+    and ``stats`` set."""
     return trace_files([fin], fout, format, byteorder, nanosecond, filter=filter, progress=progress, stats=stats,
                        buffer_bytes=buffer_bytes)
 
@@ -73,9 +77,28 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
             tracer._abandon()  # pylint: disable=protected-access
             raise
         raise
+    except KeyboardInterrupt as interrupt:
+        # the user stopped it (exceptions.Terminated for SIGTERM in the CLI): what
+        # was read is written, as tcpdump keeps what it captured; a second Ctrl-C
+        # meanwhile waits for it (one that comes before the signals are held, a few
+        # bytecodes, still cuts it short)
+        with HeldSignals(deliver_on_exit=False) as held:
+            _add(totals, getattr(interrupt, "stats", None) or {})
+            try:
+                interrupt.index = tracer.submit()
+                tracer.close()
+            except OSError:
+                tracer._abandon()  # pylint: disable=protected-access
+                raise
+        try:
+            held.deliver()
+        except KeyboardInterrupt as again:
+            again.index, again.stats = interrupt.index, getattr(interrupt, "stats", None)
+            raise
+        raise
     except BaseException:
-        # a write failed (or the user interrupted): what could be written was;
-        # the rest is dropped so that collecting the tracer does not try again
+        # a write failed: what could be written was; the rest is dropped so
+        # that collecting the tracer does not try again
         tracer._abandon()  # pylint: disable=protected-access
         raise
     finally:

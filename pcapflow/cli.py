@@ -5,23 +5,36 @@
 
 Several captures are taken as one series (tcpdump -C/-G rotation): frame
 numbers continue and a flow may span files. Exit status: 0 done, 1 a capture
-or an output file failed, 2 bad usage."""
+or an output file failed, 2 bad usage, 130 interrupted (SIGINT, Ctrl-C), 143
+terminated (SIGTERM); when interrupted or terminated, every frame read is
+written first, and the index."""
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 
 from pcapflow.capture import trace_files
-from pcapflow.exceptions import CaptureError, FilterError
+from pcapflow.exceptions import CaptureError, FilterError, Terminated
 
 # pcap is written in C; the text formats hold pcapkit's decode of each frame and need pcapkit
 FORMATS = ("pcap", "cap", "json", "plist", "xml", "tree", "txt", "text")
 
 
-def _positive_int(text):
-    value = int(text)
+#: The largest --buffer-mb: its bytes must fit in a C ssize_t.
+MAX_BUFFER_MB = sys.maxsize >> 20
+
+
+def _buffer_mb(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of MB, not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    if value > MAX_BUFFER_MB:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_BUFFER_MB}, not {value}")
     return value
 
 
@@ -37,7 +50,7 @@ def parse_arguments(argv):
                         help=f"byte order of the output files ({sys.byteorder})")
     parser.add_argument("--nanosecond", action="store_true", help="write nanosecond-resolution pcap files")
     parser.add_argument("--index", metavar="FILE.jsonl", help="write one JSON object per flow to this file")
-    parser.add_argument("--buffer-mb", type=_positive_int, default=32, metavar="MB",
+    parser.add_argument("--buffer-mb", type=_buffer_mb, default=32, metavar="MB",
                         help="output held in memory before the largest buffers are written (32)")
     return parser.parse_args(argv)
 
@@ -73,6 +86,38 @@ def write_index(path, flows):
     return True
 
 
+class _StopSignals:
+    """The command's SIGINT and SIGTERM handlers while main() runs. The first of them raises
+    KeyboardInterrupt (SIGINT) or Terminated (SIGTERM), on which trace_files() writes the
+    frames read; later ones are ignored, so that nothing cuts that writing and the index
+    short. Python's default would kill the process on SIGTERM and lose the buffered frames.
+    A SIGINT handler of the caller's own, and signals ignored (SIG_IGN), are left alone; the
+    old handlers are put back at the end. Only the main thread may set handlers."""
+
+    def __init__(self):
+        self.stopping = False
+        self.saved = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                current = signal.getsignal(signum)
+                if current is signal.default_int_handler or (signum == signal.SIGTERM and current is signal.SIG_DFL):
+                    self.saved[signum] = signal.signal(signum, self._stop)
+        return self
+
+    def _stop(self, signum, frame):  # pylint: disable=unused-argument
+        if self.stopping:
+            return
+        self.stopping = True
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+
+    def __exit__(self, *exc_info):
+        for signum, handler in self.saved.items():
+            signal.signal(signum, handler)
+        return False
+
+
 def main(argv=None):
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
@@ -80,6 +125,11 @@ def main(argv=None):
     bar = None
     if sys.stderr.isatty():
         bar = ProgressBar(sys.stderr)
+    with _StopSignals():
+        return _run(args, stats, bar, started)
+
+
+def _run(args, stats, bar, started):
     try:
         flows = _trace(args, stats, bar)
     except (FilterError, ImportError) as error:  # a filter that does not compile; pcapkit missing
@@ -97,16 +147,27 @@ def main(argv=None):
             bar.finish()
         print(f"pcapflow: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as interrupt:
+        # every frame read is written (trace_files saw to it): say so, and write the index
+        return _finish(args, stats, bar, started, getattr(interrupt, "index", ()), interrupt)
+    return _finish(args, stats, bar, started, flows, None)
+
+
+def _finish(args, stats, bar, started, flows, interrupted):
     if bar:
         bar.finish()
     if args.index and not write_index(args.index, flows):
         return 1
     files = len({flow.fpout for flow in flows})
     skipped = sum(stats.get(key, 0) for key in ("truncated", "fragments", "unsupported_link"))
-    print(f"pcapflow: {stats.get('frames', 0)} packets, {stats.get('tcp_frames', 0)} TCP packets, {len(flows)} flows, "
-          f"{files} files in {args.output}, {skipped} frames skipped, {time.monotonic() - started:.2f} seconds",
-          file=sys.stderr)
-    return 0
+    summary = (f"{stats.get('frames', 0)} packets, {stats.get('tcp_frames', 0)} TCP packets, {len(flows)} flows, "
+               f"{files} files in {args.output}, {skipped} frames skipped, {time.monotonic() - started:.2f} seconds")
+    if interrupted is None:
+        print(f"pcapflow: {summary}", file=sys.stderr)
+        return 0
+    signum = interrupted.args[0] if isinstance(interrupted, Terminated) else signal.SIGINT
+    print(f"pcapflow: interrupted by {signal.Signals(signum).name}; {summary}", file=sys.stderr)
+    return 128 + signum
 
 
 def _trace(args, stats, bar):

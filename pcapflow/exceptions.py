@@ -28,3 +28,9 @@ class RegistryWarning(UserWarning):
 class FlushWarning(UserWarning):
     """Buffered frames could not be written at exit or before a fork (the
     message names the tracer, the file and the error)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The pcapflow command was sent SIGTERM (args[0] is the signal number). A
+    KeyboardInterrupt, so that trace_file() writes what it read before raising it
+    again, as it does for Ctrl-C."""

@@ -13,6 +13,11 @@ which frames a BPF filter accepts, and shows when pcapkit stops reading before
 the end (it misreads big-endian pcap files). Each is a CaptureError whose
 ``index`` holds the flows written up to there.
 
+A KeyboardInterrupt (or SIGTERM in the CLI) while a pipe is read keeps the
+whole frames read so far and traces them before it is raised again; while
+frames are traced, the SIGINT and SIGTERM handlers run between two frames,
+never while one is half-written to its text file.
+
 One deliberate difference from pcapkit: each frame's ``packet`` field holds
 the frame's captured bytes. pcapkit 1.4.1 puts the bytes that follow the frame
 there (a pcap file's next record; nothing for the last frame and for pcapng).
@@ -20,9 +25,11 @@ there (a pcap file's next record; nothing for the last frame and for pcapng).
 import io
 import os
 import stat
+import struct
 import time
 
 from pcapflow import _core
+from pcapflow._signals import HeldSignals
 from pcapflow.exceptions import CaptureError
 from pcapflow.tcp import TCP
 
@@ -95,6 +102,7 @@ class _Source:
 
     def __init__(self, fin):
         self.path = self.data = None
+        self.interrupted = None  # the KeyboardInterrupt that cut the reading of a pipe short
         if isinstance(fin, (str, os.PathLike)):
             path = os.fspath(fin)
             self.name = path
@@ -103,7 +111,7 @@ class _Source:
                 self.size = os.path.getsize(path)
                 return
             with open(path, "rb") as file:
-                data = file.read()
+                data, self.interrupted = _read_until_interrupted(file)
         else:
             self.name = fin.name if hasattr(fin, "name") else repr(fin)
             read = getattr(fin, "read", None)
@@ -120,6 +128,49 @@ class _Source:
         if self.path is not None:
             return open(self.path, "rb")  # pylint: disable=consider-using-with
         return _MemoryReader(self.data, self.name)
+
+
+def _read_until_interrupted(file):
+    """(every byte up to the end of `file`, None), or on a KeyboardInterrupt (the whole pcap
+    or pcapng records read up to then, the interrupt)."""
+    chunks = []
+    try:
+        while True:
+            chunk = file.read1(1 << 20)
+            if not chunk:
+                return b"".join(chunks), None
+            chunks.append(chunk)
+    except KeyboardInterrupt as interrupt:
+        data = b"".join(chunks)
+        whole = _whole_records(data)
+        if not whole:  # not even the file header: nothing to trace
+            raise
+        return data[:whole], interrupt
+
+
+def _whole_records(data):
+    """How many leading bytes of a pcap or pcapng capture are whole records (or blocks)."""
+    if len(data) < 12:
+        return 0
+    if data[:4] == b"\x0a\x0d\x0d\x0a":  # pcapng: blocks of (type, total length, ..., total length)
+        order = "<" if data[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+        end = 0
+        while end + 8 <= len(data):
+            length = struct.unpack_from(order + "I", data, end + 4)[0]
+            if length < 12 or end + length > len(data):
+                break
+            end += length
+        return end
+    if len(data) < 24:
+        return 0
+    order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    end = 24
+    while end + 16 <= len(data):
+        length = struct.unpack_from(order + "I", data, end + 8)[0]
+        if end + 16 + length > len(data):
+            break
+        end += 16 + length
+    return end
 
 
 def _check_with_libpcap(source, filter):  # pylint: disable=redefined-builtin
@@ -189,29 +240,39 @@ def _trace_capture(pcapkit, tracer, fin, filter, report, first_frame):
         try:
             last_report = time.monotonic()
             stop = None if damage is None else damage.frame - first_frame
-            for frame, packet in _pcapkit_frames(pcapkit, source, reader, first_frame, stop):
-                counters["frames"] += 1
-                counters["last_frame"] = first_frame + counters["frames"]
-                if packet is not None and (accepted is None or counters["frames"] in accepted):
-                    # the frame's own bytes in place of those pcapkit puts there
-                    packet.frame.__update__(packet=frame.payload.data)
-                    tracer.dump(packet)
-                    counters["tcp_frames"] += 1
-                if report is not None and time.monotonic() - last_report >= PROGRESS_INTERVAL:
-                    report(reader.tell(), source.size, counters["frames"], tracer.open_flows)
-                    last_report = time.monotonic()
+            with HeldSignals() as signals:
+                for frame, packet in _pcapkit_frames(pcapkit, source, reader, first_frame, stop):
+                    counters["frames"] += 1
+                    counters["last_frame"] = first_frame + counters["frames"]
+                    if packet is not None and (accepted is None or counters["frames"] in accepted):
+                        # the frame's own bytes in place of those pcapkit puts there
+                        packet.frame.__update__(packet=frame.payload.data)
+                        tracer.dump(packet)
+                        counters["tcp_frames"] += 1
+                    signals.deliver()
+                    if report is not None and time.monotonic() - last_report >= PROGRESS_INTERVAL:
+                        report(reader.tell(), source.size, counters["frames"], tracer.open_flows)
+                        last_report = time.monotonic()
             if damage is None and counters["frames"] < last_tcp_frame:
                 # pcapkit saw the end of the file early (it misreads big-endian pcap files, say)
                 damage = _damage(source, f"pcapkit stopped reading after {counters['frames']} frames; libpcap reads "
                                  f"TCP frames up to frame {last_tcp_frame}", counters["last_frame"] + 1, reader.tell())
         except CaptureError as error:
             damage = error
+        except KeyboardInterrupt as interrupt:  # from a signal handler or the progress callback
+            counters["bytes"] = reader.tell()
+            interrupt.stats = counters
+            raise
         finally:
             reader.close()
     if damage is not None:
         counters["bytes"] = damage.offset
         damage.stats = counters
         raise damage
+    if source.interrupted is not None:
+        # what was read before the interrupt is traced: now it goes on
+        source.interrupted.stats = counters
+        raise source.interrupted
     if report is not None:
         report(source.size, source.size, counters["frames"], tracer.open_flows)
     return counters
@@ -231,8 +292,9 @@ def capture_tracer(filter, progress):  # pylint: disable=redefined-builtin
         flows_before = len(tracer.submit())
         try:
             counters = _trace_capture(pcapkit, tracer, fin, filter, report, first_frame)
-        except CaptureError as damage:
-            damage.stats["flows_opened"] = len(tracer.submit()) - flows_before
+        except (CaptureError, KeyboardInterrupt) as stopped:
+            if getattr(stopped, "stats", None) is not None:
+                stopped.stats["flows_opened"] = len(tracer.submit()) - flows_before
             raise
         counters["flows_opened"] = len(tracer.submit()) - flows_before
         return counters

@@ -276,13 +276,23 @@ def test_index_file_that_cannot_be_written_exits_1(tmp_path):
     ["CAPTURE", "-o", "OUT", "-f", "pcapng"],                    # no such format
     ["CAPTURE", "-o", "OUT", "--byteorder", "middle"],
     ["CAPTURE", "-o", "OUT", "--no-such-option"],
-], ids=["nothing", "no-output", "no-capture", "format-pcapng", "byteorder", "unknown-option"])
+    ["CAPTURE", "-o", "OUT", "--buffer-mb", "0"],
+    ["CAPTURE", "-o", "OUT", "--buffer-mb", "99999999999999"],               # more than a C ssize_t holds
+], ids=["nothing", "no-output", "no-capture", "format-pcapng", "byteorder", "unknown-option", "buffer-mb-0",
+        "buffer-mb-huge"])
 def test_bad_usage_exits_2(args, tmp_path):
     args = [str(DATA / "ssh.pcap") if a == "CAPTURE" else str(tmp_path / "out") if a == "OUT" else a for a in args]
     done = run(*args)
     assert done.returncode == 2, done.stderr
     assert "usage:" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_too_large_a_buffer_says_what_is_allowed(tmp_path):
+    done = run(DATA / "ssh.pcap", "-o", tmp_path / "out", "--buffer-mb", "99999999999999")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr, done.stderr
+    assert f"argument --buffer-mb: must be at most {sys.maxsize >> 20}, not 99999999999999" in done.stderr
 
 
 def test_bad_bpf_exits_2(tmp_path):

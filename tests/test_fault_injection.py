@@ -497,11 +497,11 @@ def feed():
             time.sleep(0.01)
         names = sorted(os.listdir(out))
         report["before"] = names
-        held = {name: open(os.path.join(out, name), "rb") for name in names}
+        held.update((name, open(os.path.join(out, name), "rb")) for name in names)
         shutil.rmtree(out)
         w.write(second)
-    report["held"] = {name: file.read().hex() for name, file in held.items()}
 
+held = {}
 feeder = threading.Thread(target=feed)
 feeder.start()
 try:
@@ -510,6 +510,9 @@ try:
 except OSError as error:
     report.update(ok=False, error=repr(error), errno=error.errno, filename=error.filename, message=str(error))
 feeder.join()
+# read once trace_file() is over: a file listed may have been created by a background writer
+# that had not written it yet
+report["held"] = {name: file.read().hex() for name, file in held.items()}
 print(json.dumps(report))
 """
 

@@ -11,7 +11,11 @@
 #include "binding.h"
 #include "core/capture.h"
 
-enum { FRAMES_PER_BATCH = 16384 };
+/* How often a capture being traced comes back to Python (signals, the
+ * progress callback), waiting on a pipe or not: a Ctrl-C is acted on within
+ * this, and a progress callback is called every PROGRESS_INTERVAL. */
+#define CHECK_INTERVAL_NS 50000000u
+#define PROGRESS_INTERVAL 0.2
 
 static double now(void)
 {
@@ -126,6 +130,44 @@ static int writer_threads(void)
     return sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 0;
 }
 
+/* The state tcp_trace_capture's check function works on; the loop runs
+ * without the GIL, which the check takes back for the time it runs Python. */
+struct trace_loop {
+    TCPObject *self;
+    PyThreadState *thread; /* saved while the GIL is released */
+    struct capture *capture;
+    PyObject *progress; /* None or the callable */
+    const struct capture_stats *stats; /* NULL before the loop */
+    uint64_t total;
+    double last_report;
+};
+
+static int report_progress(struct trace_loop *loop, uint64_t bytes)
+{
+    PyObject *r = PyObject_CallFunction(loop->progress, "KKKI", (unsigned long long)bytes,
+                                        (unsigned long long)loop->total, (unsigned long long)loop->stats->frames,
+                                        loop->self->tracer.open_count);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* Called by the core without the GIL, every CHECK_INTERVAL_NS and when a
+ * read is interrupted: runs Python's signal handlers (a KeyboardInterrupt
+ * stops the capture) and the progress callback. Nonzero: stop, with the
+ * exception set. */
+static int check_python(void *arg)
+{
+    struct trace_loop *loop = arg;
+    PyEval_RestoreThread(loop->thread);
+    int stop = PyErr_CheckSignals() < 0;
+    if (!stop && loop->stats && loop->progress != Py_None && now() - loop->last_report >= PROGRESS_INTERVAL) {
+        loop->last_report = now();
+        stop = report_progress(loop, capture_offset(loop->capture)) < 0;
+    }
+    loop->thread = PyEval_SaveThread();
+    return stop;
+}
+
 PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     TCPObject *self = (TCPObject *)op;
@@ -169,12 +211,15 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
                      : keep                                                  ? (uint64_t)PyBytes_GET_SIZE(keep)
                                                                              : 0;
     struct capture capture;
+    struct trace_loop loop = {.self = self, .capture = &capture, .progress = progress, .total = total};
+    const struct capture_check check = {.function = check_python, .arg = &loop, .interval_ns = CHECK_INTERVAL_NS};
     int opened;
-    Py_BEGIN_ALLOW_THREADS /* reading the file header may wait on a pipe */
-    opened = capture_open(&capture, file);
-    Py_END_ALLOW_THREADS
+    loop.thread = PyEval_SaveThread(); /* reading the file header may wait on a pipe */
+    opened = capture_open(&capture, file, &check);
+    PyEval_RestoreThread(loop.thread);
     if (opened < 0) {
-        raise_damaged(name, capture.errbuf, first_frame + 1, 0);
+        if (!capture.interrupted) /* else check_python's exception stands */
+            raise_damaged(name, capture.errbuf, first_frame + 1, 0);
         goto done;
     }
     if (filter != Py_None) {
@@ -197,26 +242,14 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     struct capture_stats stats = {0};
     uint64_t frame_number = first_frame;
     enum capture_status status;
-    double last_report = now();
-    for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        status = capture_trace(&capture, &self->tracer, &frame_number, FRAMES_PER_BATCH, &stats);
-        Py_END_ALLOW_THREADS
-        Py_CLEAR(self->submitted);
-        if (status != CAPTURE_MORE)
-            break;
-        if (PyErr_CheckSignals() < 0)
-            break;
-        if (progress != Py_None && now() - last_report >= 0.2) {
-            last_report = now();
-            PyObject *r = PyObject_CallFunction(progress, "KKKI", (unsigned long long)capture_offset(&capture),
-                                                (unsigned long long)total, (unsigned long long)stats.frames,
-                                                self->tracer.open_count);
-            if (!r)
-                break;
-            Py_DECREF(r);
-        }
-    }
+    loop.stats = &stats;
+    loop.last_report = now();
+    /* Python run by check_python (signal handlers, progress) finds the
+     * tracer owned and busy (set above) and leaves its flows alone */
+    loop.thread = PyEval_SaveThread();
+    status = capture_trace(&capture, &self->tracer, &frame_number, UINT64_MAX, &stats);
+    PyEval_RestoreThread(loop.thread);
+    Py_CLEAR(self->submitted);
     int writes_failed;
     Py_BEGIN_ALLOW_THREADS
     writes_failed = tracer_finish_write_behind(&self->tracer) < 0;
@@ -229,12 +262,10 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
             raise_damaged(name, capture.errbuf, frame_number + 1, offset);
         else if (status == CAPTURE_TRACER_ERROR)
             raise_tracer_error(&self->tracer);
-        else if (progress != Py_None) {
-            PyObject *r = PyObject_CallFunction(progress, "KKKI", (unsigned long long)(total ? total : offset),
-                                                (unsigned long long)total, (unsigned long long)stats.frames,
-                                                self->tracer.open_count);
-            Py_XDECREF(r);
-        }
+        else if (status == CAPTURE_INTERRUPTED) /* check_python stops only with an exception */
+            PyErr_SetString(PyExc_SystemError, "the capture stopped without an exception");
+        else if (progress != Py_None)
+            report_progress(&loop, total ? total : offset);
     }
     capture_close(&capture);
     if (!PyErr_Occurred())

@@ -15,7 +15,22 @@ typedef struct {
     PyObject *name;
     PyObject *keep;
     PyObject *addresses; /* dict: family byte + address bytes -> the one ipaddress object for it */
+    PyThreadState *released; /* while the GIL is released (opening), else NULL */
 } CaptureReaderObject;
+
+/* The core calls this while it waits for input (a pipe) and when a read is
+ * interrupted: Python's signal handlers run, and a KeyboardInterrupt stops
+ * the reading. Nonzero: stop, with the exception set. */
+static int reader_check(void *arg)
+{
+    CaptureReaderObject *self = arg;
+    if (!self->released)
+        return PyErr_CheckSignals() < 0;
+    PyEval_RestoreThread(self->released);
+    int stop = PyErr_CheckSignals() < 0;
+    self->released = PyEval_SaveThread();
+    return stop;
+}
 
 static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -36,11 +51,14 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     if (!file)
         goto fail;
     int opened;
-    Py_BEGIN_ALLOW_THREADS /* reading the file header may wait on a pipe */
-    opened = capture_open(&self->capture, file);
-    Py_END_ALLOW_THREADS
+    const struct capture_check check = {.function = reader_check, .arg = self, .interval_ns = 50000000u};
+    self->released = PyEval_SaveThread(); /* reading the file header may wait on a pipe */
+    opened = capture_open(&self->capture, file, &check);
+    PyEval_RestoreThread(self->released);
+    self->released = NULL;
     if (opened < 0) {
-        raise_damaged(self->name, self->capture.errbuf, 1, 0);
+        if (!self->capture.interrupted)
+            raise_damaged(self->name, self->capture.errbuf, 1, 0);
         goto fail;
     }
     self->open = 1;
@@ -150,7 +168,9 @@ static PyObject *reader_next(PyObject *op)
         const u_char *data;
         int status = pcap_next_ex(self->capture.pcap, &header, &data);
         if (status != 1) {
-            if (status != PCAP_ERROR_BREAK)
+            if (self->capture.interrupted) {
+                /* reader_check's exception; a frame begun is lost, so no more are read */
+            } else if (status != PCAP_ERROR_BREAK)
                 raise_damaged(self->name, pcap_geterr(self->capture.pcap), self->frame_number + 1,
                               capture_offset(&self->capture));
             capture_close(&self->capture);

@@ -3,11 +3,14 @@
 
 #include "capture.h"
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "decode.h"
@@ -44,22 +47,93 @@ struct counted_stream {
     FILE *inner;
     uint64_t bytes;
     uint8_t magic[4]; /* the first bytes of the file */
+    struct capture *owner;
+    int may_block; /* not a regular file: a read may wait for a writer */
 };
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Calls the check function when its time has come (or `now_due`). Returns
+ * -1 when it asks to stop (c->interrupted is then set), else 0. */
+static int run_check(struct capture *c, int now_due)
+{
+    if (c->interrupted)
+        return -1;
+    if (!c->check.function)
+        return 0;
+    uint64_t now = monotonic_ns();
+    if (!now_due && now < c->next_check_ns)
+        return 0;
+    c->next_check_ns = now + c->check.interval_ns;
+    if (c->check.function(c->check.arg) != 0) {
+        c->interrupted = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits until fd has input, calling the check function every interval
+ * meanwhile. Returns 0 (readable, or the end, or an error read() will
+ * report), or -1 when the check asked to stop. */
+static int wait_readable(struct capture *c, int fd)
+{
+    for (;;) {
+        if (run_check(c, 0) < 0)
+            return -1;
+        uint64_t now = monotonic_ns();
+        uint64_t left = c->next_check_ns > now ? c->next_check_ns - now : 0;
+        struct pollfd entry = {.fd = fd, .events = POLLIN};
+        int ready = poll(&entry, 1, (int)(left / 1000000u) + 1);
+        if (ready > 0)
+            return 0;
+        if (ready < 0 && errno == EINTR) {
+            if (run_check(c, 1) < 0)
+                return -1;
+        } else if (ready < 0) {
+            return 0; /* poll cannot watch it: read() will block or fail */
+        }
+    }
+}
 
 static ssize_t counted_read(void *cookie, char *buffer, size_t size)
 {
     struct counted_stream *stream = cookie;
+    struct capture *c = stream->owner;
     ssize_t n;
     int fd = fileno(stream->inner);
+    if (c->interrupted) {
+        errno = EINTR;
+        return -1;
+    }
     if (fd >= 0) {
         /* one read(): what a pipe holds now, so that frames from a live
          * `tcpdump -w -` reach the tracer as they come, not 256 KiB at a time */
-        do
+        for (;;) {
+            if ((stream->may_block && c->check.function) ? wait_readable(c, fd) < 0 : run_check(c, 0) < 0) {
+                errno = EINTR;
+                return -1;
+            }
             n = read(fd, buffer, size);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-            return -1;
+            if (n >= 0)
+                break;
+            if (errno != EINTR)
+                return -1;
+            /* a signal: its handler may want the capture stopped */
+            if (run_check(c, 1) < 0) {
+                errno = EINTR;
+                return -1;
+            }
+        }
     } else {
+        if (run_check(c, 0) < 0) {
+            errno = EINTR;
+            return -1;
+        }
         n = (ssize_t)fread(buffer, 1, size, stream->inner);
         if (n == 0 && ferror(stream->inner))
             return -1;
@@ -80,7 +154,7 @@ static int counted_close(void *cookie)
 
 /* Wraps file for counting, with one large buffer in front of the inner
  * stream (which gets none, so bytes are copied once). */
-static FILE *counted_open(FILE *file, struct counted_stream **counter)
+static FILE *counted_open(FILE *file, struct capture *owner, struct counted_stream **counter)
 {
     struct counted_stream *stream = malloc(sizeof *stream);
     cookie_io_functions_t functions = {.read = counted_read, .close = counted_close};
@@ -91,6 +165,10 @@ static FILE *counted_open(FILE *file, struct counted_stream **counter)
     }
     stream->inner = file;
     stream->bytes = 0;
+    stream->owner = owner;
+    struct stat info;
+    int fd = fileno(file);
+    stream->may_block = fd >= 0 && !(fstat(fd, &info) == 0 && S_ISREG(info.st_mode));
     memset(stream->magic, 0, sizeof stream->magic);
     setvbuf(file, NULL, _IONBF, 0);
     setvbuf(outer, NULL, _IOFBF, 256 * 1024);
@@ -98,10 +176,14 @@ static FILE *counted_open(FILE *file, struct counted_stream **counter)
     return outer;
 }
 
-int capture_open(struct capture *c, FILE *file)
+int capture_open(struct capture *c, FILE *file, const struct capture_check *check)
 {
     memset(c, 0, sizeof *c);
-    FILE *counted = counted_open(file, &c->counter);
+    if (check) {
+        c->check = *check;
+        c->next_check_ns = monotonic_ns() + check->interval_ns;
+    }
+    FILE *counted = counted_open(file, c, &c->counter);
     if (!counted) {
         snprintf(c->errbuf, sizeof c->errbuf, "out of memory");
         fclose(file);
@@ -210,7 +292,15 @@ enum capture_status capture_trace(struct capture *c, struct tracer *tr, uint64_t
     struct pcap_pkthdr *header;
     const u_char *data;
     for (uint64_t n = 0; n < max_frames; n++) {
+        /* a clock read every 256 frames: a file read at full speed is
+         * checked about as often as a pipe that delivers little. When the
+         * check asks to stop, the frames already taken from the input (in
+         * the stream's buffer) are still traced: the next read stops. */
+        if ((n & 255) == 255 && c->check.function && !c->interrupted)
+            (void)run_check(c, 0);
         int status = pcap_next_ex(c->pcap, &header, &data);
+        if (status != 1 && c->interrupted)
+            return CAPTURE_INTERRUPTED;
         if (status == PCAP_ERROR_BREAK)
             return CAPTURE_DONE;
         if (status != 1) {

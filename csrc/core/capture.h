@@ -22,6 +22,19 @@ struct capture_stats {
 
 struct counted_stream; /* capture.c: counts the bytes libpcap reads, pipes included */
 
+/* What a capture calls while it reads, so that its caller can stop it (on a
+ * signal, say) even while the input is an idle pipe. */
+struct capture_check {
+    /* Returns nonzero to stop reading: the capture then ends with
+     * CAPTURE_INTERRUPTED (or capture_open fails with c->interrupted set).
+     * Called between frames and while waiting for input, at least every
+     * interval_ns while the capture is read, and at once when a read is
+     * interrupted by a signal (EINTR). NULL: never; EINTR is retried. */
+    int (*function)(void *arg);
+    void *arg;
+    uint64_t interval_ns;
+};
+
 struct capture {
     pcap_t *pcap;
     FILE *file; /* the stream libpcap reads (closed by pcap_close) */
@@ -31,6 +44,9 @@ struct capture {
     int microsecond_pcap; /* a pcap file with microsecond timestamps (not pcapng, not nanosecond) */
     int has_filter;
     struct bpf_program filter;
+    struct capture_check check;
+    uint64_t next_check_ns; /* CLOCK_MONOTONIC time of the next call of check.function */
+    int interrupted;        /* check.function asked to stop */
     char errbuf[PCAP_ERRBUF_SIZE + 64];
 };
 
@@ -39,13 +55,16 @@ enum capture_status {
     CAPTURE_MORE,         /* the frame budget is used up; call again */
     CAPTURE_DAMAGED,      /* libpcap could not read the next frame: errbuf says why */
     CAPTURE_TRACER_ERROR, /* writing failed: tr->error says why */
+    CAPTURE_INTERRUPTED,  /* the check function asked to stop: every whole frame read is traced */
 };
 
 /* Opens a capture (pcap or pcapng) read from `file` (which must not have
  * been read from yet), at nanosecond precision so no timestamp is rounded.
  * Takes ownership of file. Returns 0, or -1 with errbuf set (and file
- * closed). Reads the file header, so it may block on a pipe. */
-int capture_open(struct capture *c, FILE *file);
+ * closed; c->interrupted when check asked to stop). Reads the file header,
+ * so it may block on a pipe. `check` may be NULL; c must stay where it is
+ * while the capture is open (the stream points back to it). */
+int capture_open(struct capture *c, FILE *file, const struct capture_check *check);
 /* Compiles a BPF expression for the capture's link type. Returns 0 or -1 (errbuf). */
 int capture_set_filter(struct capture *c, const char *expression);
 void capture_close(struct capture *c);
@@ -57,7 +76,10 @@ void capture_timestamp(const struct capture *c, const struct pcap_pkthdr *header
 uint64_t capture_offset(const struct capture *c);
 
 /* Reads and traces up to max_frames frames, numbering them after
- * *frame_number (which it advances). */
+ * *frame_number (which it advances). When the check asks to stop, every
+ * whole frame already read from the input is traced, then it returns
+ * CAPTURE_INTERRUPTED without reading more; a frame the input had only begun
+ * to deliver is not traced, and the capture cannot be read further. */
 enum capture_status capture_trace(struct capture *c, struct tracer *tr, uint64_t *frame_number, uint64_t max_frames,
                                   struct capture_stats *stats);
 
