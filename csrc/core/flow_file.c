@@ -281,40 +281,48 @@ static int flush_largest(struct tracer *tr)
     return status;
 }
 
-/* Queues bytes without writing anything. */
-static int flow_file_append(struct tracer *tr, uint32_t slot, const void *bytes, size_t length)
+/* Makes room in the flow's buffer for first + second more bytes. Changes
+ * nothing when it cannot (the buffer would pass 32 bits, or memory). */
+static int reserve(struct tracer *tr, uint32_t slot, size_t first, size_t second)
 {
     struct flow_file *f = &flow_at(tr, slot)->file;
-    size_t needed = (size_t)f->pending_length + length;
-    if (needed > UINT32_MAX) {
+    size_t room = UINT32_MAX - f->pending_length;
+    if (first > room || second > room - first) {
         errno = EOVERFLOW;
         flow_file_set_error(tr, "frame too large", flow_at(tr, slot)->label);
         return -1;
     }
-    if (needed > f->pending_capacity) {
-        size_t capacity = f->pending_capacity ? f->pending_capacity : 256;
-        while (capacity < needed)
-            capacity *= 2;
-        uint8_t *grown = realloc(f->pending, capacity);
-        if (!grown) {
-            errno = ENOMEM;
-            flow_file_set_error(tr, "out of memory", "");
-            return -1;
-        }
-        f->pending = grown;
-        f->pending_capacity = (uint32_t)capacity;
+    size_t needed = (size_t)f->pending_length + first + second;
+    if (needed <= f->pending_capacity)
+        return 0;
+    size_t capacity = f->pending_capacity ? f->pending_capacity : 256;
+    while (capacity < needed)
+        capacity = capacity > UINT32_MAX / 2 ? UINT32_MAX : capacity * 2;
+    uint8_t *grown = realloc(f->pending, capacity);
+    if (!grown) {
+        errno = ENOMEM;
+        flow_file_set_error(tr, "out of memory", "");
+        return -1;
     }
-    memcpy(f->pending + f->pending_length, bytes, length);
-    f->pending_length += (uint32_t)length;
-    tr->pending_bytes += length;
+    f->pending = grown;
+    f->pending_capacity = (uint32_t)capacity;
     return 0;
 }
 
-int flow_file_queue(struct tracer *tr, uint32_t slot, const void *bytes, size_t length)
+int flow_file_queue(struct tracer *tr, uint32_t slot, const void *first, size_t first_length, const void *second,
+                    size_t second_length)
 {
-    if (flow_file_append(tr, slot, bytes, length) < 0)
+    /* room for both parts first, so that a record is queued whole or not at all */
+    if (reserve(tr, slot, first_length, second_length) < 0)
         return -1;
-    if (flow_at(tr, slot)->file.pending_length >= tr->config.flush_bytes && flow_file_flush(tr, slot) < 0)
+    struct flow_file *f = &flow_at(tr, slot)->file;
+    if (first_length)
+        memcpy(f->pending + f->pending_length, first, first_length);
+    if (second_length)
+        memcpy(f->pending + f->pending_length + first_length, second, second_length);
+    f->pending_length += (uint32_t)(first_length + second_length);
+    tr->pending_bytes += first_length + second_length;
+    if (f->pending_length >= tr->config.flush_bytes && flow_file_flush(tr, slot) < 0)
         return -1;
     if (tr->pending_bytes >= tr->config.max_pending_bytes)
         return flush_largest(tr);
@@ -436,9 +444,18 @@ int tracer_append_to_closed(struct tracer *tr, const char *label, uint32_t use_n
         flow_file_set_error(tr, "cannot open output file", name);
         return -1;
     }
-    int status = flow_file_write_all(fd, header, sizeof header) < 0 || flow_file_write_all(fd, data, length) < 0;
-    if (status)
+    /* the record goes whole or not at all: a short write is cut back off */
+    struct stat info;
+    off_t size_before = fstat(fd, &info) == 0 ? info.st_size : -1;
+    int status = flow_file_write_two(fd, header, sizeof header, data, length) < 0;
+    if (status) {
+        int saved = errno;
+        if (size_before >= 0 && ftruncate(fd, size_before) < 0) {
+            /* nothing better to do: the error below still names the file */
+        }
+        errno = saved;
         flow_file_set_error(tr, "cannot write output file", name);
+    }
     close(fd);
     return status ? -1 : 0;
 }

@@ -289,9 +289,7 @@ int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_recor
         set_error(tr, 0, "a pcap record field (ts_sec, ts_usec, incl_len or orig_len) does not fit in 32 bits", NULL);
         return -1;
     }
-    if (flow_file_queue(tr, slot, header, sizeof header) < 0)
-        return -1;
-    return flow_file_queue(tr, slot, data, length);
+    return flow_file_queue(tr, slot, header, sizeof header, data, length);
 }
 
 /* Takes the flow out of the table and the open list and frees its slot. */

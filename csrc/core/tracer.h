@@ -154,7 +154,8 @@ static inline int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t fra
     frames[flow->frame_count++] = frame_number;
     return 0;
 }
-/* Queues one pcap record (header and data) on the flow's file. Returns 0 or -1. */
+/* Queues one pcap record (header and data) on the flow's file, whole or not
+ * at all. Returns 0 or -1. */
 int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_record *record,
                        const uint8_t *data, size_t length);
 /* Writes everything queued for the flow, closes its file and moves the flow
