@@ -37,8 +37,9 @@ def parse_arguments(argv):
                         help=f"byte order of the output files ({sys.byteorder})")
     parser.add_argument("--nanosecond", action="store_true", help="write nanosecond-resolution pcap files")
     parser.add_argument("--index", metavar="FILE.jsonl", help="write one JSON object per flow to this file")
-    parser.add_argument("--buffer-mb", type=_positive_int, default=32, metavar="MB",
-                        help="output held in memory before the largest buffers are written (32)")
+    parser.add_argument("--buffer-mb", type=_positive_int, metavar="MB",
+                        help="at most this much output held in memory before the largest buffers are written "
+                             "(default: an eighth of the memory available, no more than the captures)")
     return parser.parse_args(argv)
 
 
@@ -111,4 +112,4 @@ def main(argv=None):
 
 def _trace(args, stats, bar):
     return trace_files(args.captures, args.output, args.format, args.byteorder, args.nanosecond,
-                       filter=args.filter, progress=bar, stats=stats, buffer_bytes=args.buffer_mb << 20)
+                       filter=args.filter, progress=bar, stats=stats, buffer_bytes=args.buffer_mb << 20 if args.buffer_mb else None)

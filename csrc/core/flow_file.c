@@ -163,6 +163,10 @@ static int ensure_open(struct tracer *tr, uint32_t slot)
     f->fd = fd;
     tr->open_files++;
     lru_push_newest(tr, slot);
+    if (f->exists)
+        tr->counts.file_reopens++;
+    else
+        tr->counts.files_created++;
     return 0;
 }
 
@@ -233,6 +237,7 @@ int flow_file_flush(struct tracer *tr, uint32_t slot)
         return -1;
     }
     f->exists = 1;
+    tr->counts.file_writes++;
     tr->pending_bytes -= f->pending_length;
     f->pending_length = 0;
     /* large buffers are returned so that idle flows hold little memory */
@@ -260,6 +265,7 @@ static int larger_first(const void *a, const void *b)
  * flows each file is opened fewer times than if every buffer were written. */
 static int flush_largest(struct tracer *tr)
 {
+    tr->counts.budget_flushes++;
     struct pending_entry *entries = malloc((size_t)tr->open_count * sizeof *entries);
     if (!entries) {
         int status = 0; /* no memory to choose: write everything */
@@ -357,6 +363,8 @@ int flow_file_finish(struct tracer *tr, uint32_t slot)
     f->pending = NULL;
     f->pending_length = f->pending_capacity = 0;
     f->exists = 1;
+    tr->counts.files_created++;
+    tr->counts.file_writes++;
     /* on trouble, stop the workers; the rest of the capture is written here */
     return write_behind_submit(tr->behind, job) != 0 ? tracer_finish_write_behind(tr) : 0;
 }
@@ -455,6 +463,9 @@ int tracer_append_to_closed(struct tracer *tr, const char *label, uint32_t use_n
         }
         errno = saved;
         flow_file_set_error(tr, "cannot write output file", name);
+    } else {
+        tr->counts.file_reopens++;
+        tr->counts.file_writes++;
     }
     close(fd);
     return status ? -1 : 0;

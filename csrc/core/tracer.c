@@ -66,7 +66,7 @@ int tracer_init(struct tracer *tr, const struct tracer_config *config)
     if (!tr->config.flush_bytes)
         tr->config.flush_bytes = 64 * 1024;
     if (!tr->config.max_pending_bytes)
-        tr->config.max_pending_bytes = 32u * 1024 * 1024;
+        tr->config.max_pending_bytes = TRACER_DEFAULT_BUDGET;
     if (!tr->config.extension)
         tr->config.write_pcap = 0;
 
