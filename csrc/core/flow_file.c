@@ -373,8 +373,13 @@ int tracer_start_write_behind(struct tracer *tr, int threads)
 {
     if (!tr->config.write_pcap || tr->behind || threads < 1)
         return 0;
-    /* queued records count against the same budget as buffered ones, roughly: a quarter of it */
-    tr->behind = write_behind_start(tr->directory_fd, threads, tr->config.max_pending_bytes / 4);
+    /* queued records count against the same budget as buffered ones, roughly:
+     * a quarter of it, and no more than 8 MiB (a quarter of the default
+     * budget): a longer queue would only hold memory, the writers go no faster */
+    uint64_t queue_bytes = tr->config.max_pending_bytes / 4;
+    if (queue_bytes > TRACER_DEFAULT_BUDGET / 4)
+        queue_bytes = TRACER_DEFAULT_BUDGET / 4;
+    tr->behind = write_behind_start(tr->directory_fd, threads, (size_t)queue_bytes);
     if (!tr->behind) {
         flow_file_set_error(tr, "cannot start output threads", "");
         return -1;
