@@ -199,8 +199,10 @@ int tracer_output_path(const struct tracer *tr, const char *label, uint32_t use_
 
 size_t tracer_flow_bytes(void);
 
-/* max_pending_bytes when the caller sets none, and the least the budget chooser picks. */
+/* max_pending_bytes when the caller sets none (and the chooser's answer when
+ * the memory available cannot be told). */
 #define TRACER_DEFAULT_BUDGET ((uint64_t)32 << 20)
+/* The least the chooser picks for a capture larger than that. */
 #define TRACER_LEAST_BUDGET ((uint64_t)4 << 20)
 /* The most the chooser picks for a capture of unknown size (a pipe). */
 #define TRACER_STREAM_BUDGET ((uint64_t)256 << 20)
