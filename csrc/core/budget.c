@@ -10,6 +10,7 @@
  * and the background writers' queue takes up to a quarter more, so an eighth
  * of what is available keeps the process well inside it. */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -132,6 +133,8 @@ uint64_t tracer_choose_budget(uint64_t capture_bytes, uint64_t limit)
     budget = min_u64(budget, capture_bytes ? capture_bytes : TRACER_STREAM_BUDGET);
     if (limit)
         budget = min_u64(budget, limit);
+    /* a 32-bit process cannot hold more whatever the machine has */
+    budget = min_u64(budget, (uint64_t)(SIZE_MAX / 4));
     /* the smallest budget a tracer takes (a tiny capture never fills it) */
     return budget < 4096 && (!limit || limit >= 4096) ? 4096 : budget;
 }
