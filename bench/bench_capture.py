@@ -57,13 +57,15 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # high-water mark of the forked address space across execve), this process's included.
 MEMORY_CHILD = """
 import json, sys, time
+sys.path.insert(0, sys.argv[3])  # the pcapflow the benchmark itself imported, not one in the working directory
 def hwm_kb():
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 import pcapflow
 before = hwm_kb()
 start = time.perf_counter()
-flows = pcapflow.trace_file(sys.argv[1], sys.argv[2], "pcap")
+budget = {"buffer_bytes": int(sys.argv[4]) << 20} if len(sys.argv) > 4 else {}
+flows = pcapflow.trace_file(sys.argv[1], sys.argv[2], "pcap", **budget)
 seconds = time.perf_counter() - start
 print(json.dumps({"baseline_kb": before, "flows": len(flows), "seconds": seconds, "peak_kb": hwm_kb()}))
 """
@@ -280,6 +282,22 @@ def run_in_process(function):
     return Run(wall, cpu, None, other), result
 
 
+def package_root():
+    """The directory holding the pcapflow package this process imports."""
+    import pcapflow  # pylint: disable=import-outside-toplevel
+    return os.path.dirname(os.path.dirname(os.path.abspath(pcapflow.__file__)))
+
+
+def output_summary(stats):
+    """trace_file's output budget and how often it wrote and reopened files, from its stats."""
+    if "buffer_bytes" not in stats:
+        return "pcapflow reports no output budget (a version before the adaptive budget)"
+    created = max(stats["files_created"], 1)
+    return (f"pcapflow output budget {stats['buffer_bytes'] / 2**20:,.1f} MiB: {stats['files_created']:,} files "
+            f"created, {stats['file_writes'] / created:.2f} writes per file, {stats['file_reopens']:,} reopenings, "
+            f"budget filled {stats['budget_flushes']:,} times")
+
+
 def tree_summary(path):
     """(files, bytes, digest of every file's name and contents) of a flow directory."""
     if not os.path.isdir(path):
@@ -307,6 +325,10 @@ class Bench:
         self.root = tempfile.mkdtemp(prefix="pcapflow-bench-", dir=args.out_dir)
         self.count = 0
         self.pcapflow_cli = shutil.which("pcapflow")
+        self.budget = {"buffer_bytes": args.buffer_mb << 20} if args.buffer_mb else {}
+        # children (the CLI, the memory child) import the pcapflow this process imported
+        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [package_root()] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
 
     def fresh(self, name):
         self.count += 1
@@ -340,14 +362,15 @@ class Bench:
 
         def trace_file(out):
             stats = {}
-            run, flows = run_in_process(lambda: pcapflow.trace_file(capture, out, "pcap", stats=stats))
+            run, flows = run_in_process(lambda: pcapflow.trace_file(capture, out, "pcap", stats=stats, **self.budget))
             if stats.get("frames") != packets:
                 raise RuntimeError(f"trace_file read {stats.get('frames')} packets of {packets}")
             del flows
             return run, packets, tree_summary(out)
 
         def pcapflow_cli(out):
-            return run_child(cli + [capture, "-o", out]), packets, tree_summary(out)
+            budget = ["--buffer-mb", str(self.args.buffer_mb)] if self.args.buffer_mb else []
+            return run_child(cli + [capture, "-o", out] + budget, env=self.env), packets, tree_summary(out)
 
         def dpkt(out):
             extra = ["--count", str(dpkt_packets)] if dpkt_packets < packets else []
@@ -367,13 +390,15 @@ class Bench:
         out = self.fresh("probe")
         stats = {}
         import pcapflow  # pylint: disable=import-outside-toplevel
-        flows = pcapflow.trace_file(capture, out, "pcap", stats=stats)
+        flows = pcapflow.trace_file(capture, out, "pcap", stats=stats, **self.budget)
         packets, flow_count = stats["frames"], len(flows)
         files, _, _ = tree_summary(out)
         del flows
         self.discard(out)
         size = os.path.getsize(capture)
         print(f"   {packets:,} packets, {size / 1e6:,.1f} MB, {flow_count:,} flows, {files:,} flow files", flush=True)
+        output = output_summary(stats)
+        print(f"   {output}", flush=True)
 
         tools = self.tools(capture, packets, files)
         repeats = {tool: args.repeat for tool in tools}
@@ -420,14 +445,15 @@ class Bench:
 
         # peak memory of a child running trace_file
         out = self.fresh("memory")
-        run = run_child([sys.executable, "-c", MEMORY_CHILD, capture, out])
+        budget = [str(args.buffer_mb)] if args.buffer_mb else []
+        run = run_child([sys.executable, "-c", MEMORY_CHILD, capture, out, package_root()] + budget, env=self.env)
         self.discard(out)
         memory = json.loads(run.stdout.strip().splitlines()[-1])
         print(f"   memory child: peak {memory['peak_kb'] / 1024:.1f} MiB, {memory['baseline_kb'] / 1024:.1f} MiB "
               f"after import", flush=True)
 
         # every splitter must have written the same files
-        checks = []
+        checks = [output]
         if name == "real" and size / packets < 24 + 16 + 200:
             checks.append(f"the capture averages {size / packets - 16:.0f} bytes per packet: a recording of "
                           f"make-real-capture.sh's 403 responses? (see bench/CAPTURE.md, caveats)")
@@ -649,6 +675,9 @@ def parse_args(argv):
     parser.add_argument("--settle", type=float, default=0, metavar="SECONDS",
                         help="before each timed run, wait up to SECONDS for a second in which other processes "
                              "keep fewer than 0.3 CPUs busy (0: do not wait)")
+    parser.add_argument("--buffer-mb", type=int, metavar="MB",
+                        help="pcapflow's output budget (trace_file's buffer_bytes, the CLI's --buffer-mb); "
+                             "default: its own choice from the memory available and the capture's size")
     parser.add_argument("--json", metavar="FILE", help="also write the raw measurements to FILE")
     return parser.parse_args(argv)
 

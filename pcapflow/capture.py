@@ -12,7 +12,7 @@ __all__ = ["trace_file", "trace_files", "packets"]
 
 
 def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-               filter=None, progress=None, stats=None, buffer_bytes=32 * 1024 * 1024):
+               filter=None, progress=None, stats=None, buffer_bytes=None):
     """Trace every TCP flow of a capture (pcap or pcapng; a path or a binary file object).
 
     Returns the tuple of Index that pcapkit.extract(fin, trace=True, tcp=True) gives in
@@ -22,8 +22,10 @@ def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=
     the text (see pcapflow.text_capture).
     ``filter`` is a BPF expression (frames it rejects still count in frame numbers);
     ``progress(bytes_read, total_bytes, packets, open_flows)`` is called every so often;
-    ``stats``, a dict, receives the counters (frames, tcp_frames, truncated, ...).
-    ``buffer_bytes`` bounds the output buffered in memory (more means fewer writes
+    ``stats``, a dict, receives the counters (frames, tcp_frames, truncated, ...), the output
+    budget used (buffer_bytes) and how often files were created, written and reopened.
+    The output buffered in memory is bounded by a budget: an eighth of the memory available,
+    no more than the capture, at most ``buffer_bytes`` when given (more means fewer writes
     when very many flows are open at once).
     A damaged capture raises CaptureError after writing every flow read before the damage;
     ``exc.index`` holds those flows. So does a KeyboardInterrupt (Ctrl-C, or raised by
@@ -35,7 +37,7 @@ def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=
 
 
 def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-                filter=None, progress=None, stats=None, buffer_bytes=32 * 1024 * 1024):
+                filter=None, progress=None, stats=None, buffer_bytes=None):
     """trace_file() over several captures taken as one (a rotated tcpdump -C/-G series,
     say): frame numbers continue from one file to the next and flows span files."""
     if isinstance(fins, (str, bytes)):
@@ -49,11 +51,13 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
     else:
         def trace_capture(tracer, fin, report, first_frame):
             return tracer._trace_capture(fin, filter, report, first_frame)  # pylint: disable=protected-access
-    tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=buffer_bytes)
+    sizes = [_size(fin) for fin in fins]
+    budget = _core.output_budget(sum(sizes) if all(sizes) else 0, buffer_bytes)  # 0: a size is unknown
+    tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=budget)
     totals = {}
     last_frame = 0
     # progress counts bytes and packets over the whole series
-    total_bytes = sum(_size(fin) for fin in fins)
+    total_bytes = sum(sizes)
     try:
         for fin in fins:
             report = None
@@ -103,7 +107,7 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
         raise
     finally:
         if stats is not None:
-            stats.update(totals)
+            stats.update(totals, **_core._output_stats(tracer))  # pylint: disable=protected-access
 
 
 def _size(fin):

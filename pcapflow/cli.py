@@ -50,8 +50,9 @@ def parse_arguments(argv):
                         help=f"byte order of the output files ({sys.byteorder})")
     parser.add_argument("--nanosecond", action="store_true", help="write nanosecond-resolution pcap files")
     parser.add_argument("--index", metavar="FILE.jsonl", help="write one JSON object per flow to this file")
-    parser.add_argument("--buffer-mb", type=_buffer_mb, default=32, metavar="MB",
-                        help="output held in memory before the largest buffers are written (32)")
+    parser.add_argument("--buffer-mb", type=_buffer_mb, metavar="MB",
+                        help="at most this much output held in memory before the largest buffers are written "
+                             "(default: an eighth of the memory available, no more than the captures)")
     return parser.parse_args(argv)
 
 
@@ -160,8 +161,11 @@ def _finish(args, stats, bar, started, flows, interrupted):
         return 1
     files = len({flow.fpout for flow in flows})
     skipped = sum(stats.get(key, 0) for key in ("truncated", "fragments", "unsupported_link"))
+    # the output budget trace_file chose (pcap output only): more memory than expected is explained here
+    budget = f"{stats['buffer_bytes'] / 2**20:.1f} MiB output buffer, " if "buffer_bytes" in stats else ""
     summary = (f"{stats.get('frames', 0)} packets, {stats.get('tcp_frames', 0)} TCP packets, {len(flows)} flows, "
-               f"{files} files in {args.output}, {skipped} frames skipped, {time.monotonic() - started:.2f} seconds")
+               f"{files} files in {args.output}, {skipped} frames skipped, {budget}"
+               f"{time.monotonic() - started:.2f} seconds")
     if interrupted is None:
         print(f"pcapflow: {summary}", file=sys.stderr)
         return 0
@@ -172,4 +176,5 @@ def _finish(args, stats, bar, started, flows, interrupted):
 
 def _trace(args, stats, bar):
     return trace_files(args.captures, args.output, args.format, args.byteorder, args.nanosecond,
-                       filter=args.filter, progress=bar, stats=stats, buffer_bytes=args.buffer_mb << 20)
+                       filter=args.filter, progress=bar, stats=stats,
+                       buffer_bytes=args.buffer_mb << 20 if args.buffer_mb else None)

@@ -594,7 +594,12 @@ def test_stats_counters(tmp_path):
     index = pcapflow.trace_file(str(path), str(tmp_path / "out"), stats=stats)
     assert as_tuples(index) == expected_flows(packets, str(tmp_path / "out"))
     assert stats.pop("untouched") == 1
+    # the output budget (no more than the capture) and each file made and written once
+    output = {key: stats.pop(key) for key in ("buffer_bytes", "files_created", "file_writes", "file_reopens",
+                                              "budget_flushes")}
     assert stats == counters
+    assert output.pop("buffer_bytes") == max(os.path.getsize(path), 4096)
+    assert output == {"files_created": 4, "file_writes": 4, "file_reopens": 0, "budget_flushes": 0}
     check_flow_files(index, read_capture(path))
 
 

@@ -25,7 +25,7 @@ from capture_tools import (ACK, DATA, ETHERNET, FIN, Record, check_flow_files, e
 SCRIPT = Path(sysconfig.get_path("scripts")) / "pcapflow"
 MODULE = [sys.executable, "-m", "pcapflow"]
 SUMMARY = re.compile(r"^pcapflow: (\d+) packets, (\d+) TCP packets, (\d+) flows, (\d+) files in (.+), "
-                     r"(\d+) frames skipped, (\d+(?:\.\d+)?) seconds$")
+                     r"(\d+) frames skipped, (?:(\d+\.\d) MiB output buffer, )?(\d+(?:\.\d+)?) seconds$")
 
 
 def run(*args, command=None, **kwargs):
@@ -38,9 +38,15 @@ def summary(stderr):
     assert lines, "nothing on stderr"
     match = SUMMARY.match(lines[-1])
     assert match, f"not a summary line: {lines[-1]!r}"
-    packets, tcp_packets, flows, files, directory, skipped, _seconds = match.groups()
+    packets, tcp_packets, flows, files, directory, skipped, budget, _seconds = match.groups()
     return {"packets": int(packets), "tcp_packets": int(tcp_packets), "flows": int(flows), "files": int(files),
             "directory": directory, "skipped": int(skipped)}
+
+
+def budget_mib(stderr):
+    """The output budget the summary line reports (MiB), or None."""
+    budget = SUMMARY.match(stderr.splitlines()[-1]).group(7)
+    return budget and float(budget)
 
 
 def read_index(path):
@@ -193,6 +199,19 @@ def test_frames_skipped_in_the_summary(tmp_path):
     assert done.returncode == 0, done.stderr
     assert summary(done.stderr) == {"packets": 5, "tcp_packets": 2, "flows": 2, "files": 2,
                                     "directory": str(tmp_path / "out"), "skipped": 2}
+
+
+def test_output_budget_in_the_summary(tmp_path):
+    """The summary says how much output the run could hold in memory: the
+    budget trace_file chose (no more than the capture when memory allows),
+    or --buffer-mb when that is smaller."""
+    capture = DATA / "http_espn.pcapng"
+    assert budget_mib(run(capture, "-o", tmp_path / "a").stderr) == round(capture.stat().st_size / 2**20, 1)
+    pair = write_pcap(tmp_path / "pair.pcap", [Record(1_600_000_000, 0, ethernet(ipv4("10.0.0.1", "10.0.0.2",
+                                                                                          tcp(1, 2))))], ETHERNET)
+    assert budget_mib(run(pair, "-o", tmp_path / "b").stderr) == 0.0
+    # the same capture twice is 1.3 MiB of input: --buffer-mb caps the budget below that
+    assert budget_mib(run(capture, capture, "-o", tmp_path / "c", "--buffer-mb", "1").stderr) == 1.0
 
 
 def test_unsupported_link_frames_are_skipped(tmp_path):

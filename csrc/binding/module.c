@@ -98,7 +98,66 @@ static PyObject *float_repr_py(PyObject *module, PyObject *value)
     return PyUnicode_FromStringAndSize(text, (Py_ssize_t)length);
 }
 
+/* output_budget(capture_bytes, buffer_bytes=None): the output budget
+ * trace_file() gives its tracer (tracer_choose_budget); buffer_bytes, when
+ * given, bounds it. A buffer_bytes that is not an int of at least 4096 comes
+ * back as it is, for TCP() to refuse with its own message. */
+static PyObject *output_budget(PyObject *module, PyObject *args)
+{
+    (void)module;
+    unsigned long long capture_bytes;
+    PyObject *limit = Py_None;
+    if (!PyArg_ParseTuple(args, "K|O:output_budget", &capture_bytes, &limit))
+        return NULL;
+    unsigned long long bound = 0;
+    if (limit != Py_None) {
+        if (!PyLong_CheckExact(limit))
+            return Py_NewRef(limit);
+        bound = PyLong_AsUnsignedLongLong(limit);
+        if (bound == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return Py_NewRef(limit);
+        }
+        if (bound < 4096)
+            return Py_NewRef(limit);
+    }
+    return PyLong_FromUnsignedLongLong(tracer_choose_budget(capture_bytes, bound));
+}
+
+static PyObject *available_memory(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyLong_FromUnsignedLongLong(tracer_available_memory());
+}
+
+/* _output_stats(tracer): the output budget of a tracer that writes pcap
+ * files itself and what its output cost so far; {} for other tracers (the
+ * text formats' files are written by their dumpers, unbuffered). */
+static PyObject *output_stats(PyObject *module, PyObject *tracer)
+{
+    (void)module;
+    if (!PyObject_TypeCheck(tracer, &TCPBase_Type)) {
+        PyErr_Format(PyExc_TypeError, "expected a TCP tracer, not %.100s", Py_TYPE(tracer)->tp_name);
+        return NULL;
+    }
+    if (((TCPObject *)tracer)->mode != OUTPUT_PCAP)
+        return PyDict_New();
+    const struct tracer *tr = &((TCPObject *)tracer)->tracer;
+    return Py_BuildValue("{sKsKsKsKsK}", "buffer_bytes", (unsigned long long)tr->config.max_pending_bytes,
+                         "files_created", (unsigned long long)tr->counts.files_created, "file_writes",
+                         (unsigned long long)tr->counts.file_writes, "file_reopens",
+                         (unsigned long long)tr->counts.file_reopens, "budget_flushes",
+                         (unsigned long long)tr->counts.budget_flushes);
+}
+
 static PyMethodDef module_methods[] = {
+    {"output_budget", output_budget, METH_VARARGS,
+     "output_budget(capture_bytes, buffer_bytes=None)\n--\n\nThe output buffer budget trace_file() chooses for a "
+     "capture of capture_bytes (0: unknown), at most buffer_bytes."},
+    {"available_memory", available_memory, METH_NOARGS,
+     "Bytes of memory the process could still take (MemAvailable, cgroup and RLIMIT_AS limits), 0 if unknown."},
+    {"_output_stats", output_stats, METH_O, "A tracer's output budget and counts of files created, written, reopened."},
     {"format_timestamp", format_timestamp_py, METH_VARARGS, "The label text of a seconds.nanoseconds timestamp."},
     {"float_repr", float_repr_py, METH_O, "repr() of a float, as the C core writes it."},
     {"flow_struct_bytes", flow_bytes, METH_NOARGS, "Size of the C core's per-flow record, in bytes."},

@@ -163,6 +163,10 @@ static int ensure_open(struct tracer *tr, uint32_t slot)
     f->fd = fd;
     tr->open_files++;
     lru_push_newest(tr, slot);
+    if (f->exists)
+        tr->counts.file_reopens++;
+    else
+        tr->counts.files_created++;
     return 0;
 }
 
@@ -233,6 +237,7 @@ int flow_file_flush(struct tracer *tr, uint32_t slot)
         return -1;
     }
     f->exists = 1;
+    tr->counts.file_writes++;
     tr->pending_bytes -= f->pending_length;
     f->pending_length = 0;
     /* large buffers are returned so that idle flows hold little memory */
@@ -260,6 +265,7 @@ static int larger_first(const void *a, const void *b)
  * flows each file is opened fewer times than if every buffer were written. */
 static int flush_largest(struct tracer *tr)
 {
+    tr->counts.budget_flushes++;
     struct pending_entry *entries = malloc((size_t)tr->open_count * sizeof *entries);
     if (!entries) {
         int status = 0; /* no memory to choose: write everything */
@@ -281,40 +287,48 @@ static int flush_largest(struct tracer *tr)
     return status;
 }
 
-/* Queues bytes without writing anything. */
-static int flow_file_append(struct tracer *tr, uint32_t slot, const void *bytes, size_t length)
+/* Makes room in the flow's buffer for first + second more bytes. Changes
+ * nothing when it cannot (the buffer would pass 32 bits, or memory). */
+static int reserve(struct tracer *tr, uint32_t slot, size_t first, size_t second)
 {
     struct flow_file *f = &flow_at(tr, slot)->file;
-    size_t needed = (size_t)f->pending_length + length;
-    if (needed > UINT32_MAX) {
+    size_t room = UINT32_MAX - f->pending_length;
+    if (first > room || second > room - first) {
         errno = EOVERFLOW;
         flow_file_set_error(tr, "frame too large", flow_at(tr, slot)->label);
         return -1;
     }
-    if (needed > f->pending_capacity) {
-        size_t capacity = f->pending_capacity ? f->pending_capacity : 256;
-        while (capacity < needed)
-            capacity *= 2;
-        uint8_t *grown = realloc(f->pending, capacity);
-        if (!grown) {
-            errno = ENOMEM;
-            flow_file_set_error(tr, "out of memory", "");
-            return -1;
-        }
-        f->pending = grown;
-        f->pending_capacity = (uint32_t)capacity;
+    size_t needed = (size_t)f->pending_length + first + second;
+    if (needed <= f->pending_capacity)
+        return 0;
+    size_t capacity = f->pending_capacity ? f->pending_capacity : 256;
+    while (capacity < needed)
+        capacity = capacity > UINT32_MAX / 2 ? UINT32_MAX : capacity * 2;
+    uint8_t *grown = realloc(f->pending, capacity);
+    if (!grown) {
+        errno = ENOMEM;
+        flow_file_set_error(tr, "out of memory", "");
+        return -1;
     }
-    memcpy(f->pending + f->pending_length, bytes, length);
-    f->pending_length += (uint32_t)length;
-    tr->pending_bytes += length;
+    f->pending = grown;
+    f->pending_capacity = (uint32_t)capacity;
     return 0;
 }
 
-int flow_file_queue(struct tracer *tr, uint32_t slot, const void *bytes, size_t length)
+int flow_file_queue(struct tracer *tr, uint32_t slot, const void *first, size_t first_length, const void *second,
+                    size_t second_length)
 {
-    if (flow_file_append(tr, slot, bytes, length) < 0)
+    /* room for both parts first, so that a record is queued whole or not at all */
+    if (reserve(tr, slot, first_length, second_length) < 0)
         return -1;
-    if (flow_at(tr, slot)->file.pending_length >= tr->config.flush_bytes && flow_file_flush(tr, slot) < 0)
+    struct flow_file *f = &flow_at(tr, slot)->file;
+    if (first_length)
+        memcpy(f->pending + f->pending_length, first, first_length);
+    if (second_length)
+        memcpy(f->pending + f->pending_length + first_length, second, second_length);
+    f->pending_length += (uint32_t)(first_length + second_length);
+    tr->pending_bytes += first_length + second_length;
+    if (f->pending_length >= tr->config.flush_bytes && flow_file_flush(tr, slot) < 0)
         return -1;
     if (tr->pending_bytes >= tr->config.max_pending_bytes)
         return flush_largest(tr);
@@ -349,6 +363,8 @@ int flow_file_finish(struct tracer *tr, uint32_t slot)
     f->pending = NULL;
     f->pending_length = f->pending_capacity = 0;
     f->exists = 1;
+    tr->counts.files_created++;
+    tr->counts.file_writes++;
     /* on trouble, stop the workers; the rest of the capture is written here */
     return write_behind_submit(tr->behind, job) != 0 ? tracer_finish_write_behind(tr) : 0;
 }
@@ -357,8 +373,13 @@ int tracer_start_write_behind(struct tracer *tr, int threads)
 {
     if (!tr->config.write_pcap || tr->behind || threads < 1)
         return 0;
-    /* queued records count against the same budget as buffered ones, roughly: a quarter of it */
-    tr->behind = write_behind_start(tr->directory_fd, threads, tr->config.max_pending_bytes / 4);
+    /* queued records count against the same budget as buffered ones, roughly:
+     * a quarter of it, and no more than 8 MiB (a quarter of the default
+     * budget): a longer queue would only hold memory, the writers go no faster */
+    uint64_t queue_bytes = tr->config.max_pending_bytes / 4;
+    if (queue_bytes > TRACER_DEFAULT_BUDGET / 4)
+        queue_bytes = TRACER_DEFAULT_BUDGET / 4;
+    tr->behind = write_behind_start(tr->directory_fd, threads, (size_t)queue_bytes);
     if (!tr->behind) {
         flow_file_set_error(tr, "cannot start output threads", "");
         return -1;
@@ -436,9 +457,21 @@ int tracer_append_to_closed(struct tracer *tr, const char *label, uint32_t use_n
         flow_file_set_error(tr, "cannot open output file", name);
         return -1;
     }
-    int status = flow_file_write_all(fd, header, sizeof header) < 0 || flow_file_write_all(fd, data, length) < 0;
-    if (status)
+    /* the record goes whole or not at all: a short write is cut back off */
+    struct stat info;
+    off_t size_before = fstat(fd, &info) == 0 ? info.st_size : -1;
+    int status = flow_file_write_two(fd, header, sizeof header, data, length) < 0;
+    if (status) {
+        int saved = errno;
+        if (size_before >= 0 && ftruncate(fd, size_before) < 0) {
+            /* nothing better to do: the error below still names the file */
+        }
+        errno = saved;
         flow_file_set_error(tr, "cannot write output file", name);
+    } else {
+        tr->counts.file_reopens++;
+        tr->counts.file_writes++;
+    }
     close(fd);
     return status ? -1 : 0;
 }

@@ -4,9 +4,13 @@
 
 #include "tracer.h"
 
-/* Queues bytes for the flow's file, writing the buffer out when it grows past
- * flush_bytes and every buffer when all together pass max_pending_bytes. */
-int flow_file_queue(struct tracer *tr, uint32_t slot, const void *bytes, size_t length);
+/* Queues first then second (a record's header and data) for the flow's file,
+ * both or, when memory or the 32-bit buffer length runs out, neither; then
+ * writes the buffer out when it grew past flush_bytes, and the largest
+ * buffers when all together pass max_pending_bytes. Returns 0 or -1 (the
+ * record may be queued all the same when a write failed: tr->error says). */
+int flow_file_queue(struct tracer *tr, uint32_t slot, const void *first, size_t first_length, const void *second,
+                    size_t second_length);
 /* Writes the flow's pending bytes, creating the file on first use. */
 int flow_file_flush(struct tracer *tr, uint32_t slot);
 /* Closes the flow's descriptor, if open, and frees its buffer. */

@@ -67,7 +67,7 @@ int tracer_init(struct tracer *tr, const struct tracer_config *config)
     if (!tr->config.flush_bytes)
         tr->config.flush_bytes = 64 * 1024;
     if (!tr->config.max_pending_bytes)
-        tr->config.max_pending_bytes = 32u * 1024 * 1024;
+        tr->config.max_pending_bytes = TRACER_DEFAULT_BUDGET;
     if (!tr->config.extension)
         tr->config.write_pcap = 0;
 
@@ -302,9 +302,7 @@ int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_recor
         set_error(tr, 0, "a pcap record field (ts_sec, ts_usec, incl_len or orig_len) does not fit in 32 bits", NULL);
         return -1;
     }
-    if (flow_file_queue(tr, slot, header, sizeof header) < 0)
-        return -1;
-    return flow_file_queue(tr, slot, data, length);
+    return flow_file_queue(tr, slot, header, sizeof header, data, length);
 }
 
 /* Takes the flow out of the table and the open list and frees its slot. */

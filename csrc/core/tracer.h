@@ -85,6 +85,14 @@ struct tracer_config {
     uint64_t max_pending_bytes; /* all buffers are written once together they hold this much */
 };
 
+/* What the output cost, for the caller's statistics. */
+struct tracer_output_counts {
+    uint64_t files_created;  /* flow files created (by the tracer or its background writers) */
+    uint64_t file_writes;    /* times a flow's buffered records went to its file */
+    uint64_t file_reopens;   /* times a file created earlier was opened again to append to it */
+    uint64_t budget_flushes; /* times all buffers together reached max_pending_bytes */
+};
+
 struct tracer {
     struct tracer_config config;
     char *directory;
@@ -114,6 +122,7 @@ struct tracer {
     uint64_t pending_bytes;
 
     struct write_behind *behind; /* background writers, while the capture loop runs */
+    struct tracer_output_counts counts;
 
     struct tracer_error error;
 };
@@ -154,7 +163,8 @@ static inline int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t fra
     frames[flow->frame_count++] = frame_number;
     return 0;
 }
-/* Queues one pcap record (header and data) on the flow's file. Returns 0 or -1. */
+/* Queues one pcap record (header and data) on the flow's file, whole or not
+ * at all. Returns 0 or -1. */
 int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_record *record,
                        const uint8_t *data, size_t length);
 /* Writes everything queued for the flow, closes its file and moves the flow
@@ -188,5 +198,25 @@ int tracer_output_path(const struct tracer *tr, const char *label, uint32_t use_
                        size_t size);
 
 size_t tracer_flow_bytes(void);
+
+/* max_pending_bytes when the caller sets none (and the chooser's answer when
+ * the memory available cannot be told). */
+#define TRACER_DEFAULT_BUDGET ((uint64_t)32 << 20)
+/* The least the chooser picks for a capture larger than that. */
+#define TRACER_LEAST_BUDGET ((uint64_t)4 << 20)
+/* The most the chooser picks for a capture of unknown size (a pipe). */
+#define TRACER_STREAM_BUDGET ((uint64_t)256 << 20)
+
+/* Memory this process could still take, in bytes: MemAvailable from
+ * /proc/meminfo (or the free pages), less where the process's cgroup
+ * memory limit or RLIMIT_AS comes first. 0 when it cannot be told. */
+uint64_t tracer_available_memory(void);
+/* An output budget (max_pending_bytes) for tracing a capture of
+ * capture_bytes (0: size unknown, a pipe, say): an eighth of the available
+ * memory, at most the capture's size (its records can never need more) or
+ * TRACER_STREAM_BUDGET when the size is unknown, at least
+ * TRACER_LEAST_BUDGET (unless the capture is smaller), and at most limit
+ * when limit is not 0. TRACER_DEFAULT_BUDGET when the memory cannot be told. */
+uint64_t tracer_choose_budget(uint64_t capture_bytes, uint64_t limit);
 
 #endif
