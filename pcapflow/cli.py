@@ -93,7 +93,8 @@ class _StopSignals:
     frames read; later ones are ignored, so that nothing cuts that writing and the index
     short. Python's default would kill the process on SIGTERM and lose the buffered frames.
     A SIGINT handler of the caller's own, and signals ignored (SIG_IGN), are left alone; the
-    old handlers are put back at the end. Only the main thread may set handlers."""
+    old handlers are put back at the end; when a signal stopped the run, further ones are
+    blocked until the process ends. Only the main thread may set handlers."""
 
     def __init__(self):
         self.stopping = False
@@ -114,6 +115,11 @@ class _StopSignals:
         raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 
     def __exit__(self, *exc_info):
+        if self.stopping and self.saved:
+            # the command is on its way out with 130 or 143: a signal more in
+            # its last instants (interpreter shutdown puts the default
+            # actions back) must not turn that into death by signal
+            signal.pthread_sigmask(signal.SIG_BLOCK, set(self.saved))
         for signum, handler in self.saved.items():
             signal.signal(signum, handler)
         return False

@@ -163,27 +163,19 @@ static PyObject *make_packet(CaptureReaderObject *self, const struct pcap_pkthdr
 static PyObject *reader_next(PyObject *op)
 {
     CaptureReaderObject *self = (CaptureReaderObject *)op;
-    while (self->open) {
-        struct pcap_pkthdr *header;
-        const u_char *data;
-        int status = pcap_next_ex(self->capture.pcap, &header, &data);
-        if (status != 1) {
-            if (self->capture.interrupted) {
-                /* reader_check's exception; a frame begun is lost, so no more are read */
-            } else if (status != PCAP_ERROR_BREAK)
-                raise_damaged(self->name, pcap_geterr(self->capture.pcap), self->frame_number + 1,
-                              capture_offset(&self->capture));
-            capture_close(&self->capture);
-            self->open = 0;
-            return NULL;
-        }
-        self->frame_number++;
-        if (self->capture.has_filter && !pcap_offline_filter(&self->capture.filter, header, data))
-            continue;
-        struct decoded_frame decoded;
-        if (decode_frame(self->capture.linktype, data, header->caplen, &decoded) == DECODE_TCP)
-            return make_packet(self, header, data, &decoded);
-    }
+    if (!self->open)
+        return NULL;
+    struct capture_frame frame;
+    struct capture_stats uncounted = {0}; /* packets() reports no counters */
+    enum capture_status status = capture_next(&self->capture, &frame, &self->frame_number, &uncounted);
+    if (status == CAPTURE_FRAME)
+        return make_packet(self, frame.header, frame.data, &frame.decoded);
+    /* CAPTURE_INTERRUPTED: reader_check's exception stands; a frame begun is
+     * lost, so no more are read */
+    if (status == CAPTURE_DAMAGED)
+        raise_damaged(self->name, self->capture.errbuf, self->frame_number + 1, capture_offset(&self->capture));
+    capture_close(&self->capture);
+    self->open = 0;
     return NULL;
 }
 

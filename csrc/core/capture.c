@@ -286,18 +286,18 @@ static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const str
     return 0;
 }
 
-enum capture_status capture_trace(struct capture *c, struct tracer *tr, uint64_t *frame_number, uint64_t max_frames,
-                                  struct capture_stats *stats)
+enum capture_status capture_next(struct capture *c, struct capture_frame *frame, uint64_t *frame_number,
+                                 struct capture_stats *stats)
 {
-    struct pcap_pkthdr *header;
-    const u_char *data;
-    for (uint64_t n = 0; n < max_frames; n++) {
+    for (;;) {
         /* a clock read every 256 frames: a file read at full speed is
          * checked about as often as a pipe that delivers little. When the
          * check asks to stop, the frames already taken from the input (in
-         * the stream's buffer) are still traced: the next read stops. */
-        if ((n & 255) == 255 && c->check.function && !c->interrupted)
+         * the stream's buffer) are still returned: the next read stops. */
+        if ((++c->frames_read & 255) == 0 && c->check.function && !c->interrupted)
             (void)run_check(c, 0);
+        struct pcap_pkthdr *header;
+        const u_char *data;
         int status = pcap_next_ex(c->pcap, &header, &data);
         if (status != 1 && c->interrupted)
             return CAPTURE_INTERRUPTED;
@@ -313,18 +313,30 @@ enum capture_status capture_trace(struct capture *c, struct tracer *tr, uint64_t
             stats->filtered_out++;
             continue;
         }
-        struct decoded_frame decoded;
-        switch (decode_frame(c->linktype, data, header->caplen, &decoded)) {
+        switch (decode_frame(c->linktype, data, header->caplen, &frame->decoded)) {
         case DECODE_TCP:
             stats->tcp_frames++;
-            if (trace_tcp_frame(c, tr, &decoded, header, data, *frame_number, stats) < 0)
-                return CAPTURE_TRACER_ERROR;
-            break;
+            frame->header = header;
+            frame->data = data;
+            return CAPTURE_FRAME;
         case DECODE_NOT_TCP: stats->not_tcp++; break;
         case DECODE_FRAGMENT: stats->fragments++; break;
         case DECODE_TRUNCATED: stats->truncated++; break;
         case DECODE_UNSUPPORTED_LINK: stats->unsupported_link++; break;
         }
+    }
+}
+
+enum capture_status capture_trace(struct capture *c, struct tracer *tr, uint64_t *frame_number, uint64_t max_frames,
+                                  struct capture_stats *stats)
+{
+    struct capture_frame frame;
+    for (uint64_t n = 0; n < max_frames; n++) {
+        enum capture_status status = capture_next(c, &frame, frame_number, stats);
+        if (status != CAPTURE_FRAME)
+            return status;
+        if (trace_tcp_frame(c, tr, &frame.decoded, frame.header, frame.data, *frame_number, stats) < 0)
+            return CAPTURE_TRACER_ERROR;
     }
     return CAPTURE_MORE;
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "decode.h"
 #include "tracer.h"
 
 struct capture_stats {
@@ -47,10 +48,12 @@ struct capture {
     struct capture_check check;
     uint64_t next_check_ns; /* CLOCK_MONOTONIC time of the next call of check.function */
     int interrupted;        /* check.function asked to stop */
+    uint32_t frames_read;   /* counts reads, for the clock read every 256 */
     char errbuf[PCAP_ERRBUF_SIZE + 64];
 };
 
 enum capture_status {
+    CAPTURE_FRAME,        /* capture_next: a TCP frame is ready */
     CAPTURE_DONE,         /* end of the capture */
     CAPTURE_MORE,         /* the frame budget is used up; call again */
     CAPTURE_DAMAGED,      /* libpcap could not read the next frame: errbuf says why */
@@ -74,6 +77,22 @@ void capture_timestamp(const struct capture *c, const struct pcap_pkthdr *header
                        uint64_t *nanoseconds);
 /* Bytes of the file read so far. */
 uint64_t capture_offset(const struct capture *c);
+
+/* The next TCP frame of a capture, as capture_next() leaves it: valid until
+ * the next call (libpcap's buffer). */
+struct capture_frame {
+    const struct pcap_pkthdr *header;
+    const uint8_t *data;
+    struct decoded_frame decoded;
+};
+
+/* Reads frames until a TCP frame passes the filter and decodes (CAPTURE_FRAME,
+ * *frame filled), or the capture ends (CAPTURE_DONE), is damaged
+ * (CAPTURE_DAMAGED, errbuf) or is stopped by the check (CAPTURE_INTERRUPTED).
+ * Every frame read advances *frame_number and is counted in stats. The one
+ * read loop of pcapflow: capture_trace and the packet reader both use it. */
+enum capture_status capture_next(struct capture *c, struct capture_frame *frame, uint64_t *frame_number,
+                                 struct capture_stats *stats);
 
 /* Reads and traces up to max_frames frames, numbering them after
  * *frame_number (which it advances). When the check asks to stop, every
