@@ -24,6 +24,7 @@ import warnings
 from decimal import Decimal
 from typing import Any, Optional
 
+import pytest
 from hypothesis import strategies as st
 from pcapkit.const.reg.linktype import LinkType
 from pcapkit.const.tcp.option import Option
@@ -431,3 +432,17 @@ def scenarios(draw, *, unnamed_writes=True, max_steps=24):
         steps.append(Step(fields, op=draw(st.sampled_from(ops)),
                           peek=draw(st.sampled_from([None] * 8 + ['submit', 'index'])), cand_frame=cand_frame))
     return steps
+
+
+@pytest.fixture
+def out(tmp_path):
+    """An output directory for a tracer, not yet made (the tracer makes it)."""
+    return str(tmp_path / "out")
+
+
+@pytest.fixture
+def restore_tcp_callbacks():
+    """Callbacks registered on pcapflow.TCP itself are process-wide: undo them."""
+    saved = list(pcapflow.TCP.__callback_fn__)
+    yield
+    pcapflow.TCP.__callback_fn__[:] = saved

@@ -15,11 +15,6 @@ from _support import PACKET_FIELDS, make_packet, packet_fields, record_payloads
 
 
 @pytest.fixture
-def out(tmp_path):
-    return str(tmp_path / "out")
-
-
-@pytest.fixture
 def tracer(out):
     return pcapflow.TCP(out, "pcap")
 

@@ -20,18 +20,6 @@ Packet = pcapflow.Packet
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
 
-@pytest.fixture
-def out(tmp_path):
-    return str(tmp_path / "out")
-
-
-@pytest.fixture
-def restore_tcp_callbacks():
-    saved = list(pcapflow.TCP.__callback_fn__)
-    yield
-    pcapflow.TCP.__callback_fn__[:] = saved
-
-
 def flows_by_label(indexes):
     return {flow.label: tuple(flow.index) for flow in indexes}
 

@@ -24,19 +24,6 @@ from _support import (CLIENT, CLIENT6, ETHERNET, RAW, SERVER6, handshake_and_tea
 Packet = pcapflow.Packet
 
 
-@pytest.fixture
-def out(tmp_path):
-    return str(tmp_path / "out")
-
-
-@pytest.fixture
-def restore_tcp_callbacks():
-    """Callbacks registered on pcapflow.TCP itself are process-wide: undo them."""
-    saved = list(pcapflow.TCP.__callback_fn__)
-    yield
-    pcapflow.TCP.__callback_fn__[:] = saved
-
-
 def quiet_pcapkit_tcp(*args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
