@@ -178,6 +178,8 @@ int convert_linktype(PyObject *value, uint32_t *out);
 int convert_frame(PyObject *frame, struct pcap_record *record, Py_buffer *data);
 /* Raises the tracer's last error as OSError (with the path) or ValueError. */
 void raise_tracer_error(const struct tracer *tracer);
+/* The same for an error the caller kept. */
+void raise_error(const struct tracer_error *error);
 
 /* ---- capture files (capture.c, reader.c) ---- */
 

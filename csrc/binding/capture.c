@@ -146,7 +146,7 @@ static int report_progress(struct trace_loop *loop, uint64_t bytes)
 {
     PyObject *r = PyObject_CallFunction(loop->progress, "KKKI", (unsigned long long)bytes,
                                         (unsigned long long)loop->total, (unsigned long long)loop->stats->frames,
-                                        loop->self->tracer.open_count);
+                                        tracer_open_count(&loop->self->tracer));
     Py_XDECREF(r);
     return r ? 0 : -1;
 }
@@ -199,8 +199,8 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
 
     /* the loop runs without the GIL and cannot keep flows' str labels
      * current: drop them, they are made again when Python asks */
-    for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
-        Py_CLEAR(*(PyObject **)&self->tracer.flows[slot].user[0]);
+    for (uint32_t slot = tracer_first_open(&self->tracer); slot != TRACER_NO_SLOT; slot = tracer_next_open(&self->tracer, slot))
+        Py_CLEAR(*(PyObject **)tracer_carried(&self->tracer, slot));
 
     PyObject *name = NULL, *keep = NULL, *result = NULL;
     FILE *file = open_input(fin, &name, &keep);

@@ -348,9 +348,10 @@ int convert_frame(PyObject *frame, struct pcap_record *record, Py_buffer *data)
     return 0;
 }
 
-void raise_tracer_error(const struct tracer *tracer)
+void raise_tracer_error(const struct tracer *tracer) { raise_error(tracer_last_error(tracer)); }
+
+void raise_error(const struct tracer_error *error)
 {
-    const struct tracer_error *error = &tracer->error;
     if (error->code == ENOMEM) {
         PyErr_NoMemory();
         return;

@@ -6,9 +6,8 @@
 typedef struct {
     PyObject_HEAD
     TCPObject *tracer;
-    uint32_t slot;
-    uint64_t epoch;      /* the tracer's __init__ it was made under */
-    uint64_t generation; /* the flow is still open while its slot's generation matches */
+    uint64_t epoch;            /* the tracer's __init__ it was made under */
+    struct flow_handle handle; /* finds the flow while it is open */
     PyObject *label;
     uint32_t use_number;
 } FlowWriterObject;
@@ -18,13 +17,13 @@ PyObject *flow_writer_new(TCPObject *tracer, uint32_t slot)
     FlowWriterObject *self = PyObject_GC_New(FlowWriterObject, &FlowWriter_Type);
     if (!self)
         return NULL;
-    const struct flow *flow = &tracer->tracer.flows[slot];
+    struct flow_view view = tracer_open_view(&tracer->tracer, slot);
     self->tracer = (TCPObject *)Py_NewRef((PyObject *)tracer);
-    self->slot = slot;
     self->epoch = tracer->epoch;
-    self->generation = flow->generation;
-    self->label = Py_NewRef((PyObject *)flow->user[0]);
-    self->use_number = flow->use_number;
+    self->handle = tracer_handle(&tracer->tracer, slot);
+    /* the flow's label str, which trace() made before asking for a writer */
+    self->label = Py_NewRef(*(PyObject **)tracer_carried(&tracer->tracer, slot));
+    self->use_number = view.use_number;
     PyObject_GC_Track(self);
     return (PyObject *)self;
 }
@@ -53,9 +52,8 @@ static PyObject *flow_writer_call(PyObject *op, PyObject *args, PyObject *kwargs
         return NULL;
     }
     struct tracer *tr = &owner->tracer;
-    int open = self->slot < tr->flow_capacity && tr->flows[self->slot].in_use &&
-               tr->flows[self->slot].generation == self->generation;
-    int status = open ? tracer_write_frame(tr, self->slot, &record, data.buf, (size_t)data.len)
+    uint32_t slot = tracer_slot_of(tr, self->handle);
+    int status = slot != TRACER_NO_SLOT ? tracer_write_frame(tr, slot, &record, data.buf, (size_t)data.len)
                       : tracer_append_to_closed(tr, PyUnicode_AsUTF8(self->label), self->use_number, &record,
                                                 data.buf, (size_t)data.len);
     PyBuffer_Release(&data);

@@ -144,11 +144,11 @@ static PyObject *output_stats(PyObject *module, PyObject *tracer)
     if (((TCPObject *)tracer)->mode != OUTPUT_PCAP)
         return PyDict_New();
     const struct tracer *tr = &((TCPObject *)tracer)->tracer;
-    return Py_BuildValue("{sKsKsKsKsK}", "buffer_bytes", (unsigned long long)tr->config.max_pending_bytes,
-                         "files_created", (unsigned long long)tr->counts.files_created, "file_writes",
-                         (unsigned long long)tr->counts.file_writes, "file_reopens",
-                         (unsigned long long)tr->counts.file_reopens, "budget_flushes",
-                         (unsigned long long)tr->counts.budget_flushes);
+    struct tracer_output_counts counts = tracer_output_counts(tr);
+    return Py_BuildValue("{sKsKsKsKsK}", "buffer_bytes", (unsigned long long)tracer_output_budget(tr),
+                         "files_created", (unsigned long long)counts.files_created, "file_writes",
+                         (unsigned long long)counts.file_writes, "file_reopens", (unsigned long long)counts.file_reopens,
+                         "budget_flushes", (unsigned long long)counts.budget_flushes);
 }
 
 static PyMethodDef module_methods[] = {

@@ -13,7 +13,8 @@
 
 static PyObject *base_trace_method, *base_dump_method; /* to spot overrides in subclasses */
 
-/* ---- flows' Python objects: user[0] is the label str, user[1] the dumper ---- */
+/* ---- flows' Python objects: the carried data is the label str (it becomes
+ * the closed flow's Index label), the open data the flow's dumper ---- */
 
 /* A label as a str: labels are ASCII (addresses, digits and [A-Za-z.+-]). */
 static PyObject *label_str(const char *label, uint32_t length)
@@ -26,20 +27,29 @@ static PyObject *label_str(const char *label, uint32_t length)
 
 /* The flow's label as a str (borrowed), made on first use: flows opened by
  * the native capture loop have none until Python asks. */
+static PyObject **flow_label_slot(TCPObject *self, uint32_t slot)
+{
+    return (PyObject **)tracer_carried(&self->tracer, slot);
+}
+static PyObject **flow_dumper_slot(TCPObject *self, uint32_t slot)
+{
+    return (PyObject **)tracer_open_data(&self->tracer, slot);
+}
+
 static PyObject *flow_label(TCPObject *self, uint32_t slot)
 {
-    struct flow *flow = &self->tracer.flows[slot];
-    if (!flow->user[0])
-        flow->user[0] = label_str(flow->label, flow->label_length);
-    return flow->user[0];
+    PyObject **label = flow_label_slot(self, slot);
+    if (!*label) {
+        struct flow_view view = tracer_open_view(&self->tracer, slot);
+        *label = label_str(view.label, view.label_length);
+    }
+    return *label;
 }
-static PyObject *flow_dumper(TCPObject *self, uint32_t slot) { return self->tracer.flows[slot].user[1]; }
 
 static void forget_flow_objects(TCPObject *self, uint32_t slot)
 {
-    struct flow *flow = &self->tracer.flows[slot];
-    Py_CLEAR(*(PyObject **)&flow->user[0]);
-    Py_CLEAR(*(PyObject **)&flow->user[1]);
+    Py_CLEAR(*flow_label_slot(self, slot));
+    Py_CLEAR(*flow_dumper_slot(self, slot));
 }
 
 /* "{fout}/{label}[_{n}]{ext}", or None when the tracer writes no files. */
@@ -72,13 +82,12 @@ static PyObject *frame_tuple(const int64_t *frames, uint32_t count)
 
 /* The Index of a flow; text is its label str if there is one already (a
  * new reference, which is consumed), or NULL. */
-static PyObject *make_index(TCPObject *self, PyObject *text, const char *label, uint32_t label_length,
-                            uint32_t use_number, const int64_t *frames, uint32_t count)
+static PyObject *make_index(TCPObject *self, PyObject *text, const struct flow_view *flow)
 {
-    PyObject *fpout = output_path(self, label, use_number);
-    PyObject *index = fpout ? frame_tuple(frames, count) : NULL;
+    PyObject *fpout = output_path(self, flow->label, flow->use_number);
+    PyObject *index = fpout ? frame_tuple(flow->frames, flow->frame_count) : NULL;
     if (!text && index)
-        text = label_str(label, label_length);
+        text = label_str(flow->label, flow->label_length);
     /* untracked: it holds only strings, None and a tuple of ints */
     PyObject *result = index && text ? index_new(fpout, index, text) : NULL;
     Py_XDECREF(fpout);
@@ -90,12 +99,12 @@ static PyObject *make_index(TCPObject *self, PyObject *text, const char *label, 
 /* Builds the Index objects of closed flows that have none yet. */
 static int build_closed_indexes(TCPObject *self)
 {
-    for (size_t i = (size_t)PyList_GET_SIZE(self->closed_indexes); i < self->tracer.closed_count; i++) {
-        struct closed_flow *closed = &self->tracer.closed[i];
-        PyObject *text = closed->user; /* the str the flow had, handed to its Index */
-        closed->user = NULL;
-        PyObject *index = make_index(self, text, closed->label, closed->label_length, closed->use_number,
-                                     closed_flow_frames(&self->tracer, i), closed->frame_count);
+    for (size_t i = (size_t)PyList_GET_SIZE(self->closed_indexes); i < tracer_closed_count(&self->tracer); i++) {
+        PyObject **carried = (PyObject **)tracer_closed_carried(&self->tracer, i);
+        PyObject *text = *carried; /* the str the flow had, handed to its Index */
+        *carried = NULL;
+        struct flow_view view = tracer_closed_view(&self->tracer, i);
+        PyObject *index = make_index(self, text, &view);
         if (!index || PyList_Append(self->closed_indexes, index) < 0) {
             Py_XDECREF(index);
             return -1;
@@ -403,11 +412,11 @@ static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_k
     if (self->mode == OUTPUT_PCAP && convert_linktype(protocol, &linktype) < 0)
         goto fail;
     uint32_t slot = tracer_open(&self->tracer, key, text, (size_t)length, linktype);
-    if (slot == TRACER_NO_SLOT && self->tracer.error.code == ENAMETOOLONG) {
+    if (slot == TRACER_NO_SLOT && tracer_last_error(&self->tracer)->code == ENAMETOOLONG) {
         PyErr_Format(PyExc_ValueError,
                      "flow label %s is too long for a file name (%d bytes at most, extension %R included); "
                      "field 'timestamp' is %R",
-                     self->tracer.error.path, NAME_MAX, self->extension, timestamp);
+                     tracer_last_error(&self->tracer)->path, NAME_MAX, self->extension, timestamp);
         goto fail;
     }
     if (slot == TRACER_NO_SLOT) {
@@ -416,25 +425,25 @@ static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_k
             PyErr_Format(PyExc_ValueError, "field 'timestamp': str(%R) cannot be part of a flow label", timestamp);
         goto fail;
     }
-    struct flow *flow = &self->tracer.flows[slot];
-    PyObject *label = label_str(flow->label, flow->label_length);
-    flow->user[0] = label;
+    struct flow_view view = tracer_open_view(&self->tracer, slot);
+    PyObject *label = label_str(view.label, view.label_length);
+    *flow_label_slot(self, slot) = label;
     if (label && self->mode == OUTPUT_DUMPER) {
-        PyObject *path = output_path(self, flow->label, flow->use_number);
+        PyObject *path = output_path(self, view.label, view.use_number);
         if (path && refuse_symlink(path) < 0)
             Py_CLEAR(path);
         PyObject *kwargs = path ? Py_BuildValue("{sOsOsO}", "protocol", protocol, "byteorder", self->byteorder,
                                                 "nanosecond", self->nanosecond ? Py_True : Py_False)
                                 : NULL;
         PyObject *args = kwargs ? PyTuple_Pack(1, path) : NULL;
+        /* Python code runs here: the tracer is owned (tcp_enter), so the
+         * slot stays this flow's, and nothing of the table is held across */
         PyObject *dumper = args ? PyObject_Call(self->dumper_class, args, kwargs) : NULL;
-        /* the constructor ran Python code: find the flow again by its slot */
-        flow = &self->tracer.flows[slot];
-        flow->user[1] = dumper;
+        *flow_dumper_slot(self, slot) = dumper;
         Py_XDECREF(args);
         Py_XDECREF(kwargs);
         Py_XDECREF(path);
-        label = flow->user[1];
+        label = dumper;
     }
     if (!label) {
         /* the flow cannot be used: close it again so the tracer stays consistent */
@@ -490,7 +499,7 @@ static PyObject *class_callbacks(TCPObject *self)
 static int close_flow(TCPObject *self, uint32_t slot)
 {
     /* the label str goes with the flow to the closed list, for its Index */
-    Py_CLEAR(*(PyObject **)&self->tracer.flows[slot].user[1]);
+    Py_CLEAR(*flow_dumper_slot(self, slot));
     int write_failed;
     long position = tracer_close_flow(&self->tracer, slot, &write_failed);
     if (position < 0) {
@@ -504,7 +513,7 @@ static int close_flow(TCPObject *self, uint32_t slot)
         return -1;
     }
     if (write_error)
-        *write_error = self->tracer.error;
+        *write_error = *tracer_last_error(&self->tracer);
 
     PyObject *callbacks = class_callbacks(self);
     int status = 0;
@@ -530,8 +539,7 @@ static int close_flow(TCPObject *self, uint32_t slot)
     }
     Py_XDECREF(callbacks);
     if (status == 0 && write_error) {
-        self->tracer.error = *write_error;
-        raise_tracer_error(&self->tracer);
+        raise_error(write_error);
         status = -1;
     }
     PyMem_Free(write_error);
@@ -548,8 +556,8 @@ static int write_frame(TCPObject *self, uint32_t slot, PyObject *packet)
     PyObject *name = number ? PyUnicode_FromFormat("Frame %S", number) : NULL;
     PyObject *args[] = {NULL, frame, name};
     PyObject *kwnames = name ? Py_BuildValue("(s)", "name") : NULL;
-    struct flow *flow = &self->tracer.flows[slot];
-    PyObject *path = kwnames ? output_path(self, flow->label, flow->use_number) : NULL;
+    struct flow_view view = tracer_open_view(&self->tracer, slot);
+    PyObject *path = kwnames ? output_path(self, view.label, view.use_number) : NULL;
     /* dictdumper reopens the file for every frame: make sure it is still
      * the regular file made for the flow, not a link swapped in since */
     off_t size = 0;
@@ -557,7 +565,7 @@ static int write_frame(TCPObject *self, uint32_t slot, PyObject *packet)
     /* the text dumpers rewrite the document's closing bytes with each frame */
     char tail[256];
     ssize_t tail_length = regular ? read_tail(path, size, tail, sizeof tail) : 0;
-    PyObject *result = regular ? PyObject_Vectorcall(flow_dumper(self, slot), args + 1,
+    PyObject *result = regular ? PyObject_Vectorcall(*flow_dumper_slot(self, slot), args + 1,
                                                      1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
                                : NULL;
     if (!result && regular && PyErr_ExceptionMatches(PyExc_OSError)) {
@@ -619,7 +627,7 @@ static PyObject *trace_owned(TCPObject *self, PyObject *packet, int output)
     if (!label)
         return NULL;
     PyObject *result = !output                    ? Py_NewRef(label)
-                       : self->mode == OUTPUT_DUMPER ? Py_NewRef(flow_dumper(self, slot))
+                       : self->mode == OUTPUT_DUMPER ? Py_NewRef(*flow_dumper_slot(self, slot))
                                                      : flow_writer_new(self, slot);
     if (result && fin && close_flow(self, slot) < 0)
         Py_CLEAR(result);
@@ -753,13 +761,12 @@ static PyObject *build_index(TCPObject *self)
     if (build_closed_indexes(self) < 0)
         return NULL;
     Py_ssize_t closed = PyList_GET_SIZE(self->closed_indexes);
-    PyObject *all = PyTuple_New((Py_ssize_t)self->tracer.open_count + closed);
+    PyObject *all = PyTuple_New((Py_ssize_t)tracer_open_count(&self->tracer) + closed);
     Py_ssize_t n = 0;
-    for (uint32_t slot = self->tracer.open_first; all && slot != TRACER_NO_SLOT;
-         slot = self->tracer.flows[slot].open_next) {
-        const struct flow *flow = &self->tracer.flows[slot];
-        PyObject *index = make_index(self, Py_XNewRef((PyObject *)flow->user[0]), flow->label, flow->label_length,
-                                     flow->use_number, flow_frames(flow), flow->frame_count);
+    for (uint32_t slot = tracer_first_open(&self->tracer); all && slot != TRACER_NO_SLOT;
+         slot = tracer_next_open(&self->tracer, slot)) {
+        struct flow_view view = tracer_open_view(&self->tracer, slot);
+        PyObject *index = make_index(self, Py_XNewRef(*flow_label_slot(self, slot)), &view);
         if (!index)
             Py_CLEAR(all);
         else
@@ -828,7 +835,7 @@ static PyObject *tcp_index(PyObject *op, void *closure)
     TCPObject *self = (TCPObject *)op;
     if (!tcp_enter(self, "index"))
         return NULL;
-    PyObject *result = self->tracer.open_count > 0        ? submit_owned(self)
+    PyObject *result = tracer_open_count(&self->tracer) > 0 ? submit_owned(self)
                        : build_closed_indexes(self) == 0 ? PyList_AsTuple(self->closed_indexes)
                                                           : NULL;
     tcp_leave(self);
@@ -862,7 +869,7 @@ static PyObject *tcp_abandon(PyObject *op, PyObject *unused)
     if (!tcp_enter(self, "_abandon"))
         return NULL;
     tracer_close_files(&self->tracer);
-    for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
+    for (uint32_t slot = tracer_first_open(&self->tracer); slot != TRACER_NO_SLOT; slot = tracer_next_open(&self->tracer, slot))
         tracer_drop_pending(&self->tracer, slot);
     tcp_leave(self);
     Py_RETURN_NONE;
@@ -889,10 +896,10 @@ static PyObject *tcp_context_exit(PyObject *op, PyObject *args)
 static void release(TCPObject *self)
 {
     if (self->ready) {
-        for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
+        for (uint32_t slot = tracer_first_open(&self->tracer); slot != TRACER_NO_SLOT; slot = tracer_next_open(&self->tracer, slot))
             forget_flow_objects(self, slot);
-        for (size_t i = 0; i < self->tracer.closed_count; i++)
-            Py_CLEAR(*(PyObject **)&self->tracer.closed[i].user);
+        for (size_t i = 0; i < tracer_closed_count(&self->tracer); i++)
+            Py_CLEAR(*(PyObject **)tracer_closed_carried(&self->tracer, i));
         tracer_free(&self->tracer);
         self->ready = 0;
     }
@@ -1017,8 +1024,8 @@ static int tcp_traverse(PyObject *op, visitproc visit, void *arg)
      * they hold no Python objects then (see tcp_trace_capture). Only
      * dumpers (user[1]) can be part of a cycle: the labels are str. */
     if (self->ready && !self->busy && self->mode == OUTPUT_DUMPER)
-        for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
-            Py_VISIT((PyObject *)self->tracer.flows[slot].user[1]);
+        for (uint32_t slot = tracer_first_open(&self->tracer); slot != TRACER_NO_SLOT; slot = tracer_next_open(&self->tracer, slot))
+            Py_VISIT(*flow_dumper_slot(self, slot));
     return 0;
 }
 
@@ -1030,8 +1037,8 @@ static int tcp_clear(PyObject *op)
     Py_CLEAR(self->submitted);
     forget_addresses(self);
     if (self->ready && !self->busy)
-        for (uint32_t slot = self->tracer.open_first; slot != TRACER_NO_SLOT; slot = self->tracer.flows[slot].open_next)
-            Py_CLEAR(*(PyObject **)&self->tracer.flows[slot].user[1]);
+        for (uint32_t slot = tracer_first_open(&self->tracer); slot != TRACER_NO_SLOT; slot = tracer_next_open(&self->tracer, slot))
+            Py_CLEAR(*flow_dumper_slot(self, slot));
     return 0;
 }
 
@@ -1069,7 +1076,7 @@ static PyObject *tcp_open_flows(PyObject *op, void *closure)
 {
     (void)closure;
     TCPObject *self = (TCPObject *)op;
-    return PyLong_FromUnsignedLong(self->ready ? self->tracer.open_count : 0);
+    return PyLong_FromUnsignedLong(self->ready ? tracer_open_count(&self->tracer) : 0);
 }
 
 static PyMethodDef tcp_methods[] = {

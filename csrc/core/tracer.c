@@ -359,10 +359,10 @@ long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed)
     }
     memcpy(tr->closed_frames + tr->closed_frames_count, flow_frames(flow), flow->frame_count * sizeof(int64_t));
     tr->closed[tr->closed_count] = (struct closed_flow){
-        flow->label, flow->label_length, flow->use_number, tr->closed_frames_count, flow->frame_count, flow->user[0],
+        flow->label, flow->label_length, flow->use_number, tr->closed_frames_count, flow->frame_count, flow->carried,
     };
     tr->closed_frames_count += flow->frame_count;
-    flow->user[0] = NULL; /* now the closed flow's */
+    flow->carried = NULL; /* now the closed flow's */
     unlink_flow(tr, slot);
     return (long)tr->closed_count++;
 }

@@ -39,7 +39,7 @@ struct flow_file {
 };
 
 /* What every packet of a flow touches comes first: the key, the frame
- * numbers and user[0] fill the struct's first 96 bytes. */
+ * numbers and the caller's carried data fill the struct's first 96 bytes. */
 struct flow {
     struct flow_key key;
     uint32_t frame_count;
@@ -48,7 +48,11 @@ struct flow {
         int64_t in_place[FLOW_INLINE_FRAMES]; /* while frame_capacity is FLOW_INLINE_FRAMES */
         int64_t *heap;                         /* once there were more */
     } frames;
-    void *user[2]; /* owned by the caller (the Python binding keeps objects here) */
+    /* the caller's, never read by the core: `carried` goes with the flow to
+     * the closed list at close, `open_data` is for the caller to release
+     * before (the Python binding keeps the label str and the dumper here) */
+    void *carried;
+    void *open_data;
     uint64_t generation; /* changes each time the slot is reused */
     const char *label;   /* interned in tracer.labels */
     uint32_t label_length;
@@ -65,7 +69,7 @@ struct closed_flow {
     uint32_t use_number;
     size_t first_frame; /* its frame numbers: tracer.closed_frames[first_frame ...] */
     uint32_t frame_count;
-    void *user; /* the open flow's user[0], handed over on close (owned by the caller) */
+    void *carried; /* the open flow's carried data, handed over on close (the caller's) */
 };
 
 struct tracer_error {
@@ -168,7 +172,7 @@ static inline int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t fra
 int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_record *record,
                        const uint8_t *data, size_t length);
 /* Writes everything queued for the flow, closes its file and moves the flow
- * to the closed list, its user[0] with it (user[1] is the caller's to
+ * to the closed list, its carried data with it (open_data is the caller's to
  * release first). Returns the index in the closed list, or -1 (memory).
  * When the write failed the flow is closed all the same, *write_failed is
  * set and tr->error tells what failed. */
@@ -218,5 +222,70 @@ uint64_t tracer_available_memory(void);
  * TRACER_LEAST_BUDGET (unless the capture is smaller), and at most limit
  * when limit is not 0. TRACER_DEFAULT_BUDGET when the memory cannot be told. */
 uint64_t tracer_choose_budget(uint64_t capture_bytes, uint64_t limit);
+
+/* ---- The caller's view: what code outside the core uses, instead of the
+ * fields above. Slots are only valid until the next call that may open or
+ * close a flow; a handle finds its flow again afterwards. ---- */
+
+/* An open flow across calls that may move the table: tracer_slot_of() gives
+ * its slot while it is open, TRACER_NO_SLOT once it closed. */
+struct flow_handle {
+    uint32_t slot;
+    uint64_t generation;
+};
+
+/* A flow's label, file name number and frame numbers, open or closed. */
+struct flow_view {
+    const char *label;
+    uint32_t label_length;
+    uint32_t use_number;
+    const int64_t *frames;
+    uint32_t frame_count;
+};
+
+static inline uint32_t tracer_open_count(const struct tracer *tr) { return tr->open_count; }
+static inline size_t tracer_closed_count(const struct tracer *tr) { return tr->closed_count; }
+/* Open flows in the order first seen: first, then next until TRACER_NO_SLOT. */
+static inline uint32_t tracer_first_open(const struct tracer *tr) { return tr->open_first; }
+static inline uint32_t tracer_next_open(const struct tracer *tr, uint32_t slot) { return tr->flows[slot].open_next; }
+
+static inline struct flow_view tracer_open_view(const struct tracer *tr, uint32_t slot)
+{
+    const struct flow *flow = &tr->flows[slot];
+    return (struct flow_view){flow->label, flow->label_length, flow->use_number, flow_frames(flow),
+                              flow->frame_count};
+}
+
+/* Closed flow i (0 is the first closed). */
+static inline struct flow_view tracer_closed_view(const struct tracer *tr, size_t i)
+{
+    const struct closed_flow *closed = &tr->closed[i];
+    return (struct flow_view){closed->label, closed->label_length, closed->use_number, closed_flow_frames(tr, i),
+                              closed->frame_count};
+}
+
+static inline struct flow_handle tracer_handle(const struct tracer *tr, uint32_t slot)
+{
+    return (struct flow_handle){slot, tr->flows[slot].generation};
+}
+
+static inline uint32_t tracer_slot_of(const struct tracer *tr, struct flow_handle handle)
+{
+    int open = handle.slot < tr->flow_capacity && tr->flows[handle.slot].in_use &&
+               tr->flows[handle.slot].generation == handle.generation;
+    return open ? handle.slot : TRACER_NO_SLOT;
+}
+
+/* The caller's data of open flow `slot` (see struct flow) and of closed flow i. */
+static inline void **tracer_carried(struct tracer *tr, uint32_t slot) { return &tr->flows[slot].carried; }
+static inline void **tracer_open_data(struct tracer *tr, uint32_t slot) { return &tr->flows[slot].open_data; }
+static inline void **tracer_closed_carried(struct tracer *tr, size_t i) { return &tr->closed[i].carried; }
+
+/* What the output has cost so far, and the budget it works within. */
+static inline struct tracer_output_counts tracer_output_counts(const struct tracer *tr) { return tr->counts; }
+static inline uint64_t tracer_output_budget(const struct tracer *tr) { return tr->config.max_pending_bytes; }
+
+/* What the last failed call failed on. */
+static inline const struct tracer_error *tracer_last_error(const struct tracer *tr) { return &tr->error; }
 
 #endif
