@@ -87,7 +87,9 @@ def test_a_frame_that_cannot_be_queued_leaves_the_file_readable(tmp_path):
     assert report["mmap_fixed"], "glibc's mallopt(M_MMAP_THRESHOLD) is needed to provoke the failure"
     assert report["outcome"] in ("MemoryError", "OSError"), \
         f"dumping a {MAXIMUM_SNAPLEN}-byte frame under a lowered RLIMIT_AS did not fail: {report['outcome']}"
-    [(fpout, _)] = report["flows"]
+    # the index lists exactly the frames the file holds: not the one that failed
+    [(fpout, frames)] = report["flows"]
+    assert frames == [1, 2, 4, 5]
 
     # the strict reader: every record whole, nothing after the last one
     capture = read_capture(fpout)

@@ -318,3 +318,20 @@ def test_address_values_at_the_edges(out):
         with pytest.raises(ValueError, match="field 'dst'"):
             tracer.trace(make_packet(Packet, 9, dst=bad))
     assert len(tracer.submit()) == 3
+
+
+def test_a_frame_that_cannot_be_written_is_not_in_the_index(out):
+    """dump() of a frame the pcap file cannot hold (a time past 2**32 s)
+    raises, and leaves no trace: not its frame number in an open flow, not a
+    flow it would have opened."""
+    tracer = pcapflow.TCP(out)
+    tracer.dump(make_packet(Packet, 1))
+    late = make_frame(b"late", ts_sec=2**32)
+    with pytest.raises(ValueError, match="does not fit in 32 bits"):
+        tracer.dump(make_packet(Packet, 2, frame=late))
+    with pytest.raises(ValueError, match="does not fit in 32 bits"):
+        tracer.dump(make_packet(Packet, 3, srcport=7, frame=late))
+    tracer.dump(make_packet(Packet, 4))
+    (flow,) = tracer.submit()
+    assert flow.index == (1, 4)
+    assert [record["data"] for record in read_pcap(flow.fpout)[1]] == [b"frame-1", b"frame-4"]

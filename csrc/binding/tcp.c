@@ -460,9 +460,23 @@ fail:
     return TRACER_NO_SLOT;
 }
 
-/* Finds or opens the packet's flow and records its frame number. */
-static uint32_t trace_packet(TCPObject *self, PyObject *packet, int *fin)
+/* Forgets what trace_packet() did for a packet whose frame could not be
+ * written: its frame number, and the flow if the packet opened it, so that
+ * the index lists exactly the frames the files hold. */
+static void untrace(TCPObject *self, uint32_t slot, int opened)
 {
+    if (opened) {
+        forget_flow_objects(self, slot);
+        tracer_discard_flow(&self->tracer, slot);
+    } else {
+        tracer_forget_last_frame(&self->tracer, slot);
+    }
+}
+
+/* Finds or opens the packet's flow and records its frame number. */
+static uint32_t trace_packet(TCPObject *self, PyObject *packet, int *fin, int *opened)
+{
+    *opened = 0;
     Py_CLEAR(self->submitted);
     struct traced_fields fields;
     struct flow_key key;
@@ -473,10 +487,14 @@ static uint32_t trace_packet(TCPObject *self, PyObject *packet, int *fin)
         (*fin = PyObject_IsTrue(fields.value[PACKET_FIN])) < 0)
         goto done;
     slot = tracer_find(&self->tracer, &key);
-    if (slot == TRACER_NO_SLOT && (slot = open_flow(self, packet, &key)) == TRACER_NO_SLOT)
+    if (slot == TRACER_NO_SLOT && (*opened = 1, slot = open_flow(self, packet, &key)) == TRACER_NO_SLOT)
         goto done;
     if (tracer_add_frame(&self->tracer, slot, frame_number) < 0) {
         raise_tracer_error(&self->tracer);
+        if (*opened) { /* a flow without its first frame is no flow */
+            forget_flow_objects(self, slot);
+            tracer_discard_flow(&self->tracer, slot);
+        }
         slot = TRACER_NO_SLOT;
     }
 done:
@@ -619,8 +637,8 @@ static int parse_packet_and_output(const char *method, PyObject *const *args, Py
 
 static PyObject *trace_owned(TCPObject *self, PyObject *packet, int output)
 {
-    int fin;
-    uint32_t slot = trace_packet(self, packet, &fin);
+    int fin, opened;
+    uint32_t slot = trace_packet(self, packet, &fin, &opened);
     if (slot == TRACER_NO_SLOT)
         return NULL;
     PyObject *label = flow_label(self, slot);
@@ -703,11 +721,15 @@ static PyObject *tcp_dump(PyObject *op, PyObject *packet)
 
 static PyObject *dump_owned(TCPObject *self, PyObject *packet)
 {
-    int fin;
+    int fin, opened;
     if (self->mode != OUTPUT_PCAP) {
-        uint32_t slot = trace_packet(self, packet, &fin);
-        if (slot == TRACER_NO_SLOT || write_frame(self, slot, packet) < 0)
+        uint32_t slot = trace_packet(self, packet, &fin, &opened);
+        if (slot == TRACER_NO_SLOT)
             return NULL;
+        if (write_frame(self, slot, packet) < 0) {
+            untrace(self, slot, opened);
+            return NULL;
+        }
         if (fin && close_flow(self, slot) < 0)
             return NULL;
         Py_RETURN_NONE;
@@ -720,9 +742,12 @@ static PyObject *dump_owned(TCPObject *self, PyObject *packet)
     Py_XDECREF(frame);
     if (status < 0)
         return NULL;
-    uint32_t slot = trace_packet(self, packet, &fin);
-    if (slot != TRACER_NO_SLOT && tracer_write_frame(&self->tracer, slot, &record, data.buf, (size_t)data.len) < 0) {
+    uint32_t slot = trace_packet(self, packet, &fin, &opened);
+    int written = slot == TRACER_NO_SLOT ? 0 : tracer_write_frame(&self->tracer, slot, &record, data.buf, (size_t)data.len);
+    if (written < 0) {
         raise_tracer_error(&self->tracer);
+        if (written != TRACER_QUEUED_UNWRITTEN) /* else the frame is queued: it stays in the index */
+            untrace(self, slot, opened);
         slot = TRACER_NO_SLOT;
     }
     PyBuffer_Release(&data);

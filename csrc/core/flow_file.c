@@ -329,9 +329,9 @@ int flow_file_queue(struct tracer *tr, uint32_t slot, const void *first, size_t 
     f->pending_length += (uint32_t)(first_length + second_length);
     tr->pending_bytes += first_length + second_length;
     if (f->pending_length >= tr->config.flush_bytes && flow_file_flush(tr, slot) < 0)
-        return -1;
-    if (tr->pending_bytes >= tr->config.max_pending_bytes)
-        return flush_largest(tr);
+        return TRACER_QUEUED_UNWRITTEN;
+    if (tr->pending_bytes >= tr->config.max_pending_bytes && flush_largest(tr) < 0)
+        return TRACER_QUEUED_UNWRITTEN;
     return 0;
 }
 

@@ -7,8 +7,9 @@
 /* Queues first then second (a record's header and data) for the flow's file,
  * both or, when memory or the 32-bit buffer length runs out, neither; then
  * writes the buffer out when it grew past flush_bytes, and the largest
- * buffers when all together pass max_pending_bytes. Returns 0 or -1 (the
- * record may be queued all the same when a write failed: tr->error says). */
+ * buffers when all together pass max_pending_bytes. Returns 0, -1 when
+ * nothing was queued, or TRACER_QUEUED_UNWRITTEN when the record was queued
+ * but writing out failed (tr->error says; the next flush tries again). */
 int flow_file_queue(struct tracer *tr, uint32_t slot, const void *first, size_t first_length, const void *second,
                     size_t second_length);
 /* Writes the flow's pending bytes, creating the file on first use. */

@@ -155,6 +155,9 @@ static inline const int64_t *closed_flow_frames(const struct tracer *tr, size_t 
 {
     return tr->closed_frames + tr->closed[i].first_frame;
 }
+/* Takes back the frame number tracer_add_frame() added last (its frame could
+ * not be queued). */
+static inline void tracer_forget_last_frame(struct tracer *tr, uint32_t slot) { tr->flows[slot].frame_count--; }
 /* Makes room for more frame numbers (tracer_add_frame's slow path). Returns 0 or -1 (memory). */
 int tracer_grow_frames(struct tracer *tr, uint32_t slot);
 /* Appends a frame number to the flow. Returns 0 or -1 (memory). */
@@ -168,7 +171,10 @@ static inline int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t fra
     return 0;
 }
 /* Queues one pcap record (header and data) on the flow's file, whole or not
- * at all. Returns 0 or -1. */
+ * at all. Returns 0; -1 when nothing was queued (tr->error); or
+ * TRACER_QUEUED_UNWRITTEN (also < 0) when the record is queued but a write
+ * it set off failed (it is written by a later flush). */
+enum { TRACER_QUEUED_UNWRITTEN = -2 };
 int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_record *record,
                        const uint8_t *data, size_t length);
 /* Writes everything queued for the flow, closes its file and moves the flow
