@@ -199,7 +199,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
 
     /* the loop runs without the GIL and cannot keep flows' str labels
      * current: drop them, they are made again when Python asks */
-    for (uint32_t slot = tracer_first_open(&self->tracer); slot != TRACER_NO_SLOT; slot = tracer_next_open(&self->tracer, slot))
+    TRACER_FOR_EACH_OPEN(&self->tracer, slot)
         Py_CLEAR(*(PyObject **)tracer_carried(&self->tracer, slot));
 
     PyObject *name = NULL, *keep = NULL, *result = NULL;

@@ -25,8 +25,7 @@ static PyObject *label_str(const char *label, uint32_t length)
     return text;
 }
 
-/* The flow's label as a str (borrowed), made on first use: flows opened by
- * the native capture loop have none until Python asks. */
+/* Where an open flow keeps its label str and its dumper (the caller's data). */
 static PyObject **flow_label_slot(TCPObject *self, uint32_t slot)
 {
     return (PyObject **)tracer_carried(&self->tracer, slot);
@@ -36,6 +35,8 @@ static PyObject **flow_dumper_slot(TCPObject *self, uint32_t slot)
     return (PyObject **)tracer_open_data(&self->tracer, slot);
 }
 
+/* The flow's label as a str (borrowed), made on first use: flows opened by
+ * the native capture loop have none until Python asks. */
 static PyObject *flow_label(TCPObject *self, uint32_t slot)
 {
     PyObject **label = flow_label_slot(self, slot);
@@ -491,10 +492,8 @@ static uint32_t trace_packet(TCPObject *self, PyObject *packet, int *fin, int *o
         goto done;
     if (tracer_add_frame(&self->tracer, slot, frame_number) < 0) {
         raise_tracer_error(&self->tracer);
-        if (*opened) { /* a flow without its first frame is no flow */
-            forget_flow_objects(self, slot);
-            tracer_discard_flow(&self->tracer, slot);
-        }
+        if (*opened) /* a flow without its first frame is no flow */
+            untrace(self, slot, 1);
         slot = TRACER_NO_SLOT;
     }
 done:
@@ -664,8 +663,6 @@ static PyObject *tcp_trace(PyObject *op, PyObject *const *args, Py_ssize_t nargs
     return result;
 }
 
-/* pcapkit's dump(): trace, then write the frame; here the FIN frame is
- * written before the flow closes, so callbacks see a complete file. */
 /* Whether the object's class replaces one of TCPBase's methods (a new
  * reference to its attribute is looked up and compared). */
 static int overrides(PyObject *op, PyObject *name, PyObject *base_method)
@@ -679,6 +676,8 @@ static int overrides(PyObject *op, PyObject *name, PyObject *base_method)
 
 static PyObject *dump_owned(TCPObject *self, PyObject *packet);
 
+/* pcapkit's dump(): trace, then write the frame; here the FIN frame is
+ * written before the flow closes, so callbacks see a complete file. */
 static PyObject *tcp_dump(PyObject *op, PyObject *packet)
 {
     TCPObject *self = (TCPObject *)op;
@@ -743,7 +742,8 @@ static PyObject *dump_owned(TCPObject *self, PyObject *packet)
     if (status < 0)
         return NULL;
     uint32_t slot = trace_packet(self, packet, &fin, &opened);
-    int written = slot == TRACER_NO_SLOT ? 0 : tracer_write_frame(&self->tracer, slot, &record, data.buf, (size_t)data.len);
+    int written = slot == TRACER_NO_SLOT ? 0
+                  : tracer_write_frame(&self->tracer, slot, &record, data.buf, (size_t)data.len);
     if (written < 0) {
         raise_tracer_error(&self->tracer);
         if (written != TRACER_QUEUED_UNWRITTEN) /* else the frame is queued: it stays in the index */
@@ -894,7 +894,7 @@ static PyObject *tcp_abandon(PyObject *op, PyObject *unused)
     if (!tcp_enter(self, "_abandon"))
         return NULL;
     tracer_close_files(&self->tracer);
-    for (uint32_t slot = tracer_first_open(&self->tracer); slot != TRACER_NO_SLOT; slot = tracer_next_open(&self->tracer, slot))
+    TRACER_FOR_EACH_OPEN(&self->tracer, slot)
         tracer_drop_pending(&self->tracer, slot);
     tcp_leave(self);
     Py_RETURN_NONE;
@@ -921,7 +921,7 @@ static PyObject *tcp_context_exit(PyObject *op, PyObject *args)
 static void release(TCPObject *self)
 {
     if (self->ready) {
-        for (uint32_t slot = tracer_first_open(&self->tracer); slot != TRACER_NO_SLOT; slot = tracer_next_open(&self->tracer, slot))
+        TRACER_FOR_EACH_OPEN(&self->tracer, slot)
             forget_flow_objects(self, slot);
         for (size_t i = 0; i < tracer_closed_count(&self->tracer); i++)
             Py_CLEAR(*(PyObject **)tracer_closed_carried(&self->tracer, i));
@@ -1049,7 +1049,7 @@ static int tcp_traverse(PyObject *op, visitproc visit, void *arg)
      * they hold no Python objects then (see tcp_trace_capture). Only
      * dumpers (user[1]) can be part of a cycle: the labels are str. */
     if (self->ready && !self->busy && self->mode == OUTPUT_DUMPER)
-        for (uint32_t slot = tracer_first_open(&self->tracer); slot != TRACER_NO_SLOT; slot = tracer_next_open(&self->tracer, slot))
+        TRACER_FOR_EACH_OPEN(&self->tracer, slot)
             Py_VISIT(*flow_dumper_slot(self, slot));
     return 0;
 }
@@ -1062,7 +1062,7 @@ static int tcp_clear(PyObject *op)
     Py_CLEAR(self->submitted);
     forget_addresses(self);
     if (self->ready && !self->busy)
-        for (uint32_t slot = tracer_first_open(&self->tracer); slot != TRACER_NO_SLOT; slot = tracer_next_open(&self->tracer, slot))
+        TRACER_FOR_EACH_OPEN(&self->tracer, slot)
             Py_CLEAR(*flow_dumper_slot(self, slot));
     return 0;
 }

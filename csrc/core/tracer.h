@@ -254,6 +254,9 @@ static inline size_t tracer_closed_count(const struct tracer *tr) { return tr->c
 /* Open flows in the order first seen: first, then next until TRACER_NO_SLOT. */
 static inline uint32_t tracer_first_open(const struct tracer *tr) { return tr->open_first; }
 static inline uint32_t tracer_next_open(const struct tracer *tr, uint32_t slot) { return tr->flows[slot].open_next; }
+/* for (each open flow's slot), as a statement head */
+#define TRACER_FOR_EACH_OPEN(tr, slot) \
+    for (uint32_t slot = tracer_first_open(tr); slot != TRACER_NO_SLOT; slot = tracer_next_open(tr, slot))
 
 static inline struct flow_view tracer_open_view(const struct tracer *tr, uint32_t slot)
 {
