@@ -2,7 +2,10 @@
 
 UnsupportedCall, CaptureError and FilterError are raised by the C core and
 created there (pcapflow._core); they are re-exported here."""
-from pcapflow._core import CaptureError, FilterError, UnsupportedCall  # noqa: F401  pylint: disable=no-name-in-module
+from pcapflow._core import CaptureError, FilterError, UnsupportedCall  # pylint: disable=no-name-in-module
+
+__all__ = ["UnsupportedCall", "CaptureError", "FilterError", "FileExists", "RegistryError", "FormatWarning",
+           "FileWarning", "RegistryWarning", "FlushWarning", "Terminated"]
 
 
 class FileExists(FileExistsError):
