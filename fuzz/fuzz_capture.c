@@ -44,17 +44,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct capture capture;
     if (capture_open(&capture, file, NULL) < 0)
         return 0;
-    struct tracer tracer;
     struct tracer_config config = {.directory = directory, .extension = ".pcap", .write_pcap = 1,
                                    .max_open_files = 4, .flush_bytes = 512, .max_pending_bytes = 4096};
-    if (tracer_init(&tracer, &config) == 0) {
+    struct tracer_error error;
+    struct tracer *tracer = tracer_new(&config, &error);
+    if (tracer) {
         uint64_t frame_number = 0;
         struct capture_stats stats = {0};
-        while (capture_trace(&capture, &tracer, &frame_number, 1024, &stats) == CAPTURE_MORE)
+        while (capture_trace(&capture, tracer, &frame_number, 1024, &stats) == CAPTURE_MORE)
             ;
-        tracer_flush_all(&tracer);
+        tracer_flush_all(tracer);
     }
-    tracer_free(&tracer);
+    tracer_delete(tracer);
     capture_close(&capture);
     empty_directory();
     return 0;

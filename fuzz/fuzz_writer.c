@@ -41,11 +41,12 @@ static void empty_directory(void)
 }
 
 /* Reads back one flow's file and compares it with the frames sent to it. */
-static void check_file(const struct tracer *tr, const char *label, uint32_t use_number, const int64_t *frames,
-                       uint32_t count, const struct sent *sent)
+static void check_file(const struct tracer *tr, const struct flow_view *flow, const struct sent *sent)
 {
     char path[4200];
-    if (tracer_output_path(tr, label, use_number, path, sizeof path) < 0)
+    const int64_t *frames = flow->frames;
+    uint32_t count = flow->frame_count;
+    if (tracer_output_path(tr, flow->label, flow->use_number, path, sizeof path) < 0)
         abort();
     char errbuf[PCAP_ERRBUF_SIZE];
     pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO, errbuf);
@@ -72,11 +73,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!mkdtemp(directory))
             abort();
     }
-    struct tracer tr;
     struct tracer_config config = {.directory = directory, .extension = ".pcap", .write_pcap = 1,
                                    .layout = {.big_endian = size % 2, .nanosecond = 0},
                                    .max_open_files = 2, .flush_bytes = 64, .max_pending_bytes = 256};
-    if (tracer_init(&tr, &config) < 0)
+    struct tracer_error error;
+    struct tracer *tr = tracer_new(&config, &error);
+    if (!tr)
         abort();
     struct sent sent[MAX_FRAMES];
     size_t count = 0, offset = 0;
@@ -92,34 +94,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         key.src[3] = selector & 3;
         key.src_port = 1000;
         key.dst_port = 80;
-        uint32_t slot = tracer_find(&tr, &key);
+        uint32_t slot = tracer_find(tr, &key);
         if (slot == TRACER_NO_SLOT)
-            slot = tracer_open(&tr, &key, "1.5", 3, 1); /* one timestamp: labels repeat on purpose */
+            slot = tracer_open(tr, &key, "1.5", 3, 1); /* one timestamp: labels repeat on purpose */
         if (slot == TRACER_NO_SLOT)
             abort();
         sent[count] = (struct sent){1600000000u + count, (uint32_t)(count * 7919 % 1000000), length,
                                     data + offset};
         struct pcap_record record = {sent[count].ts_sec, sent[count].ts_usec, 0, length, length};
-        if (tracer_add_frame(&tr, slot, (int64_t)count) < 0 ||
-            tracer_write_frame(&tr, slot, &record, data + offset, length) < 0)
+        if (tracer_add_frame(tr, slot, (int64_t)count) < 0 ||
+            tracer_write_frame(tr, slot, &record, data + offset, length) < 0)
             abort();
         if (selector & 0x80) {
             int write_failed;
-            if (tracer_close_flow(&tr, slot, &write_failed) < 0 || write_failed)
+            if (tracer_close_flow(tr, slot, &write_failed) < 0 || write_failed)
                 abort();
         }
         offset += length;
         count++;
     }
-    if (tracer_flush_all(&tr) < 0)
+    if (tracer_flush_all(tr) < 0)
         abort();
-    for (uint32_t slot = tr.open_first; slot != TRACER_NO_SLOT; slot = tr.flows[slot].open_next)
-        check_file(&tr, tr.flows[slot].label, tr.flows[slot].use_number, flow_frames(&tr.flows[slot]),
-                   tr.flows[slot].frame_count, sent);
-    for (size_t i = 0; i < tr.closed_count; i++)
-        check_file(&tr, tr.closed[i].label, tr.closed[i].use_number, closed_flow_frames(&tr, i), tr.closed[i].frame_count,
-                   sent);
-    tracer_free(&tr);
+    TRACER_FOR_EACH_OPEN(tr, slot) {
+        struct flow_view flow = tracer_open_view(tr, slot);
+        check_file(tr, &flow, sent);
+    }
+    for (size_t i = 0; i < tracer_closed_count(tr); i++) {
+        struct flow_view flow = tracer_closed_view(tr, i);
+        check_file(tr, &flow, sent);
+    }
+    tracer_delete(tr);
     empty_directory();
     return 0;
 }

@@ -5,6 +5,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "core/label.h"
 #include "core/tracer.h"
 
 #if PY_VERSION_HEX < 0x030A0000
@@ -70,7 +71,7 @@ enum output_mode { OUTPUT_NONE, OUTPUT_PCAP, OUTPUT_DUMPER };
 
 typedef struct {
     PyObject_HEAD
-    struct tracer tracer;
+    struct tracer *tracer;   /* NULL until __init__ */
     int ready;               /* __init__ completed */
     enum output_mode mode;
     PyObject *dumper_class;  /* OUTPUT_DUMPER: called once per flow */

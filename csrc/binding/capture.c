@@ -146,7 +146,7 @@ static int report_progress(struct trace_loop *loop, uint64_t bytes)
 {
     PyObject *r = PyObject_CallFunction(loop->progress, "KKKI", (unsigned long long)bytes,
                                         (unsigned long long)loop->total, (unsigned long long)loop->stats->frames,
-                                        tracer_open_count(&loop->self->tracer));
+                                        tracer_open_count(loop->self->tracer));
     Py_XDECREF(r);
     return r ? 0 : -1;
 }
@@ -199,8 +199,8 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
 
     /* the loop runs without the GIL and cannot keep flows' str labels
      * current: drop them, they are made again when Python asks */
-    TRACER_FOR_EACH_OPEN(&self->tracer, slot)
-        Py_CLEAR(*(PyObject **)tracer_carried(&self->tracer, slot));
+    TRACER_FOR_EACH_OPEN(self->tracer, slot)
+        Py_CLEAR(*(PyObject **)tracer_carried(self->tracer, slot));
 
     PyObject *name = NULL, *keep = NULL, *result = NULL;
     FILE *file = open_input(fin, &name, &keep);
@@ -234,8 +234,8 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
         }
     }
 
-    if (tracer_start_write_behind(&self->tracer, writer_threads()) < 0) {
-        raise_tracer_error(&self->tracer);
+    if (tracer_start_write_behind(self->tracer, writer_threads()) < 0) {
+        raise_tracer_error(self->tracer);
         capture_close(&capture);
         goto done;
     }
@@ -247,21 +247,21 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     /* Python run by check_python (signal handlers, progress) finds the
      * tracer owned and busy (set above) and leaves its flows alone */
     loop.thread = PyEval_SaveThread();
-    status = capture_trace(&capture, &self->tracer, &frame_number, UINT64_MAX, &stats);
+    status = capture_trace(&capture, self->tracer, &frame_number, UINT64_MAX, &stats);
     PyEval_RestoreThread(loop.thread);
     Py_CLEAR(self->submitted);
     int writes_failed;
     Py_BEGIN_ALLOW_THREADS
-    writes_failed = tracer_finish_write_behind(&self->tracer) < 0;
+    writes_failed = tracer_finish_write_behind(self->tracer) < 0;
     Py_END_ALLOW_THREADS
     if (writes_failed && !PyErr_Occurred())
-        raise_tracer_error(&self->tracer); /* it stopped the loop early if it could */
+        raise_tracer_error(self->tracer); /* it stopped the loop early if it could */
     uint64_t offset = capture_offset(&capture);
     if (!PyErr_Occurred()) {
         if (status == CAPTURE_DAMAGED)
             raise_damaged(name, capture.errbuf, frame_number + 1, offset);
         else if (status == CAPTURE_TRACER_ERROR)
-            raise_tracer_error(&self->tracer);
+            raise_tracer_error(self->tracer);
         else if (status == CAPTURE_INTERRUPTED) /* check_python stops only with an exception */
             PyErr_SetString(PyExc_SystemError, "the capture stopped without an exception");
         else if (progress != Py_None)

@@ -17,12 +17,12 @@ PyObject *flow_writer_new(TCPObject *tracer, uint32_t slot)
     FlowWriterObject *self = PyObject_GC_New(FlowWriterObject, &FlowWriter_Type);
     if (!self)
         return NULL;
-    struct flow_view view = tracer_open_view(&tracer->tracer, slot);
+    struct flow_view view = tracer_open_view(tracer->tracer, slot);
     self->tracer = (TCPObject *)Py_NewRef((PyObject *)tracer);
     self->epoch = tracer->epoch;
-    self->handle = tracer_handle(&tracer->tracer, slot);
+    self->handle = tracer_handle(tracer->tracer, slot);
     /* the flow's label str, which trace() made before asking for a writer */
-    self->label = Py_NewRef(*(PyObject **)tracer_carried(&tracer->tracer, slot));
+    self->label = Py_NewRef(*(PyObject **)tracer_carried(tracer->tracer, slot));
     self->use_number = view.use_number;
     PyObject_GC_Track(self);
     return (PyObject *)self;
@@ -51,7 +51,7 @@ static PyObject *flow_writer_call(PyObject *op, PyObject *args, PyObject *kwargs
         tcp_leave(owner);
         return NULL;
     }
-    struct tracer *tr = &owner->tracer;
+    struct tracer *tr = owner->tracer;
     uint32_t slot = tracer_slot_of(tr, self->handle);
     int status = slot != TRACER_NO_SLOT ? tracer_write_frame(tr, slot, &record, data.buf, (size_t)data.len)
                       : tracer_append_to_closed(tr, PyUnicode_AsUTF8(self->label), self->use_number, &record,

@@ -143,7 +143,7 @@ static PyObject *output_stats(PyObject *module, PyObject *tracer)
     }
     if (((TCPObject *)tracer)->mode != OUTPUT_PCAP)
         return PyDict_New();
-    const struct tracer *tr = &((TCPObject *)tracer)->tracer;
+    const struct tracer *tr = ((TCPObject *)tracer)->tracer;
     struct tracer_output_counts counts = tracer_output_counts(tr);
     return Py_BuildValue("{sKsKsKsKsK}", "buffer_bytes", (unsigned long long)tracer_output_budget(tr),
                          "files_created", (unsigned long long)counts.files_created, "file_writes",

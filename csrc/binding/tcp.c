@@ -28,11 +28,11 @@ static PyObject *label_str(const char *label, uint32_t length)
 /* Where an open flow keeps its label str and its dumper (the caller's data). */
 static PyObject **flow_label_slot(TCPObject *self, uint32_t slot)
 {
-    return (PyObject **)tracer_carried(&self->tracer, slot);
+    return (PyObject **)tracer_carried(self->tracer, slot);
 }
 static PyObject **flow_dumper_slot(TCPObject *self, uint32_t slot)
 {
-    return (PyObject **)tracer_open_data(&self->tracer, slot);
+    return (PyObject **)tracer_open_data(self->tracer, slot);
 }
 
 /* The flow's label as a str (borrowed), made on first use: flows opened by
@@ -41,7 +41,7 @@ static PyObject *flow_label(TCPObject *self, uint32_t slot)
 {
     PyObject **label = flow_label_slot(self, slot);
     if (!*label) {
-        struct flow_view view = tracer_open_view(&self->tracer, slot);
+        struct flow_view view = tracer_open_view(self->tracer, slot);
         *label = label_str(view.label, view.label_length);
     }
     return *label;
@@ -100,11 +100,11 @@ static PyObject *make_index(TCPObject *self, PyObject *text, const struct flow_v
 /* Builds the Index objects of closed flows that have none yet. */
 static int build_closed_indexes(TCPObject *self)
 {
-    for (size_t i = (size_t)PyList_GET_SIZE(self->closed_indexes); i < tracer_closed_count(&self->tracer); i++) {
-        PyObject **carried = (PyObject **)tracer_closed_carried(&self->tracer, i);
+    for (size_t i = (size_t)PyList_GET_SIZE(self->closed_indexes); i < tracer_closed_count(self->tracer); i++) {
+        PyObject **carried = (PyObject **)tracer_closed_carried(self->tracer, i);
         PyObject *text = *carried; /* the str the flow had, handed to its Index */
         *carried = NULL;
-        struct flow_view view = tracer_closed_view(&self->tracer, i);
+        struct flow_view view = tracer_closed_view(self->tracer, i);
         PyObject *index = make_index(self, text, &view);
         if (!index || PyList_Append(self->closed_indexes, index) < 0) {
             Py_XDECREF(index);
@@ -412,21 +412,21 @@ static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_k
     uint32_t linktype = 0;
     if (self->mode == OUTPUT_PCAP && convert_linktype(protocol, &linktype) < 0)
         goto fail;
-    uint32_t slot = tracer_open(&self->tracer, key, text, (size_t)length, linktype);
-    if (slot == TRACER_NO_SLOT && tracer_last_error(&self->tracer)->code == ENAMETOOLONG) {
+    uint32_t slot = tracer_open(self->tracer, key, text, (size_t)length, linktype);
+    if (slot == TRACER_NO_SLOT && tracer_last_error(self->tracer)->code == ENAMETOOLONG) {
         PyErr_Format(PyExc_ValueError,
                      "flow label %s is too long for a file name (%d bytes at most, extension %R included); "
                      "field 'timestamp' is %R",
-                     tracer_last_error(&self->tracer)->path, NAME_MAX, self->extension, timestamp);
+                     tracer_last_error(self->tracer)->path, NAME_MAX, self->extension, timestamp);
         goto fail;
     }
     if (slot == TRACER_NO_SLOT) {
-        raise_tracer_error(&self->tracer);
+        raise_tracer_error(self->tracer);
         if (PyErr_ExceptionMatches(PyExc_ValueError))
             PyErr_Format(PyExc_ValueError, "field 'timestamp': str(%R) cannot be part of a flow label", timestamp);
         goto fail;
     }
-    struct flow_view view = tracer_open_view(&self->tracer, slot);
+    struct flow_view view = tracer_open_view(self->tracer, slot);
     PyObject *label = label_str(view.label, view.label_length);
     *flow_label_slot(self, slot) = label;
     if (label && self->mode == OUTPUT_DUMPER) {
@@ -449,7 +449,7 @@ static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_k
     if (!label) {
         /* the flow cannot be used: close it again so the tracer stays consistent */
         forget_flow_objects(self, slot);
-        tracer_discard_flow(&self->tracer, slot);
+        tracer_discard_flow(self->tracer, slot);
         goto fail;
     }
     Py_DECREF(timestamp);
@@ -468,9 +468,9 @@ static void untrace(TCPObject *self, uint32_t slot, int opened)
 {
     if (opened) {
         forget_flow_objects(self, slot);
-        tracer_discard_flow(&self->tracer, slot);
+        tracer_discard_flow(self->tracer, slot);
     } else {
-        tracer_forget_last_frame(&self->tracer, slot);
+        tracer_forget_last_frame(self->tracer, slot);
     }
 }
 
@@ -487,11 +487,11 @@ static uint32_t trace_packet(TCPObject *self, PyObject *packet, int *fin, int *o
         convert_frame_number(fields.value[PACKET_INDEX], &frame_number) < 0 ||
         (*fin = PyObject_IsTrue(fields.value[PACKET_FIN])) < 0)
         goto done;
-    slot = tracer_find(&self->tracer, &key);
+    slot = tracer_find(self->tracer, &key);
     if (slot == TRACER_NO_SLOT && (*opened = 1, slot = open_flow(self, packet, &key)) == TRACER_NO_SLOT)
         goto done;
-    if (tracer_add_frame(&self->tracer, slot, frame_number) < 0) {
-        raise_tracer_error(&self->tracer);
+    if (tracer_add_frame(self->tracer, slot, frame_number) < 0) {
+        raise_tracer_error(self->tracer);
         if (*opened) /* a flow without its first frame is no flow */
             untrace(self, slot, 1);
         slot = TRACER_NO_SLOT;
@@ -518,9 +518,9 @@ static int close_flow(TCPObject *self, uint32_t slot)
     /* the label str goes with the flow to the closed list, for its Index */
     Py_CLEAR(*flow_dumper_slot(self, slot));
     int write_failed;
-    long position = tracer_close_flow(&self->tracer, slot, &write_failed);
+    long position = tracer_close_flow(self->tracer, slot, &write_failed);
     if (position < 0) {
-        raise_tracer_error(&self->tracer);
+        raise_tracer_error(self->tracer);
         return -1;
     }
     /* callbacks may trace and overwrite the error; it is 4 KiB, so copied only when there is one */
@@ -530,7 +530,7 @@ static int close_flow(TCPObject *self, uint32_t slot)
         return -1;
     }
     if (write_error)
-        *write_error = *tracer_last_error(&self->tracer);
+        *write_error = *tracer_last_error(self->tracer);
 
     PyObject *callbacks = class_callbacks(self);
     int status = 0;
@@ -573,7 +573,7 @@ static int write_frame(TCPObject *self, uint32_t slot, PyObject *packet)
     PyObject *name = number ? PyUnicode_FromFormat("Frame %S", number) : NULL;
     PyObject *args[] = {NULL, frame, name};
     PyObject *kwnames = name ? Py_BuildValue("(s)", "name") : NULL;
-    struct flow_view view = tracer_open_view(&self->tracer, slot);
+    struct flow_view view = tracer_open_view(self->tracer, slot);
     PyObject *path = kwnames ? output_path(self, view.label, view.use_number) : NULL;
     /* dictdumper reopens the file for every frame: make sure it is still
      * the regular file made for the flow, not a link swapped in since */
@@ -743,9 +743,9 @@ static PyObject *dump_owned(TCPObject *self, PyObject *packet)
         return NULL;
     uint32_t slot = trace_packet(self, packet, &fin, &opened);
     int written = slot == TRACER_NO_SLOT ? 0
-                  : tracer_write_frame(&self->tracer, slot, &record, data.buf, (size_t)data.len);
+                  : tracer_write_frame(self->tracer, slot, &record, data.buf, (size_t)data.len);
     if (written < 0) {
-        raise_tracer_error(&self->tracer);
+        raise_tracer_error(self->tracer);
         if (written != TRACER_QUEUED_UNWRITTEN) /* else the frame is queued: it stays in the index */
             untrace(self, slot, opened);
         slot = TRACER_NO_SLOT;
@@ -772,8 +772,8 @@ static PyObject *tcp_call(PyObject *op, PyObject *args, PyObject *kwargs)
 
 static int flush(TCPObject *self)
 {
-    if (tracer_flush_all(&self->tracer) < 0) {
-        raise_tracer_error(&self->tracer);
+    if (tracer_flush_all(self->tracer) < 0) {
+        raise_tracer_error(self->tracer);
         return -1;
     }
     return 0;
@@ -786,11 +786,11 @@ static PyObject *build_index(TCPObject *self)
     if (build_closed_indexes(self) < 0)
         return NULL;
     Py_ssize_t closed = PyList_GET_SIZE(self->closed_indexes);
-    PyObject *all = PyTuple_New((Py_ssize_t)tracer_open_count(&self->tracer) + closed);
+    PyObject *all = PyTuple_New((Py_ssize_t)tracer_open_count(self->tracer) + closed);
     Py_ssize_t n = 0;
-    for (uint32_t slot = tracer_first_open(&self->tracer); all && slot != TRACER_NO_SLOT;
-         slot = tracer_next_open(&self->tracer, slot)) {
-        struct flow_view view = tracer_open_view(&self->tracer, slot);
+    for (uint32_t slot = tracer_first_open(self->tracer); all && slot != TRACER_NO_SLOT;
+         slot = tracer_next_open(self->tracer, slot)) {
+        struct flow_view view = tracer_open_view(self->tracer, slot);
         PyObject *index = make_index(self, Py_XNewRef(*flow_label_slot(self, slot)), &view);
         if (!index)
             Py_CLEAR(all);
@@ -860,7 +860,7 @@ static PyObject *tcp_index(PyObject *op, void *closure)
     TCPObject *self = (TCPObject *)op;
     if (!tcp_enter(self, "index"))
         return NULL;
-    PyObject *result = tracer_open_count(&self->tracer) > 0 ? submit_owned(self)
+    PyObject *result = tracer_open_count(self->tracer) > 0 ? submit_owned(self)
                        : build_closed_indexes(self) == 0 ? PyList_AsTuple(self->closed_indexes)
                                                           : NULL;
     tcp_leave(self);
@@ -876,7 +876,7 @@ static PyObject *tcp_close(PyObject *op, PyObject *unused)
     if (!tcp_enter(self, "close"))
         return NULL;
     int status = flush(self);
-    tracer_close_files(&self->tracer);
+    tracer_close_files(self->tracer);
     tcp_leave(self);
     if (status < 0)
         return NULL;
@@ -893,9 +893,9 @@ static PyObject *tcp_abandon(PyObject *op, PyObject *unused)
         Py_RETURN_NONE;
     if (!tcp_enter(self, "_abandon"))
         return NULL;
-    tracer_close_files(&self->tracer);
-    TRACER_FOR_EACH_OPEN(&self->tracer, slot)
-        tracer_drop_pending(&self->tracer, slot);
+    tracer_close_files(self->tracer);
+    TRACER_FOR_EACH_OPEN(self->tracer, slot)
+        tracer_drop_pending(self->tracer, slot);
     tcp_leave(self);
     Py_RETURN_NONE;
 }
@@ -921,11 +921,12 @@ static PyObject *tcp_context_exit(PyObject *op, PyObject *args)
 static void release(TCPObject *self)
 {
     if (self->ready) {
-        TRACER_FOR_EACH_OPEN(&self->tracer, slot)
+        TRACER_FOR_EACH_OPEN(self->tracer, slot)
             forget_flow_objects(self, slot);
-        for (size_t i = 0; i < tracer_closed_count(&self->tracer); i++)
-            Py_CLEAR(*(PyObject **)tracer_closed_carried(&self->tracer, i));
-        tracer_free(&self->tracer);
+        for (size_t i = 0; i < tracer_closed_count(self->tracer); i++)
+            Py_CLEAR(*(PyObject **)tracer_closed_carried(self->tracer, i));
+        tracer_delete(self->tracer);
+        self->tracer = NULL;
         self->ready = 0;
     }
     Py_CLEAR(self->dumper_class);
@@ -986,7 +987,7 @@ static int init_owned(TCPObject *self, const struct tracer_options *options)
     if (self->ready) {
         /* __init__ again: finish the old output first, as a new tracer would */
         int status = flush(self);
-        tracer_close_files(&self->tracer);
+        tracer_close_files(self->tracer);
         if (status < 0)
             return -1;
     }
@@ -1024,12 +1025,13 @@ static int init_owned(TCPObject *self, const struct tracer_options *options)
         /* it only ever holds Index objects made by make_index (untracked):
          * the collector need not visit its items on every collection */
         PyObject_GC_UnTrack(self->closed_indexes);
-        /* tracer_init keeps copies of the names */
-        status = tracer_init(&self->tracer, &config);
-        if (status < 0) {
-            raise_tracer_error(&self->tracer);
-            tracer_free(&self->tracer);
-        }
+        /* the tracer keeps copies of the names */
+        struct tracer_error error;
+        self->tracer = tracer_new(&config, &error);
+        if (self->tracer)
+            status = 0;
+        else
+            raise_error(&error);
     }
     Py_DECREF(directory);
     Py_XDECREF(extension);
@@ -1049,7 +1051,7 @@ static int tcp_traverse(PyObject *op, visitproc visit, void *arg)
      * they hold no Python objects then (see tcp_trace_capture). Only
      * dumpers (user[1]) can be part of a cycle: the labels are str. */
     if (self->ready && !self->busy && self->mode == OUTPUT_DUMPER)
-        TRACER_FOR_EACH_OPEN(&self->tracer, slot)
+        TRACER_FOR_EACH_OPEN(self->tracer, slot)
             Py_VISIT(*flow_dumper_slot(self, slot));
     return 0;
 }
@@ -1062,7 +1064,7 @@ static int tcp_clear(PyObject *op)
     Py_CLEAR(self->submitted);
     forget_addresses(self);
     if (self->ready && !self->busy)
-        TRACER_FOR_EACH_OPEN(&self->tracer, slot)
+        TRACER_FOR_EACH_OPEN(self->tracer, slot)
             Py_CLEAR(*flow_dumper_slot(self, slot));
     return 0;
 }
@@ -1076,11 +1078,11 @@ static void tcp_finalize(PyObject *op)
         return;
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
-    if (tracer_flush_all(&self->tracer) < 0) {
-        raise_tracer_error(&self->tracer);
+    if (tracer_flush_all(self->tracer) < 0) {
+        raise_tracer_error(self->tracer);
         PyErr_WriteUnraisable(op);
     }
-    tracer_close_files(&self->tracer);
+    tracer_close_files(self->tracer);
     PyErr_Restore(type, value, traceback);
 }
 
@@ -1101,7 +1103,7 @@ static PyObject *tcp_open_flows(PyObject *op, void *closure)
 {
     (void)closure;
     TCPObject *self = (TCPObject *)op;
-    return PyLong_FromUnsignedLong(self->ready ? tracer_open_count(&self->tracer) : 0);
+    return PyLong_FromUnsignedLong(self->ready ? tracer_open_count(self->tracer) : 0);
 }
 
 static PyMethodDef tcp_methods[] = {

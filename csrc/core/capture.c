@@ -15,6 +15,7 @@
 
 #include "decode.h"
 #include "timestamp_text.h"
+#include "tracer_internal.h"
 
 /* The link type a pcap file written from this capture carries. libpcap maps
  * its DLT_ values to file LINKTYPE_ values when it writes a file header and
@@ -267,7 +268,7 @@ static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const str
             return -1;
         stats->flows_opened++;
     }
-    if (tracer_add_frame(tr, slot, (int64_t)frame_number) < 0)
+    if (tracer_add_frame_inline(tr, slot, (int64_t)frame_number) < 0)
         return -1;
     struct pcap_record record = {
         .ts_sec = seconds,

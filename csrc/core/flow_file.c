@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "tracer_internal.h"
 #include "write_behind.h"
 
 int flow_file_name(const struct tracer *tr, const char *label, uint32_t use_number, char *out,

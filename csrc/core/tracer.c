@@ -1,4 +1,4 @@
-#include "tracer.h"
+#include "tracer_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -53,7 +53,7 @@ static uint32_t default_max_open_files(void)
     return quarter < 1 ? 1 : quarter > 256 ? 256 : (uint32_t)quarter;
 }
 
-int tracer_init(struct tracer *tr, const struct tracer_config *config)
+static int tracer_init(struct tracer *tr, const struct tracer_config *config)
 {
     memset(tr, 0, sizeof *tr);
     tr->config = *config;
@@ -92,7 +92,7 @@ int tracer_init(struct tracer *tr, const struct tracer_config *config)
     return 0;
 }
 
-void tracer_free(struct tracer *tr)
+static void tracer_free(struct tracer *tr)
 {
     tracer_finish_write_behind(tr);
     for (uint32_t slot = 0; slot < tr->flow_capacity; slot++) {
@@ -113,6 +113,31 @@ void tracer_free(struct tracer *tr)
     label_set_free(&tr->labels);
     memset(tr, 0, sizeof *tr);
     tr->directory_fd = -1;
+}
+
+struct tracer *tracer_new(const struct tracer_config *config, struct tracer_error *error)
+{
+    struct tracer *tr = malloc(sizeof *tr);
+    if (!tr) {
+        *error = (struct tracer_error){.code = ENOMEM};
+        snprintf(error->message, sizeof error->message, "out of memory");
+        return NULL;
+    }
+    if (tracer_init(tr, config) < 0) {
+        *error = tr->error;
+        tracer_free(tr);
+        free(tr);
+        return NULL;
+    }
+    return tr;
+}
+
+void tracer_delete(struct tracer *tr)
+{
+    if (!tr)
+        return;
+    tracer_free(tr);
+    free(tr);
 }
 
 /* ---- the hash table: linear probing over (tag, slot) words ---- */
@@ -376,3 +401,50 @@ int tracer_output_path(const struct tracer *tr, const char *label, uint32_t use_
     int n = snprintf(out, size, "%s/%s", tr->directory, name);
     return n < 0 || (size_t)n >= size ? -1 : 0;
 }
+
+/* ---- the caller's view (tracer.h) ---- */
+
+int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number)
+{
+    return tracer_add_frame_inline(tr, slot, frame_number);
+}
+
+void tracer_forget_last_frame(struct tracer *tr, uint32_t slot) { tr->flows[slot].frame_count--; }
+
+uint32_t tracer_open_count(const struct tracer *tr) { return tr->open_count; }
+size_t tracer_closed_count(const struct tracer *tr) { return tr->closed_count; }
+uint32_t tracer_first_open(const struct tracer *tr) { return tr->open_first; }
+uint32_t tracer_next_open(const struct tracer *tr, uint32_t slot) { return tr->flows[slot].open_next; }
+
+struct flow_view tracer_open_view(const struct tracer *tr, uint32_t slot)
+{
+    const struct flow *flow = &tr->flows[slot];
+    return (struct flow_view){flow->label, flow->label_length, flow->use_number, flow_frames(flow),
+                              flow->frame_count};
+}
+
+struct flow_view tracer_closed_view(const struct tracer *tr, size_t i)
+{
+    const struct closed_flow *closed = &tr->closed[i];
+    return (struct flow_view){closed->label, closed->label_length, closed->use_number, closed_flow_frames(tr, i),
+                              closed->frame_count};
+}
+
+struct flow_handle tracer_handle(const struct tracer *tr, uint32_t slot)
+{
+    return (struct flow_handle){slot, tr->flows[slot].generation};
+}
+
+uint32_t tracer_slot_of(const struct tracer *tr, struct flow_handle handle)
+{
+    int open = handle.slot < tr->flow_capacity && tr->flows[handle.slot].in_use &&
+               tr->flows[handle.slot].generation == handle.generation;
+    return open ? handle.slot : TRACER_NO_SLOT;
+}
+
+void **tracer_carried(struct tracer *tr, uint32_t slot) { return &tr->flows[slot].carried; }
+void **tracer_open_data(struct tracer *tr, uint32_t slot) { return &tr->flows[slot].open_data; }
+void **tracer_closed_carried(struct tracer *tr, size_t i) { return &tr->closed[i].carried; }
+struct tracer_output_counts tracer_output_counts(const struct tracer *tr) { return tr->counts; }
+uint64_t tracer_output_budget(const struct tracer *tr) { return tr->config.max_pending_bytes; }
+const struct tracer_error *tracer_last_error(const struct tracer *tr) { return &tr->error; }

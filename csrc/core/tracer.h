@@ -9,9 +9,14 @@
  * to go), so any number of flows can be open.
  *
  * Memory per open flow: one struct flow (see tracer_flow_bytes(); it holds
- * the first FLOW_INLINE_FRAMES frame numbers), one hash-table entry, the
- * interned label, 8 bytes per further frame number and the flow's pending
- * output (bounded by flush_bytes). */
+ * the first few frame numbers), one hash-table entry, the interned label, 8
+ * bytes per further frame number and the flow's pending output (bounded by
+ * flush_bytes).
+ *
+ * This header is what code outside csrc/core uses: struct tracer is opaque
+ * (tracer_internal.h defines it for the core's own files); flows are named by
+ * slot, valid until the next call that may open or close a flow, or by a
+ * flow_handle, which finds its flow again afterwards. */
 #ifndef PCAPFLOW_TRACER_H
 #define PCAPFLOW_TRACER_H
 
@@ -19,58 +24,9 @@
 #include <stdint.h>
 
 #include "flow_key.h"
-#include "label.h"
-#include "label_set.h"
 #include "pcap_format.h"
 
 enum { TRACER_NO_SLOT = 0xffffffffu };
-
-/* Frame numbers a flow keeps in its own struct: most flows have no more, and
- * need no allocation of their own. */
-enum { FLOW_INLINE_FRAMES = 4 };
-
-struct flow_file {
-    uint8_t *pending; /* bytes not yet written to the file */
-    uint32_t pending_length;
-    uint32_t pending_capacity;
-    int fd;         /* -1 while the file is not open */
-    uint8_t exists; /* created (and truncated) by this tracer */
-    uint32_t lru_newer, lru_older; /* list of flows holding an open descriptor */
-};
-
-/* What every packet of a flow touches comes first: the key, the frame
- * numbers and the caller's carried data fill the struct's first 96 bytes. */
-struct flow {
-    struct flow_key key;
-    uint32_t frame_count;
-    uint32_t frame_capacity;
-    union {
-        int64_t in_place[FLOW_INLINE_FRAMES]; /* while frame_capacity is FLOW_INLINE_FRAMES */
-        int64_t *heap;                         /* once there were more */
-    } frames;
-    /* the caller's, never read by the core: `carried` goes with the flow to
-     * the closed list at close, `open_data` is for the caller to release
-     * before (the Python binding keeps the label str and the dumper here) */
-    void *carried;
-    void *open_data;
-    uint64_t generation; /* changes each time the slot is reused */
-    const char *label;   /* interned in tracer.labels */
-    uint32_t label_length;
-    uint32_t use_number; /* 1 for the first flow with this label, 2 for the next, ... */
-    uint32_t open_prev, open_next; /* open flows in the order they were first seen */
-    uint32_t linktype;
-    uint8_t in_use;
-    struct flow_file file;
-};
-
-struct closed_flow {
-    const char *label;
-    uint32_t label_length;
-    uint32_t use_number;
-    size_t first_frame; /* its frame numbers: tracer.closed_frames[first_frame ...] */
-    uint32_t frame_count;
-    void *carried; /* the open flow's carried data, handed over on close (the caller's) */
-};
 
 struct tracer_error {
     int code;          /* errno value, or 0 with a message */
@@ -97,44 +53,13 @@ struct tracer_output_counts {
     uint64_t budget_flushes; /* times all buffers together reached max_pending_bytes */
 };
 
-struct tracer {
-    struct tracer_config config;
-    char *directory;
-    char *extension;
-    int directory_fd;
+struct tracer; /* opaque: see tracer_internal.h */
 
-    struct flow *flows; /* slots; free ones are chained through open_next */
-    uint32_t flow_capacity;
-    uint32_t free_slot;
-    uint32_t open_count;
-    uint32_t open_first, open_last;
-    uint32_t last_found; /* the slot tracer_find() found last (checked again before use) */
+/* A new tracer, or NULL with *error set (the directory cannot be opened, or memory). */
+struct tracer *tracer_new(const struct tracer_config *config, struct tracer_error *error);
+/* Releases memory and descriptors; does not write pending bytes (call tracer_flush_all first). NULL is fine. */
+void tracer_delete(struct tracer *tr);
 
-    uint64_t *table; /* open addressing: (hash tag << 32) | (slot + 1); 0 is empty */
-    uint64_t hash_seed;
-    size_t table_capacity;
-
-    struct closed_flow *closed;
-    size_t closed_count, closed_capacity;
-    int64_t *closed_frames; /* the closed flows' frame numbers, one after another */
-    size_t closed_frames_count, closed_frames_capacity;
-
-    struct label_set labels;
-
-    uint32_t open_files;
-    uint32_t lru_newest, lru_oldest;
-    uint64_t pending_bytes;
-
-    struct write_behind *behind; /* background writers, while the capture loop runs */
-    struct tracer_output_counts counts;
-
-    struct tracer_error error;
-};
-
-/* Returns 0, or -1 with tr->error set (the directory cannot be opened, or memory). */
-int tracer_init(struct tracer *tr, const struct tracer_config *config);
-/* Releases memory and descriptors; does not write pending bytes (call tracer_flush_all first). */
-void tracer_free(struct tracer *tr);
 
 /* The slot of the open flow for key, or TRACER_NO_SLOT. */
 uint32_t tracer_find(struct tracer *tr, const struct flow_key *key);
@@ -145,31 +70,11 @@ uint32_t tracer_find(struct tracer *tr, const struct flow_key *key);
  * tr->error set. */
 uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *timestamp,
                      size_t timestamp_length, uint32_t linktype);
-/* The frame numbers of an open flow (flow->frame_count of them). */
-static inline const int64_t *flow_frames(const struct flow *flow)
-{
-    return flow->frame_capacity > FLOW_INLINE_FRAMES ? flow->frames.heap : flow->frames.in_place;
-}
-/* The frame numbers of closed flow i. */
-static inline const int64_t *closed_flow_frames(const struct tracer *tr, size_t i)
-{
-    return tr->closed_frames + tr->closed[i].first_frame;
-}
+/* Appends a frame number to the flow. Returns 0 or -1 (memory). */
+int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number);
 /* Takes back the frame number tracer_add_frame() added last (its frame could
  * not be queued). */
-static inline void tracer_forget_last_frame(struct tracer *tr, uint32_t slot) { tr->flows[slot].frame_count--; }
-/* Makes room for more frame numbers (tracer_add_frame's slow path). Returns 0 or -1 (memory). */
-int tracer_grow_frames(struct tracer *tr, uint32_t slot);
-/* Appends a frame number to the flow. Returns 0 or -1 (memory). */
-static inline int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number)
-{
-    struct flow *flow = &tr->flows[slot];
-    if (flow->frame_count == flow->frame_capacity && tracer_grow_frames(tr, slot) < 0)
-        return -1;
-    int64_t *frames = flow->frame_capacity > FLOW_INLINE_FRAMES ? flow->frames.heap : flow->frames.in_place;
-    frames[flow->frame_count++] = frame_number;
-    return 0;
-}
+void tracer_forget_last_frame(struct tracer *tr, uint32_t slot);
 /* Queues one pcap record (header and data) on the flow's file, whole or not
  * at all. Returns 0; -1 when nothing was queued (tr->error); or
  * TRACER_QUEUED_UNWRITTEN (also < 0) when the record is queued but a write
@@ -229,9 +134,7 @@ uint64_t tracer_available_memory(void);
  * when limit is not 0. TRACER_DEFAULT_BUDGET when the memory cannot be told. */
 uint64_t tracer_choose_budget(uint64_t capture_bytes, uint64_t limit);
 
-/* ---- The caller's view: what code outside the core uses, instead of the
- * fields above. Slots are only valid until the next call that may open or
- * close a flow; a handle finds its flow again afterwards. ---- */
+/* ---- Flows as the caller sees them ---- */
 
 /* An open flow across calls that may move the table: tracer_slot_of() gives
  * its slot while it is open, TRACER_NO_SLOT once it closed. */
@@ -249,52 +152,29 @@ struct flow_view {
     uint32_t frame_count;
 };
 
-static inline uint32_t tracer_open_count(const struct tracer *tr) { return tr->open_count; }
-static inline size_t tracer_closed_count(const struct tracer *tr) { return tr->closed_count; }
+uint32_t tracer_open_count(const struct tracer *tr);
+size_t tracer_closed_count(const struct tracer *tr);
 /* Open flows in the order first seen: first, then next until TRACER_NO_SLOT. */
-static inline uint32_t tracer_first_open(const struct tracer *tr) { return tr->open_first; }
-static inline uint32_t tracer_next_open(const struct tracer *tr, uint32_t slot) { return tr->flows[slot].open_next; }
+uint32_t tracer_first_open(const struct tracer *tr);
+uint32_t tracer_next_open(const struct tracer *tr, uint32_t slot);
 /* for (each open flow's slot), as a statement head */
 #define TRACER_FOR_EACH_OPEN(tr, slot) \
     for (uint32_t slot = tracer_first_open(tr); slot != TRACER_NO_SLOT; slot = tracer_next_open(tr, slot))
-
-static inline struct flow_view tracer_open_view(const struct tracer *tr, uint32_t slot)
-{
-    const struct flow *flow = &tr->flows[slot];
-    return (struct flow_view){flow->label, flow->label_length, flow->use_number, flow_frames(flow),
-                              flow->frame_count};
-}
-
+struct flow_view tracer_open_view(const struct tracer *tr, uint32_t slot);
 /* Closed flow i (0 is the first closed). */
-static inline struct flow_view tracer_closed_view(const struct tracer *tr, size_t i)
-{
-    const struct closed_flow *closed = &tr->closed[i];
-    return (struct flow_view){closed->label, closed->label_length, closed->use_number, closed_flow_frames(tr, i),
-                              closed->frame_count};
-}
-
-static inline struct flow_handle tracer_handle(const struct tracer *tr, uint32_t slot)
-{
-    return (struct flow_handle){slot, tr->flows[slot].generation};
-}
-
-static inline uint32_t tracer_slot_of(const struct tracer *tr, struct flow_handle handle)
-{
-    int open = handle.slot < tr->flow_capacity && tr->flows[handle.slot].in_use &&
-               tr->flows[handle.slot].generation == handle.generation;
-    return open ? handle.slot : TRACER_NO_SLOT;
-}
-
-/* The caller's data of open flow `slot` (see struct flow) and of closed flow i. */
-static inline void **tracer_carried(struct tracer *tr, uint32_t slot) { return &tr->flows[slot].carried; }
-static inline void **tracer_open_data(struct tracer *tr, uint32_t slot) { return &tr->flows[slot].open_data; }
-static inline void **tracer_closed_carried(struct tracer *tr, size_t i) { return &tr->closed[i].carried; }
-
+struct flow_view tracer_closed_view(const struct tracer *tr, size_t i);
+struct flow_handle tracer_handle(const struct tracer *tr, uint32_t slot);
+uint32_t tracer_slot_of(const struct tracer *tr, struct flow_handle handle);
+/* The caller's data of open flow `slot` and of closed flow i: `carried` goes
+ * with the flow to the closed list at close, `open_data` is for the caller
+ * to release before; the core never reads either. */
+void **tracer_carried(struct tracer *tr, uint32_t slot);
+void **tracer_open_data(struct tracer *tr, uint32_t slot);
+void **tracer_closed_carried(struct tracer *tr, size_t i);
 /* What the output has cost so far, and the budget it works within. */
-static inline struct tracer_output_counts tracer_output_counts(const struct tracer *tr) { return tr->counts; }
-static inline uint64_t tracer_output_budget(const struct tracer *tr) { return tr->config.max_pending_bytes; }
-
+struct tracer_output_counts tracer_output_counts(const struct tracer *tr);
+uint64_t tracer_output_budget(const struct tracer *tr);
 /* What the last failed call failed on. */
-static inline const struct tracer_error *tracer_last_error(const struct tracer *tr) { return &tr->error; }
+const struct tracer_error *tracer_last_error(const struct tracer *tr);
 
 #endif
