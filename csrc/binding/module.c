@@ -141,7 +141,7 @@ static PyObject *output_stats(PyObject *module, PyObject *tracer)
         PyErr_Format(PyExc_TypeError, "expected a TCP tracer, not %.100s", Py_TYPE(tracer)->tp_name);
         return NULL;
     }
-    if (((TCPObject *)tracer)->mode != OUTPUT_PCAP)
+    if (!((TCPObject *)tracer)->ready || ((TCPObject *)tracer)->mode != OUTPUT_PCAP)
         return PyDict_New();
     const struct tracer *tr = ((TCPObject *)tracer)->tracer;
     struct tracer_output_counts counts = tracer_output_counts(tr);
