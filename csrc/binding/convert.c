@@ -35,8 +35,6 @@ PyObject *get_field(PyObject *object, PyObject *name, const char *what)
     return value;
 }
 
-/* An int in 0 .. 2**(8*size) - 1 (size 4 or 16), big-endian into out.
- * Returns 0, or -1 with an exception. */
 #if PY_VERSION_HEX < 0x030D0000
 static void put_big_endian(uint64_t word, uint8_t *out, size_t width)
 {
@@ -45,6 +43,8 @@ static void put_big_endian(uint64_t word, uint8_t *out, size_t width)
 }
 #endif
 
+/* An int in 0 .. 2**(8*size) - 1 (size 4 or 16), big-endian into out.
+ * Returns 0, or -1 with an exception. */
 static int unsigned_bytes(PyObject *number, uint8_t *out, size_t size)
 {
     if (!PyLong_Check(number)) {
