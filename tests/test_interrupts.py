@@ -7,6 +7,7 @@ pcapflow within seconds (it used to take minutes, or forever), and every
 frame read must be in its flow file: the files and the index are compared
 with what trace_file() makes of the same frames written to a regular file.
 """
+import contextlib
 import json
 import os
 import signal
@@ -131,11 +132,23 @@ class IndexEntry:
         self.label, self.fpout, self.index = entry["label"], entry["fpout"], tuple(entry["index"])
 
 
+@contextlib.contextmanager
+def reaped(process):
+    """The block that talks to `process`; it is killed on the way out if still running, so a failed
+    assertion leaves no process behind."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def run_cli_until(feed_, signum, tmp_path, *extra, then=()):
     out, index = tmp_path / "out", tmp_path / "index.jsonl"
     process = subprocess.Popen(MODULE + [str(feed_.fifo), "-o", str(out), "--index", str(index), *extra],
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with reaped(process):
         feed_.wait_sent()
         assert process.poll() is None, process.communicate()
         sent_at = time.monotonic()
@@ -145,10 +158,6 @@ def run_cli_until(feed_, signum, tmp_path, *extra, then=()):
             process.send_signal(more)
         _, stderr = process.communicate(timeout=STOP_SECONDS)
         stopped_after = time.monotonic() - sent_at
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert stopped_after < STOP_SECONDS
     assert "Traceback" not in stderr, stderr
     assert index.exists(), f"no index written; stderr: {stderr}"
@@ -318,7 +327,7 @@ def test_cli_text_format_stopped_while_tracing_leaves_whole_documents(tmp_path):
     out, index = tmp_path / "out", tmp_path / "index.jsonl"
     process = subprocess.Popen(MODULE + [str(capture), "-o", str(out), "-f", "json", "--index", str(index)],
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with reaped(process):
         deadline = time.monotonic() + 60
         while not (out.is_dir() and len(os.listdir(out)) == 5):
             assert time.monotonic() < deadline and process.poll() is None, process.communicate()
@@ -326,10 +335,6 @@ def test_cli_text_format_stopped_while_tracing_leaves_whole_documents(tmp_path):
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=STOP_SECONDS)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 130, stderr
     flows = [IndexEntry(json.loads(line)) for line in index.read_text().splitlines()]
     numbers = sorted(n for flow in flows for n in flow.index)
@@ -383,14 +388,10 @@ def test_cli_stopped_while_the_fifo_has_no_writer(tmp_path):
     os.mkfifo(fifo)
     process = subprocess.Popen(MODULE + [str(fifo), "-o", str(tmp_path / "out"), "--index", str(tmp_path / "index")],
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with reaped(process):
         time.sleep(1)  # Python starts and blocks opening the FIFO
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=STOP_SECONDS)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 143, stderr
     assert (tmp_path / "index").read_text() == ""
 
@@ -413,15 +414,11 @@ def test_packets_from_an_idle_pipe_stops_on_sigint(tmp_path, feed):
     feed_ = feed(many_flows(30))
     process = subprocess.Popen([sys.executable, "-c", PACKETS_FROM_A_PIPE, str(feed_.fifo)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with reaped(process):
         for expected in range(1, 31):
             assert process.stdout.readline().split() == [str(expected)]
         time.sleep(0.3)
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=STOP_SECONDS)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 0, stderr
     assert stdout.split() == ["interrupted", "30"]
