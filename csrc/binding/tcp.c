@@ -398,34 +398,50 @@ static void restore_tail(PyObject *path, off_t size, const char *tail, ssize_t l
     close(fd);
 }
 
-/* Opens the flow for a packet whose key has no open flow. */
-static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_key *key)
+/* What a packet's new flow is opened with: asked for by tracer_trace() only
+ * when the packet opens one. */
+struct packet_origin {
+    TCPObject *self;
+    PyObject *packet;
+    PyObject *timestamp, *protocol; /* owned once asked for */
+};
+
+static int describe_packet_flow(void *context, char *text, size_t *length, uint32_t *linktype)
 {
-    char text[TIMESTAMP_TEXT_LIMIT];
-    PyObject *timestamp = packet_field(packet, PACKET_TIMESTAMP);
-    Py_ssize_t length = timestamp ? timestamp_text(timestamp, text) : -1;
-    PyObject *protocol = length >= 0 ? packet_field(packet, PACKET_PROTOCOL) : NULL;
-    if (!protocol) {
-        Py_XDECREF(timestamp);
-        return TRACER_NO_SLOT;
-    }
-    uint32_t linktype = 0;
-    if (self->mode == OUTPUT_PCAP && convert_linktype(protocol, &linktype) < 0)
-        goto fail;
-    uint32_t slot = tracer_open(self->tracer, key, text, (size_t)length, linktype);
-    if (slot == TRACER_NO_SLOT && tracer_last_error(self->tracer)->code == ENAMETOOLONG) {
+    struct packet_origin *origin = context;
+    origin->timestamp = packet_field(origin->packet, PACKET_TIMESTAMP);
+    Py_ssize_t written = origin->timestamp ? timestamp_text(origin->timestamp, text) : -1;
+    origin->protocol = written >= 0 ? packet_field(origin->packet, PACKET_PROTOCOL) : NULL;
+    *length = (size_t)written;
+    *linktype = 0;
+    if (!origin->protocol)
+        return -1;
+    return origin->self->mode == OUTPUT_PCAP ? convert_linktype(origin->protocol, linktype) : 0;
+}
+
+/* Raises what tracer_trace() failed on, naming the timestamp where the
+ * label is at fault (the flow could not be opened). */
+static void raise_trace_failure(TCPObject *self, const struct packet_origin *origin, int opened)
+{
+    const struct tracer_error *error = tracer_last_error(self->tracer);
+    int label_failed = origin->timestamp && !opened;
+    if (error->code == ENAMETOOLONG && label_failed) {
         PyErr_Format(PyExc_ValueError,
                      "flow label %s is too long for a file name (%d bytes at most, extension %R included); "
                      "field 'timestamp' is %R",
-                     tracer_last_error(self->tracer)->path, NAME_MAX, self->extension, timestamp);
-        goto fail;
+                     error->path, NAME_MAX, self->extension, origin->timestamp);
+        return;
     }
-    if (slot == TRACER_NO_SLOT) {
-        raise_tracer_error(self->tracer);
-        if (PyErr_ExceptionMatches(PyExc_ValueError))
-            PyErr_Format(PyExc_ValueError, "field 'timestamp': str(%R) cannot be part of a flow label", timestamp);
-        goto fail;
-    }
+    raise_error(error);
+    if (!error->code && label_failed && PyErr_ExceptionMatches(PyExc_ValueError))
+        PyErr_Format(PyExc_ValueError, "field 'timestamp': str(%R) cannot be part of a flow label", origin->timestamp);
+}
+
+/* A flow the packet opened gets its Python objects: its label str and, for
+ * the dictdumper formats, its dumper. Returns 0, or -1 after forgetting the
+ * flow again (it cannot be used). */
+static int attach_flow_objects(TCPObject *self, uint32_t slot, PyObject *protocol)
+{
     struct flow_view view = tracer_open_view(self->tracer, slot);
     PyObject *label = label_str(view.label, view.label_length);
     *flow_label_slot(self, slot) = label;
@@ -447,18 +463,11 @@ static uint32_t open_flow(TCPObject *self, PyObject *packet, const struct flow_k
         label = dumper;
     }
     if (!label) {
-        /* the flow cannot be used: close it again so the tracer stays consistent */
         forget_flow_objects(self, slot);
         tracer_discard_flow(self->tracer, slot);
-        goto fail;
+        return -1;
     }
-    Py_DECREF(timestamp);
-    Py_DECREF(protocol);
-    return slot;
-fail:
-    Py_DECREF(timestamp);
-    Py_DECREF(protocol);
-    return TRACER_NO_SLOT;
+    return 0;
 }
 
 /* Forgets what trace_packet() did for a packet whose frame could not be
@@ -474,31 +483,42 @@ static void untrace(TCPObject *self, uint32_t slot, int opened)
     }
 }
 
-/* Finds or opens the packet's flow and records its frame number. */
-static uint32_t trace_packet(TCPObject *self, PyObject *packet, int *fin, int *opened)
+/* Hands a packet to the core's per-frame entry point: finds or opens its
+ * flow, records its frame number and, given a record, writes it and closes
+ * the flow on FIN (without one the caller writes and closes). *outcome says
+ * what happened, *fin whether the packet carries FIN. Returns 0; 1 when the
+ * core closed the flow but its file's last write failed (tr->error); or -1
+ * with an exception and nothing of the packet left. */
+static int trace_packet(TCPObject *self, PyObject *packet, const struct pcap_record *record, const uint8_t *data,
+                        struct trace_outcome *outcome, int *fin)
 {
-    *opened = 0;
     Py_CLEAR(self->submitted);
     struct traced_fields fields;
-    struct flow_key key;
-    int64_t frame_number;
-    uint32_t slot = TRACER_NO_SLOT;
-    if (fetch_fields(packet, &fields) < 0 || read_key(self, fields.value, &key) < 0 ||
-        convert_frame_number(fields.value[PACKET_INDEX], &frame_number) < 0 ||
+    struct traced_frame frame; /* its key is cleared by read_key(); no second clearing per packet */
+    struct packet_origin origin = {self, packet, NULL, NULL};
+    int status = -1;
+    if (fetch_fields(packet, &fields) < 0 || read_key(self, fields.value, &frame.key) < 0 ||
+        convert_frame_number(fields.value[PACKET_INDEX], &frame.number) < 0 ||
         (*fin = PyObject_IsTrue(fields.value[PACKET_FIN])) < 0)
         goto done;
-    slot = tracer_find(self->tracer, &key);
-    if (slot == TRACER_NO_SLOT && (*opened = 1, slot = open_flow(self, packet, &key)) == TRACER_NO_SLOT)
-        goto done;
-    if (tracer_add_frame(self->tracer, slot, frame_number) < 0) {
-        raise_tracer_error(self->tracer);
-        if (*opened) /* a flow without its first frame is no flow */
-            untrace(self, slot, 1);
-        slot = TRACER_NO_SLOT;
+    frame.record = record;
+    frame.data = data;
+    frame.fin = record && *fin;
+    enum trace_status traced = tracer_trace(self->tracer, &frame, describe_packet_flow, &origin, outcome);
+    if (traced == TRACE_OK || traced == TRACE_CLOSE_WRITE_FAILED) {
+        status = traced == TRACE_CLOSE_WRITE_FAILED;
+        if (outcome->opened && outcome->slot != TRACER_NO_SLOT &&
+            attach_flow_objects(self, outcome->slot, origin.protocol) < 0)
+            status = -1;
+    } else if (traced != TRACE_DESCRIBE_FAILED) {
+        /* TRACE_WRITE_PENDING: the frame stays queued, and in the index */
+        raise_trace_failure(self, &origin, outcome->opened);
     }
 done:
+    Py_XDECREF(origin.timestamp);
+    Py_XDECREF(origin.protocol);
     release_fields(&fields);
-    return slot;
+    return status;
 }
 
 /* The class's __callback_fn__ (a new reference, or NULL when it has none),
@@ -513,6 +533,8 @@ static PyObject *class_callbacks(TCPObject *self)
 }
 
 /* FIN: the flow's file is complete; record it and tell the callbacks. */
+static int after_close(TCPObject *self, long position, int write_failed);
+
 static int close_flow(TCPObject *self, uint32_t slot)
 {
     /* the label str goes with the flow to the closed list, for its Index */
@@ -523,6 +545,13 @@ static int close_flow(TCPObject *self, uint32_t slot)
         raise_tracer_error(self->tracer);
         return -1;
     }
+    return after_close(self, position, write_failed);
+}
+
+/* A flow was closed (closed flow `position`): tell the callbacks, then
+ * raise the write error of its file, if any. */
+static int after_close(TCPObject *self, long position, int write_failed)
+{
     /* callbacks may trace and overwrite the error; it is 4 KiB, so copied only when there is one */
     struct tracer_error *write_error = NULL;
     if (write_failed && !(write_error = PyMem_Malloc(sizeof *write_error))) {
@@ -636,10 +665,11 @@ static int parse_packet_and_output(const char *method, PyObject *const *args, Py
 
 static PyObject *trace_owned(TCPObject *self, PyObject *packet, int output)
 {
-    int fin, opened;
-    uint32_t slot = trace_packet(self, packet, &fin, &opened);
-    if (slot == TRACER_NO_SLOT)
+    struct trace_outcome traced;
+    int fin;
+    if (trace_packet(self, packet, NULL, NULL, &traced, &fin) < 0)
         return NULL;
+    uint32_t slot = traced.slot;
     PyObject *label = flow_label(self, slot);
     if (!label)
         return NULL;
@@ -720,16 +750,16 @@ static PyObject *tcp_dump(PyObject *op, PyObject *packet)
 
 static PyObject *dump_owned(TCPObject *self, PyObject *packet)
 {
-    int fin, opened;
+    struct trace_outcome traced;
+    int fin;
     if (self->mode != OUTPUT_PCAP) {
-        uint32_t slot = trace_packet(self, packet, &fin, &opened);
-        if (slot == TRACER_NO_SLOT)
+        if (trace_packet(self, packet, NULL, NULL, &traced, &fin) < 0)
             return NULL;
-        if (write_frame(self, slot, packet) < 0) {
-            untrace(self, slot, opened);
+        if (write_frame(self, traced.slot, packet) < 0) {
+            untrace(self, traced.slot, traced.opened);
             return NULL;
         }
-        if (fin && close_flow(self, slot) < 0)
+        if (fin && close_flow(self, traced.slot) < 0)
             return NULL;
         Py_RETURN_NONE;
     }
@@ -741,19 +771,12 @@ static PyObject *dump_owned(TCPObject *self, PyObject *packet)
     Py_XDECREF(frame);
     if (status < 0)
         return NULL;
-    uint32_t slot = trace_packet(self, packet, &fin, &opened);
-    int written = slot == TRACER_NO_SLOT ? 0
-                  : tracer_write_frame(self->tracer, slot, &record, data.buf, (size_t)data.len);
-    if (written < 0) {
-        raise_tracer_error(self->tracer);
-        if (written != TRACER_QUEUED_UNWRITTEN) /* else the frame is queued: it stays in the index */
-            untrace(self, slot, opened);
-        slot = TRACER_NO_SLOT;
-    }
+    /* the core writes the record and closes the flow on FIN */
+    status = trace_packet(self, packet, &record, data.buf, &traced, &fin);
     PyBuffer_Release(&data);
-    if (slot == TRACER_NO_SLOT)
+    if (status < 0)
         return NULL;
-    if (fin && close_flow(self, slot) < 0)
+    if (traced.closed >= 0 && after_close(self, traced.closed, status) < 0)
         return NULL;
     Py_RETURN_NONE;
 }

@@ -252,39 +252,40 @@ void capture_timestamp(const struct capture *c, const struct pcap_pkthdr *header
         *nanoseconds = (uint64_t)(frac + (1LL << 32));
 }
 
+/* The label timestamp and link type of a flow a capture frame opens. */
+struct frame_origin {
+    const struct capture *capture;
+    uint64_t seconds, nanoseconds;
+};
+
+static int describe_capture_flow(void *context, char *timestamp, size_t *length, uint32_t *linktype)
+{
+    struct frame_origin *origin = context;
+    *length = format_timestamp(origin->seconds, origin->nanoseconds, timestamp);
+    *linktype = origin->capture->file_linktype;
+    return 0;
+}
+
 /* Traces one decoded TCP frame. Returns 0 or -1 (tr->error). */
 static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const struct decoded_frame *decoded,
                            const struct pcap_pkthdr *header, const uint8_t *data, uint64_t frame_number,
                            struct capture_stats *stats)
 {
-    uint64_t seconds, nanoseconds;
-    capture_timestamp(c, header, &seconds, &nanoseconds);
-    uint32_t slot = tracer_find(tr, &decoded->key);
-    if (slot == TRACER_NO_SLOT) {
-        char timestamp[TIMESTAMP_TEXT_MAX];
-        size_t length = format_timestamp(seconds, nanoseconds, timestamp);
-        slot = tracer_open(tr, &decoded->key, timestamp, length, c->file_linktype);
-        if (slot == TRACER_NO_SLOT)
-            return -1;
-        stats->flows_opened++;
-    }
-    if (tracer_add_frame_inline(tr, slot, (int64_t)frame_number) < 0)
-        return -1;
+    struct frame_origin origin = {c, 0, 0};
+    capture_timestamp(c, header, &origin.seconds, &origin.nanoseconds);
     struct pcap_record record = {
-        .ts_sec = seconds,
-        .ts_frac = nanoseconds,
+        .ts_sec = origin.seconds,
+        .ts_frac = origin.nanoseconds,
         .frac_is_nanosecond = 1,
         .incl_len = header->caplen,
         .orig_len = header->len,
     };
-    if (tracer_write_frame(tr, slot, &record, data, header->caplen) < 0)
-        return -1;
-    if (decoded->tcp_flags & TCP_FLAG_FIN) {
-        int write_failed;
-        if (tracer_close_flow(tr, slot, &write_failed) < 0 || write_failed)
-            return -1;
-    }
-    return 0;
+    struct traced_frame frame = {decoded->key, (int64_t)frame_number, (decoded->tcp_flags & TCP_FLAG_FIN) != 0,
+                                 &record, data};
+    struct trace_outcome outcome;
+    enum trace_status status = tracer_trace(tr, &frame, describe_capture_flow, &origin, &outcome);
+    stats->flows_opened += (uint64_t)outcome.opened;
+    return status == TRACE_OK ? 0 : -1;
 }
 
 enum capture_status capture_next(struct capture *c, struct capture_frame *frame, uint64_t *frame_number,

@@ -169,7 +169,8 @@ static int table_grow(struct tracer *tr)
     return 0;
 }
 
-uint32_t tracer_find(struct tracer *tr, const struct flow_key *key)
+/* tracer_find(), inline for tracer_trace() */
+static inline uint32_t find_slot(struct tracer *tr, const struct flow_key *key)
 {
     /* a connection's packets often come in runs in one direction */
     uint32_t last = tr->last_found;
@@ -187,6 +188,8 @@ uint32_t tracer_find(struct tracer *tr, const struct flow_key *key)
             return tr->last_found = word_slot(word);
     }
 }
+
+uint32_t tracer_find(struct tracer *tr, const struct flow_key *key) { return find_slot(tr, key); }
 
 static void table_remove(struct tracer *tr, uint32_t slot)
 {
@@ -400,6 +403,73 @@ int tracer_output_path(const struct tracer *tr, const char *label, uint32_t use_
         return -1;
     int n = snprintf(out, size, "%s/%s", tr->directory, name);
     return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+/* tracer_trace() for a frame of a flow not open yet: the caller describes
+ * the flow. Out of line, so the common frame's path keeps no label buffer. */
+static __attribute__((noinline)) enum trace_status open_for_frame(struct tracer *tr, const struct flow_key *key,
+                                                                  tracer_describe_flow describe, void *context,
+                                                                  uint32_t *slot)
+{
+    char timestamp[LABEL_MAX_TIMESTAMP + 1];
+    size_t length;
+    uint32_t linktype;
+    if (describe(context, timestamp, &length, &linktype) < 0)
+        return TRACE_DESCRIBE_FAILED;
+    *slot = tracer_open(tr, key, timestamp, length, linktype);
+    return *slot == TRACER_NO_SLOT ? TRACE_FAILED : TRACE_OK;
+}
+
+/* tracer_trace() once the frame number is recorded: its record and its FIN. */
+static enum trace_status write_and_close(struct tracer *tr, const struct traced_frame *frame,
+                                         struct trace_outcome *outcome)
+{
+    uint32_t slot = outcome->slot;
+    if (frame->record) {
+        int written = tracer_write_frame(tr, slot, frame->record, frame->data, frame->record->incl_len);
+        if (written == TRACER_QUEUED_UNWRITTEN)
+            return TRACE_WRITE_PENDING;
+        if (written < 0) {
+            tr->flows[slot].frame_count--; /* the index lists exactly the frames the files hold */
+            if (outcome->opened) {
+                tracer_discard_flow(tr, slot);
+                outcome->slot = TRACER_NO_SLOT;
+            }
+            return TRACE_FAILED;
+        }
+    }
+    if (!frame->fin)
+        return TRACE_OK;
+    int write_failed;
+    if ((outcome->closed = tracer_close_flow(tr, slot, &write_failed)) < 0)
+        return TRACE_FAILED;
+    outcome->slot = TRACER_NO_SLOT;
+    return write_failed ? TRACE_CLOSE_WRITE_FAILED : TRACE_OK;
+}
+
+enum trace_status tracer_trace(struct tracer *tr, const struct traced_frame *frame, tracer_describe_flow describe,
+                               void *context, struct trace_outcome *outcome)
+{
+    outcome->opened = 0;
+    outcome->closed = -1;
+    uint32_t slot = find_slot(tr, &frame->key);
+    if (slot == TRACER_NO_SLOT) {
+        enum trace_status opened = open_for_frame(tr, &frame->key, describe, context, &slot);
+        if (opened != TRACE_OK) {
+            outcome->slot = TRACER_NO_SLOT;
+            return opened;
+        }
+        outcome->opened = 1;
+    }
+    outcome->slot = slot;
+    if (tracer_add_frame_inline(tr, slot, frame->number) < 0) {
+        if (outcome->opened) {
+            tracer_discard_flow(tr, slot);
+            outcome->slot = TRACER_NO_SLOT;
+        }
+        return TRACE_FAILED;
+    }
+    return frame->record || frame->fin ? write_and_close(tr, frame, outcome) : TRACE_OK;
 }
 
 /* ---- the caller's view (tracer.h) ---- */

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "flow_key.h"
+#include "label.h"
 #include "pcap_format.h"
 
 enum { TRACER_NO_SLOT = 0xffffffffu };
@@ -70,7 +71,45 @@ uint32_t tracer_find(struct tracer *tr, const struct flow_key *key);
  * tr->error set. */
 uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *timestamp,
                      size_t timestamp_length, uint32_t linktype);
-/* Appends a frame number to the flow. Returns 0 or -1 (memory). */
+/* ---- The per-frame entry point: every caller (trace(), dump(), the capture
+ * loop) hands a frame over through it ---- */
+
+/* One TCP frame: its flow, its number, whether it carries FIN (the flow
+ * closes after it) and the pcap record to write (NULL: nothing to write). */
+struct traced_frame {
+    struct flow_key key;
+    int64_t number;
+    int fin;
+    const struct pcap_record *record;
+    const uint8_t *data;
+};
+
+/* Asked only when the frame opens a flow: the label's timestamp text (at
+ * most LABEL_MAX_TIMESTAMP bytes, into timestamp) and the flow's link type.
+ * Returns 0, or -1 with the caller's own error. */
+typedef int (*tracer_describe_flow)(void *context, char *timestamp, size_t *length, uint32_t *linktype);
+
+enum trace_status {
+    TRACE_OK = 0,
+    TRACE_DESCRIBE_FAILED = -1,    /* describe() failed; nothing changed */
+    TRACE_FAILED = -2,             /* tr->error; nothing of the frame is left (nor a flow it opened) */
+    TRACE_WRITE_PENDING = -3,      /* recorded and queued, but a write failed (tr->error); not closed */
+    TRACE_CLOSE_WRITE_FAILED = -4, /* closed on FIN, but its file's last write failed (tr->error) */
+};
+
+struct trace_outcome {
+    uint32_t slot; /* the frame's flow, while it is open */
+    int opened;    /* the frame opened it */
+    long closed;   /* after FIN: the flow's index in the closed list, else -1 */
+};
+
+/* Finds or opens the frame's flow, records the frame number, queues the
+ * record and closes the flow on FIN. */
+enum trace_status tracer_trace(struct tracer *tr, const struct traced_frame *frame, tracer_describe_flow describe,
+                               void *context, struct trace_outcome *outcome);
+
+/* The steps tracer_trace() takes, for callers that run code of their own
+ * between them. Appends a frame number to the flow. Returns 0 or -1 (memory). */
 int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number);
 /* Takes back the frame number tracer_add_frame() added last (its frame could
  * not be queued). */
