@@ -11,7 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "flow_file.h"
 
 size_t tracer_flow_bytes(void) { return sizeof(struct flow); }
 
@@ -53,13 +52,18 @@ static uint32_t default_max_open_files(void)
     return quarter < 1 ? 1 : quarter > 256 ? 256 : (uint32_t)quarter;
 }
 
+/* What the sink asks of a flow when it makes the flow's file. */
+static struct flow_identity identify_flow(const void *owner, uint32_t slot)
+{
+    const struct flow *flow = &((const struct tracer *)owner)->flows[slot];
+    return (struct flow_identity){flow->label, flow->use_number, flow->linktype};
+}
+
 static int tracer_init(struct tracer *tr, const struct tracer_config *config)
 {
     memset(tr, 0, sizeof *tr);
     tr->config = *config;
-    tr->directory_fd = -1;
     tr->free_slot = tr->open_first = tr->open_last = tr->last_found = TRACER_NO_SLOT;
-    tr->lru_newest = tr->lru_oldest = TRACER_NO_SLOT;
     tr->hash_seed = random_seed();
     label_set_init(&tr->labels, random_seed());
     if (!tr->config.max_open_files)
@@ -80,30 +84,17 @@ static int tracer_init(struct tracer *tr, const struct tracer_config *config)
     /* the caller's strings need not outlive this call */
     tr->config.directory = tr->directory;
     tr->config.extension = tr->config.extension ? tr->extension : NULL;
-    if (tr->config.write_pcap) {
-        /* every flow file is created relative to this descriptor, so a later
-         * chdir() or a renamed path cannot send frames somewhere else */
-        tr->directory_fd = open(tr->directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (tr->directory_fd < 0) {
-            set_error(tr, errno, "cannot open output directory", tr->directory);
-            return -1;
-        }
-    }
+    if (sink_init(&tr->sink, &tr->config, &tr->error, identify_flow, tr) < 0)
+        return -1;
     return 0;
 }
 
 static void tracer_free(struct tracer *tr)
 {
-    tracer_finish_write_behind(tr);
-    for (uint32_t slot = 0; slot < tr->flow_capacity; slot++) {
-        if (!tr->flows[slot].in_use)
-            continue;
-        flow_file_release(tr, slot);
-        if (tr->flows[slot].frame_capacity > FLOW_INLINE_FRAMES)
+    sink_free(&tr->sink);
+    for (uint32_t slot = 0; slot < tr->flow_capacity; slot++)
+        if (tr->flows[slot].in_use && tr->flows[slot].frame_capacity > FLOW_INLINE_FRAMES)
             free(tr->flows[slot].frames.heap);
-    }
-    if (tr->directory_fd >= 0)
-        close(tr->directory_fd);
     free(tr->flows);
     free(tr->table);
     free(tr->closed);
@@ -112,7 +103,6 @@ static void tracer_free(struct tracer *tr)
     free(tr->extension);
     label_set_free(&tr->labels);
     memset(tr, 0, sizeof *tr);
-    tr->directory_fd = -1;
 }
 
 struct tracer *tracer_new(const struct tracer_config *config, struct tracer_error *error)
@@ -215,7 +205,7 @@ static uint32_t take_slot(struct tracer *tr)
 {
     if (tr->free_slot == TRACER_NO_SLOT) {
         uint32_t capacity = tr->flow_capacity ? tr->flow_capacity * 2 : 64;
-        if (capacity <= tr->flow_capacity || capacity >= TRACER_NO_SLOT)
+        if (capacity <= tr->flow_capacity || capacity >= TRACER_NO_SLOT || sink_reserve(&tr->sink, capacity) < 0)
             return TRACER_NO_SLOT;
         struct flow *flows = realloc(tr->flows, capacity * sizeof *flows);
         if (!flows)
@@ -255,8 +245,7 @@ uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *
     uint64_t generation = flow->generation + 1;
     memset(flow, 0, sizeof *flow);
     flow->generation = generation;
-    flow->file.fd = -1;
-    flow->file.lru_newer = flow->file.lru_older = TRACER_NO_SLOT;
+    sink_start_flow(&tr->sink, slot);
     flow->frame_capacity = FLOW_INLINE_FRAMES;
 
     const char *interned;
@@ -265,7 +254,7 @@ uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *
     int failed = label_set_use(&tr->labels, label, label_length, &interned, &use_number) < 0;
     if (failed)
         set_error(tr, ENOMEM, "out of memory", NULL);
-    else if (tr->config.extension && flow_file_name(tr, interned, use_number, name, sizeof name) < 0) {
+    else if (tr->config.extension && sink_file_name(&tr->sink, interned, use_number, name, sizeof name) < 0) {
         /* refused now, while nothing depends on it: a file that cannot be
          * made would fail every later flush, index and close */
         set_error(tr, ENAMETOOLONG, "flow label too long for a file name", interned);
@@ -325,19 +314,14 @@ int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_recor
 {
     if (!tr->config.write_pcap)
         return 0;
-    uint8_t header[PCAP_RECORD_HEADER_SIZE];
-    if (pcap_write_record_header(&tr->config.layout, record, header) < 0) {
-        set_error(tr, 0, "a pcap record field (ts_sec, ts_usec, incl_len or orig_len) does not fit in 32 bits", NULL);
-        return -1;
-    }
-    return flow_file_queue(tr, slot, header, sizeof header, data, length);
+    return sink_queue(&tr->sink, slot, record, data, length);
 }
 
 /* Takes the flow out of the table and the open list and frees its slot. */
 static void unlink_flow(struct tracer *tr, uint32_t slot)
 {
     struct flow *flow = &tr->flows[slot];
-    flow_file_release(tr, slot);
+    sink_release(&tr->sink, slot);
     if (flow->frame_capacity > FLOW_INLINE_FRAMES)
         free(flow->frames.heap);
     flow->frame_capacity = 0;
@@ -361,7 +345,7 @@ void tracer_discard_flow(struct tracer *tr, uint32_t slot) { unlink_flow(tr, slo
 long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed)
 {
     struct flow *flow = &tr->flows[slot];
-    *write_failed = tr->config.write_pcap && flow_file_finish(tr, slot) < 0;
+    *write_failed = tr->config.write_pcap && sink_finish(&tr->sink, slot) < 0;
 
     if (tr->closed_count == tr->closed_capacity) {
         size_t capacity = tr->closed_capacity ? tr->closed_capacity * 2 : 64;
@@ -399,7 +383,7 @@ int tracer_output_path(const struct tracer *tr, const char *label, uint32_t use_
                        size_t size)
 {
     char name[LABEL_MAX + 32];
-    if (flow_file_name(tr, label, use_number, name, sizeof name) < 0)
+    if (sink_file_name(&tr->sink, label, use_number, name, sizeof name) < 0)
         return -1;
     int n = snprintf(out, size, "%s/%s", tr->directory, name);
     return n < 0 || (size_t)n >= size ? -1 : 0;
@@ -515,6 +499,30 @@ uint32_t tracer_slot_of(const struct tracer *tr, struct flow_handle handle)
 void **tracer_carried(struct tracer *tr, uint32_t slot) { return &tr->flows[slot].carried; }
 void **tracer_open_data(struct tracer *tr, uint32_t slot) { return &tr->flows[slot].open_data; }
 void **tracer_closed_carried(struct tracer *tr, size_t i) { return &tr->closed[i].carried; }
-struct tracer_output_counts tracer_output_counts(const struct tracer *tr) { return tr->counts; }
+struct tracer_output_counts tracer_output_counts(const struct tracer *tr) { return tr->sink.counts; }
 uint64_t tracer_output_budget(const struct tracer *tr) { return tr->config.max_pending_bytes; }
 const struct tracer_error *tracer_last_error(const struct tracer *tr) { return &tr->error; }
+
+/* ---- the flows' files (flow_sink.c) ---- */
+
+int tracer_flush_all(struct tracer *tr)
+{
+    if (!tr->config.write_pcap)
+        return 0;
+    int status = 0;
+    TRACER_FOR_EACH_OPEN(tr, slot)
+        if (sink_flush(&tr->sink, slot) < 0)
+            status = -1;
+    return status;
+}
+
+int tracer_start_write_behind(struct tracer *tr, int threads) { return sink_start_writers(&tr->sink, threads); }
+int tracer_finish_write_behind(struct tracer *tr) { return sink_finish_writers(&tr->sink); }
+void tracer_close_files(struct tracer *tr) { sink_close_files(&tr->sink); }
+void tracer_drop_pending(struct tracer *tr, uint32_t slot) { sink_drop_pending(&tr->sink, slot); }
+
+int tracer_append_to_closed(struct tracer *tr, const char *label, uint32_t use_number,
+                            const struct pcap_record *record, const uint8_t *data, size_t length)
+{
+    return sink_append(&tr->sink, label, use_number, record, data, length);
+}

@@ -3,6 +3,7 @@
 #ifndef PCAPFLOW_TRACER_INTERNAL_H
 #define PCAPFLOW_TRACER_INTERNAL_H
 
+#include "flow_sink.h"
 #include "label.h"
 #include "label_set.h"
 #include "tracer.h"
@@ -10,15 +11,6 @@
 /* Frame numbers a flow keeps in its own struct: most flows have no more, and
  * need no allocation of their own. */
 enum { FLOW_INLINE_FRAMES = 4 };
-
-struct flow_file {
-    uint8_t *pending; /* bytes not yet written to the file */
-    uint32_t pending_length;
-    uint32_t pending_capacity;
-    int fd;         /* -1 while the file is not open */
-    uint8_t exists; /* created (and truncated) by this tracer */
-    uint32_t lru_newer, lru_older; /* list of flows holding an open descriptor */
-};
 
 /* What every packet of a flow touches comes first: the key, the frame
  * numbers and the caller's carried data fill the struct's first 96 bytes. */
@@ -42,7 +34,6 @@ struct flow {
     uint32_t open_prev, open_next; /* open flows in the order they were first seen */
     uint32_t linktype;
     uint8_t in_use;
-    struct flow_file file;
 };
 
 struct closed_flow {
@@ -58,7 +49,6 @@ struct tracer {
     struct tracer_config config;
     char *directory;
     char *extension;
-    int directory_fd;
 
     struct flow *flows; /* slots; free ones are chained through open_next */
     uint32_t flow_capacity;
@@ -78,12 +68,7 @@ struct tracer {
 
     struct label_set labels;
 
-    uint32_t open_files;
-    uint32_t lru_newest, lru_oldest;
-    uint64_t pending_bytes;
-
-    struct write_behind *behind; /* background writers, while the capture loop runs */
-    struct tracer_output_counts counts;
+    struct flow_sink sink; /* the flows' files (its own struct per slot) */
 
     struct tracer_error error;
 };

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "flow_file.h"
+#include "flow_sink.h"
 
 int write_job_into(int directory_fd, int fd, const struct write_job *job)
 {

@@ -1,0 +1,538 @@
+#include "flow_sink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "write_behind.h"
+
+int sink_file_name(const struct flow_sink *sink, const char *label, uint32_t use_number, char *out, size_t size)
+{
+    int n = use_number > 1 ? snprintf(out, size, "%s_%u%s", label, use_number, sink->extension)
+                           : snprintf(out, size, "%s%s", label, sink->extension);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+/* Tells the tracer's error what failed on name, from errno. Out of line: a
+ * failure path, and inlined gcc counts a name buffer as long as a path. */
+static __attribute__((noinline)) void set_error(struct flow_sink *sink, const char *what, const char *name)
+{
+    sink->error->code = errno;
+    snprintf(sink->error->message, sizeof sink->error->message, "%s", what);
+    snprintf(sink->error->path, sizeof sink->error->path, "%s/%s", sink->directory, name);
+}
+
+int sink_init(struct flow_sink *sink, const struct tracer_config *config, struct tracer_error *error,
+              struct flow_identity (*identify)(const void *owner, uint32_t slot), const void *owner)
+{
+    memset(sink, 0, sizeof *sink);
+    sink->writes = config->write_pcap;
+    sink->directory = config->directory;
+    sink->extension = config->extension ? config->extension : "";
+    sink->directory_fd = -1;
+    sink->layout = config->layout;
+    sink->max_open_files = config->max_open_files;
+    sink->flush_bytes = config->flush_bytes;
+    sink->max_pending_bytes = config->max_pending_bytes;
+    sink->lru_newest = sink->lru_oldest = TRACER_NO_SLOT;
+    sink->error = error;
+    sink->identify = identify;
+    sink->owner = owner;
+    if (!sink->writes)
+        return 0;
+    /* every flow file is created relative to this descriptor, so a later
+     * chdir() or a renamed path cannot send frames somewhere else */
+    sink->directory_fd = open(sink->directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sink->directory_fd < 0) {
+        error->code = errno;
+        snprintf(error->message, sizeof error->message, "cannot open output directory");
+        snprintf(error->path, sizeof error->path, "%s", sink->directory);
+        return -1;
+    }
+    return 0;
+}
+
+int sink_reserve(struct flow_sink *sink, uint32_t capacity)
+{
+    if (capacity <= sink->file_capacity)
+        return 0;
+    struct flow_file *files = realloc(sink->files, capacity * sizeof *files);
+    if (!files)
+        return -1;
+    sink->files = files;
+    while (sink->file_capacity < capacity)
+        sink_start_flow(sink, sink->file_capacity++);
+    return 0;
+}
+
+void sink_start_flow(struct flow_sink *sink, uint32_t slot)
+{
+    sink->files[slot] = (struct flow_file){.fd = -1, .lru_newer = TRACER_NO_SLOT, .lru_older = TRACER_NO_SLOT};
+}
+
+/* ---- the least-recently-used list of flows holding a descriptor ---- */
+
+static void lru_unlink(struct flow_sink *sink, uint32_t slot)
+{
+    struct flow_file *f = &sink->files[slot];
+    if (f->lru_newer != TRACER_NO_SLOT)
+        sink->files[f->lru_newer].lru_older = f->lru_older;
+    else
+        sink->lru_newest = f->lru_older;
+    if (f->lru_older != TRACER_NO_SLOT)
+        sink->files[f->lru_older].lru_newer = f->lru_newer;
+    else
+        sink->lru_oldest = f->lru_newer;
+    f->lru_newer = f->lru_older = TRACER_NO_SLOT;
+}
+
+static void lru_push_newest(struct flow_sink *sink, uint32_t slot)
+{
+    struct flow_file *f = &sink->files[slot];
+    f->lru_older = sink->lru_newest;
+    f->lru_newer = TRACER_NO_SLOT;
+    if (sink->lru_newest != TRACER_NO_SLOT)
+        sink->files[sink->lru_newest].lru_newer = slot;
+    sink->lru_newest = slot;
+    if (sink->lru_oldest == TRACER_NO_SLOT)
+        sink->lru_oldest = slot;
+}
+
+static void close_descriptor(struct flow_sink *sink, uint32_t slot)
+{
+    struct flow_file *f = &sink->files[slot];
+    if (f->fd < 0)
+        return;
+    close(f->fd);
+    f->fd = -1;
+    sink->open_files--;
+    lru_unlink(sink, slot);
+}
+
+void sink_close_files(struct flow_sink *sink)
+{
+    while (sink->lru_oldest != TRACER_NO_SLOT)
+        close_descriptor(sink, sink->lru_oldest);
+}
+
+/* Opens name, accepting only a regular file. A new file is made with
+ * O_EXCL, so it is regular by construction; an existing one (an earlier
+ * run's, replaced as pcapkit does) is opened without blocking (a FIFO
+ * planted at the path would wait for a reader forever) and checked.
+ * O_NONBLOCK changes nothing for a regular file, so it stays set. */
+static int open_regular(int directory_fd, const char *name, int flags)
+{
+    if (flags & O_CREAT) {
+        int fd = openat(directory_fd, name, flags | O_EXCL, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+        flags &= ~O_CREAT;
+    }
+    int fd = openat(directory_fd, name, flags | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    struct stat info;
+    int failure = fstat(fd, &info) < 0 ? errno : !S_ISREG(info.st_mode) ? EINVAL : 0;
+    if (failure) {
+        close(fd);
+        errno = failure;
+        return -1;
+    }
+    return fd;
+}
+
+static int open_flags(int create)
+{
+    return O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0);
+}
+
+int flow_file_create_at(int directory_fd, const char *name) { return open_regular(directory_fd, name, open_flags(1)); }
+
+/* Opens name in the output directory for appending, creating or truncating
+ * it when `create` is set; never follows a symbolic link. */
+static int open_in_directory(struct flow_sink *sink, const char *name, int create)
+{
+    int flags = open_flags(create);
+    int fd = open_regular(sink->directory_fd, name, flags);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && sink->open_files > 0) {
+        /* the process ran out of descriptors: give ours back and try once more */
+        sink_close_files(sink);
+        fd = open_regular(sink->directory_fd, name, flags);
+    }
+    return fd;
+}
+
+/* Makes sure the flow's file is open (creating it, empty, on first use),
+ * evicting the least recently used descriptor if needed. */
+static int ensure_open(struct flow_sink *sink, uint32_t slot)
+{
+    struct flow_file *f = &sink->files[slot];
+    if (f->fd >= 0) {
+        if (sink->lru_newest != slot) {
+            lru_unlink(sink, slot);
+            lru_push_newest(sink, slot);
+        }
+        return 0;
+    }
+    while (sink->open_files >= sink->max_open_files && sink->lru_oldest != TRACER_NO_SLOT)
+        close_descriptor(sink, sink->lru_oldest);
+
+    struct flow_identity flow = sink->identify(sink->owner, slot);
+    char name[LABEL_MAX + 32];
+    if (sink_file_name(sink, flow.label, flow.use_number, name, sizeof name) < 0) {
+        errno = ENAMETOOLONG;
+        set_error(sink, "cannot name output file", flow.label);
+        return -1;
+    }
+    int fd = open_in_directory(sink, name, !f->exists);
+    if (fd < 0) {
+        set_error(sink, "cannot open output file", name);
+        return -1;
+    }
+    f->fd = fd;
+    sink->open_files++;
+    lru_push_newest(sink, slot);
+    if (f->exists)
+        sink->counts.file_reopens++;
+    else
+        sink->counts.files_created++;
+    return 0;
+}
+
+int flow_file_write_two(int fd, const uint8_t *first, size_t first_length, const uint8_t *second, size_t second_length)
+{
+    struct iovec parts[2] = {{(void *)first, first_length}, {(void *)second, second_length}};
+    int index = first_length ? 0 : 1;
+    while (index < 2) {
+        ssize_t n = writev(fd, parts + index, 2 - index);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        for (size_t done = (size_t)n; index < 2 && done >= parts[index].iov_len; index++)
+            done -= parts[index].iov_len, n = (ssize_t)done;
+        if (index < 2) {
+            parts[index].iov_base = (uint8_t *)parts[index].iov_base + n;
+            parts[index].iov_len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+int sink_flush(struct flow_sink *sink, uint32_t slot)
+{
+    struct flow_file *f = &sink->files[slot];
+    if (f->exists && f->pending_length == 0)
+        return 0;
+    int created = !f->exists;
+    if (ensure_open(sink, slot) < 0)
+        return -1;
+    struct flow_identity flow = sink->identify(sink->owner, slot);
+    char name[LABEL_MAX + 32];
+    sink_file_name(sink, flow.label, flow.use_number, name, sizeof name);
+    /* The global header goes out with the first frames, when the file is
+     * created, so a flow without frames holds no buffer. An existing file
+     * whose directory entry is gone (the output directory deleted under us)
+     * would swallow the frames: say so instead. */
+    uint8_t header[PCAP_GLOBAL_HEADER_SIZE];
+    off_t size_before = 0;
+    if (created) {
+        pcap_write_global_header(&sink->layout, flow.linktype, header);
+    } else {
+        struct stat info;
+        if (fstat(f->fd, &info) < 0 || info.st_nlink == 0) {
+            if (errno == 0 || info.st_nlink == 0)
+                errno = ENOENT;
+            set_error(sink, "output file was deleted", name);
+            close_descriptor(sink, slot);
+            return -1;
+        }
+        size_before = info.st_size;
+    }
+    if (flow_file_write_two(f->fd, header, created ? sizeof header : 0, f->pending, f->pending_length) < 0) {
+        /* cut the file back to its last complete record (or remove a file
+         * just made) and keep the whole buffer: the file stays readable, and
+         * a later flush (after space was freed, say) writes the frames */
+        int saved = errno;
+        if (created)
+            unlinkat(sink->directory_fd, name, 0);
+        else if (ftruncate(f->fd, size_before) < 0) {
+            /* nothing better to do: the error below still names the file */
+        }
+        errno = saved;
+        set_error(sink, "cannot write output file", name);
+        close_descriptor(sink, slot);
+        return -1;
+    }
+    f->exists = 1;
+    sink->counts.file_writes++;
+    sink->pending_bytes -= f->pending_length;
+    f->pending_length = 0;
+    /* large buffers are returned so that idle flows hold little memory */
+    if (f->pending_capacity > 4096) {
+        free(f->pending);
+        f->pending = NULL;
+        f->pending_capacity = 0;
+    }
+    return 0;
+}
+
+struct pending_entry {
+    uint32_t length;
+    uint32_t slot;
+};
+
+static int larger_first(const void *a, const void *b)
+{
+    uint32_t x = ((const struct pending_entry *)a)->length, y = ((const struct pending_entry *)b)->length;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* All buffers together passed the budget: write the largest ones until half
+ * of it is free. Flows with little pending stay buffered, so with many open
+ * flows each file is opened fewer times than if every buffer were written. */
+static int flush_largest(struct flow_sink *sink)
+{
+    sink->counts.budget_flushes++;
+    size_t count = 0;
+    for (uint32_t slot = 0; slot < sink->file_capacity; slot++)
+        count += sink->files[slot].pending_length > 0;
+    struct pending_entry *entries = malloc(count * sizeof *entries);
+    if (!entries) {
+        int status = 0; /* no memory to choose: write everything */
+        for (uint32_t slot = 0; slot < sink->file_capacity; slot++)
+            if (sink->files[slot].pending_length > 0 && sink_flush(sink, slot) < 0)
+                status = -1;
+        return status;
+    }
+    count = 0;
+    for (uint32_t slot = 0; slot < sink->file_capacity; slot++)
+        if (sink->files[slot].pending_length > 0)
+            entries[count++] = (struct pending_entry){sink->files[slot].pending_length, slot};
+    qsort(entries, count, sizeof *entries, larger_first);
+    int status = 0;
+    for (size_t i = 0; i < count && sink->pending_bytes > sink->max_pending_bytes / 2; i++)
+        if (sink_flush(sink, entries[i].slot) < 0)
+            status = -1;
+    free(entries);
+    return status;
+}
+
+/* Makes room in the flow's buffer for first + second more bytes. Changes
+ * nothing when it cannot (the buffer would pass 32 bits, or memory). */
+static int reserve(struct flow_sink *sink, uint32_t slot, size_t first, size_t second)
+{
+    struct flow_file *f = &sink->files[slot];
+    size_t room = UINT32_MAX - f->pending_length;
+    if (first > room || second > room - first) {
+        errno = EOVERFLOW;
+        set_error(sink, "frame too large", sink->identify(sink->owner, slot).label);
+        return -1;
+    }
+    size_t needed = (size_t)f->pending_length + first + second;
+    if (needed <= f->pending_capacity)
+        return 0;
+    size_t capacity = f->pending_capacity ? f->pending_capacity : 256;
+    while (capacity < needed)
+        capacity = capacity > UINT32_MAX / 2 ? UINT32_MAX : capacity * 2;
+    uint8_t *grown = realloc(f->pending, capacity);
+    if (!grown) {
+        errno = ENOMEM;
+        set_error(sink, "out of memory", "");
+        return -1;
+    }
+    f->pending = grown;
+    f->pending_capacity = (uint32_t)capacity;
+    return 0;
+}
+
+/* Queues first then second, both or neither. */
+static int queue_two(struct flow_sink *sink, uint32_t slot, const void *first, size_t first_length, const void *second,
+                     size_t second_length)
+{
+    /* room for both parts first, so that a record is queued whole or not at all */
+    if (reserve(sink, slot, first_length, second_length) < 0)
+        return -1;
+    struct flow_file *f = &sink->files[slot];
+    if (first_length)
+        memcpy(f->pending + f->pending_length, first, first_length);
+    if (second_length)
+        memcpy(f->pending + f->pending_length + first_length, second, second_length);
+    f->pending_length += (uint32_t)(first_length + second_length);
+    sink->pending_bytes += first_length + second_length;
+    if (f->pending_length >= sink->flush_bytes && sink_flush(sink, slot) < 0)
+        return TRACER_QUEUED_UNWRITTEN;
+    if (sink->pending_bytes >= sink->max_pending_bytes && flush_largest(sink) < 0)
+        return TRACER_QUEUED_UNWRITTEN;
+    return 0;
+}
+
+void sink_release(struct flow_sink *sink, uint32_t slot)
+{
+    struct flow_file *f = &sink->files[slot];
+    close_descriptor(sink, slot);
+    sink->pending_bytes -= f->pending_length;
+    free(f->pending);
+    f->pending = NULL;
+    f->pending_length = f->pending_capacity = 0;
+    f->exists = 0;
+}
+
+int sink_finish(struct flow_sink *sink, uint32_t slot)
+{
+    struct flow_file *f = &sink->files[slot];
+    if (!sink->behind || f->exists || f->fd >= 0)
+        return sink_flush(sink, slot);
+    struct flow_identity flow = sink->identify(sink->owner, slot);
+    struct write_job job = {.name = malloc(LABEL_MAX + 32), .bytes = f->pending, .length = f->pending_length};
+    if (!job.name || sink_file_name(sink, flow.label, flow.use_number, job.name, LABEL_MAX + 32) < 0) {
+        free(job.name);
+        return sink_flush(sink, slot); /* reports the problem itself */
+    }
+    pcap_write_global_header(&sink->layout, flow.linktype, job.header);
+    /* the job owns the records now */
+    sink->pending_bytes -= f->pending_length;
+    f->pending = NULL;
+    f->pending_length = f->pending_capacity = 0;
+    f->exists = 1;
+    sink->counts.files_created++;
+    sink->counts.file_writes++;
+    /* on trouble, stop the workers; the rest of the capture is written here */
+    return write_behind_submit(sink->behind, job) != 0 ? sink_finish_writers(sink) : 0;
+}
+
+int sink_start_writers(struct flow_sink *sink, int threads)
+{
+    if (!sink->writes || sink->behind || threads < 1)
+        return 0;
+    /* queued records count against the same budget as buffered ones, roughly:
+     * a quarter of it, and no more than 8 MiB (a quarter of the default
+     * budget): a longer queue would only hold memory, the writers go no faster */
+    uint64_t queue_bytes = sink->max_pending_bytes / 4;
+    if (queue_bytes > TRACER_DEFAULT_BUDGET / 4)
+        queue_bytes = TRACER_DEFAULT_BUDGET / 4;
+    sink->behind = write_behind_start(sink->directory_fd, threads, (size_t)queue_bytes);
+    if (!sink->behind) {
+        set_error(sink, "cannot start output threads", "");
+        return -1;
+    }
+    return 0;
+}
+
+/* A background job the workers could not do for want of a descriptor,
+ * written by the tracer, which can give its own descriptors back. */
+static int write_job_here(struct flow_sink *sink, const struct write_job *job)
+{
+    int fd = open_in_directory(sink, job->name, 1);
+    if (fd < 0) {
+        set_error(sink, "cannot open output file", job->name);
+        return -1;
+    }
+    if (write_job_into(sink->directory_fd, fd, job) < 0) {
+        set_error(sink, "cannot write output file", job->name);
+        return -1;
+    }
+    return 0;
+}
+
+int sink_finish_writers(struct flow_sink *sink)
+{
+    if (!sink->behind)
+        return 0;
+    struct write_failure failure;
+    struct write_job *deferred;
+    size_t deferred_count;
+    int status = write_behind_finish(sink->behind, &failure, &deferred, &deferred_count);
+    sink->behind = NULL;
+    if (status < 0) {
+        errno = failure.code;
+        set_error(sink, failure.message, failure.name);
+    }
+    for (size_t i = 0; i < deferred_count; i++) {
+        if (status == 0 && write_job_here(sink, &deferred[i]) < 0)
+            status = -1;
+        free(deferred[i].name);
+        free(deferred[i].bytes);
+    }
+    free(deferred);
+    return status;
+}
+
+int sink_append(struct flow_sink *sink, const char *label, uint32_t use_number, const struct pcap_record *record,
+                const uint8_t *data, size_t length)
+{
+    uint8_t header[PCAP_RECORD_HEADER_SIZE];
+    char name[LABEL_MAX + 32];
+    if (sink_file_name(sink, label, use_number, name, sizeof name) < 0) {
+        errno = ENAMETOOLONG;
+        set_error(sink, "cannot name output file", label);
+        return -1;
+    }
+    if (pcap_write_record_header(&sink->layout, record, header) < 0) {
+        errno = EOVERFLOW;
+        set_error(sink, "record field does not fit in 32 bits", name);
+        return -1;
+    }
+    int fd = open_in_directory(sink, name, 0);
+    if (fd < 0) {
+        set_error(sink, "cannot open output file", name);
+        return -1;
+    }
+    /* the record goes whole or not at all: a short write is cut back off */
+    struct stat info;
+    off_t size_before = fstat(fd, &info) == 0 ? info.st_size : -1;
+    int status = flow_file_write_two(fd, header, sizeof header, data, length) < 0;
+    if (status) {
+        int saved = errno;
+        if (size_before >= 0 && ftruncate(fd, size_before) < 0) {
+            /* nothing better to do: the error below still names the file */
+        }
+        errno = saved;
+        set_error(sink, "cannot write output file", name);
+    } else {
+        sink->counts.file_reopens++;
+        sink->counts.file_writes++;
+    }
+    close(fd);
+    return status ? -1 : 0;
+}
+
+void sink_drop_pending(struct flow_sink *sink, uint32_t slot)
+{
+    struct flow_file *f = &sink->files[slot];
+    sink->pending_bytes -= f->pending_length;
+    f->pending_length = 0;
+    f->exists = 1; /* nothing more to create: a failed file is not made again */
+}
+
+int sink_queue(struct flow_sink *sink, uint32_t slot, const struct pcap_record *record, const uint8_t *data,
+               size_t length)
+{
+    uint8_t header[PCAP_RECORD_HEADER_SIZE];
+    if (pcap_write_record_header(&sink->layout, record, header) < 0) {
+        *sink->error = (struct tracer_error){.code = 0};
+        snprintf(sink->error->message, sizeof sink->error->message,
+                 "a pcap record field (ts_sec, ts_usec, incl_len or orig_len) does not fit in 32 bits");
+        return -1;
+    }
+    return queue_two(sink, slot, header, sizeof header, data, length);
+}
+
+void sink_free(struct flow_sink *sink)
+{
+    sink_finish_writers(sink);
+    for (uint32_t slot = 0; slot < sink->file_capacity; slot++)
+        sink_release(sink, slot);
+    if (sink->writes && sink->directory_fd >= 0) /* else never opened (a zeroed sink has 0) */
+        close(sink->directory_fd);
+    free(sink->files);
+    sink->files = NULL;
+    sink->file_capacity = 0;
+    sink->directory_fd = -1;
+}

@@ -1,0 +1,105 @@
+/* The output sink: every flow's pcap file, its buffered records, a bounded
+ * set of open descriptors and the background writers. The tracer owns one
+ * and names flows to it by slot; the sink keeps one struct flow_file per slot
+ * and asks the tracer (identify) for a flow's file name and link type only
+ * when it opens or creates the file. */
+#ifndef PCAPFLOW_FLOW_SINK_H
+#define PCAPFLOW_FLOW_SINK_H
+
+#include "label.h"
+#include "tracer.h"
+
+struct write_behind;
+
+/* What the sink needs to know of a flow to make its file. */
+struct flow_identity {
+    const char *label;
+    uint32_t use_number;
+    uint32_t linktype;
+};
+
+struct flow_file {
+    uint8_t *pending; /* bytes not yet written to the file */
+    uint32_t pending_length;
+    uint32_t pending_capacity;
+    int fd;         /* -1 while the file is not open */
+    uint8_t exists; /* created (and truncated) by this sink */
+    uint32_t lru_newer, lru_older; /* list of files holding an open descriptor */
+};
+
+struct flow_sink {
+    int writes;              /* pcap records are written (else the sink only names files) */
+    const char *directory;   /* as the user gave it, for error messages and paths */
+    const char *extension;
+    int directory_fd;        /* every file is opened relative to it */
+    struct pcap_layout layout;
+    uint32_t max_open_files;
+    uint32_t flush_bytes;
+    uint64_t max_pending_bytes;
+
+    struct flow_file *files; /* by slot */
+    uint32_t file_capacity;
+    uint32_t open_files;
+    uint32_t lru_newest, lru_oldest;
+    uint64_t pending_bytes;
+    struct write_behind *behind; /* background writers, while the capture loop runs */
+    struct tracer_output_counts counts;
+
+    struct tracer_error *error; /* where failures are told (the tracer's) */
+    struct flow_identity (*identify)(const void *owner, uint32_t slot);
+    const void *owner;
+};
+
+/* Opens the output directory (when config->write_pcap) and keeps the
+ * configuration; directory and extension must outlive the sink. Returns 0
+ * or -1 (*error). */
+int sink_init(struct flow_sink *sink, const struct tracer_config *config, struct tracer_error *error,
+              struct flow_identity (*identify)(const void *owner, uint32_t slot), const void *owner);
+/* Releases every buffer and descriptor; writes nothing. */
+void sink_free(struct flow_sink *sink);
+/* Room for files of slots below capacity. Returns 0 or -1 (memory). */
+int sink_reserve(struct flow_sink *sink, uint32_t capacity);
+/* Slot now holds a new flow: no file yet, nothing pending. */
+void sink_start_flow(struct flow_sink *sink, uint32_t slot);
+
+/* Queues a record (header and data) for the flow's file, whole or, when
+ * memory or the 32-bit buffer length runs out, not at all; then writes the
+ * buffer out when it grew past flush_bytes, and the largest buffers when all
+ * together pass max_pending_bytes. Returns 0, -1 when nothing was queued, or
+ * TRACER_QUEUED_UNWRITTEN when it was queued but writing out failed (the
+ * next flush tries again). */
+int sink_queue(struct flow_sink *sink, uint32_t slot, const struct pcap_record *record, const uint8_t *data,
+               size_t length);
+/* Writes the flow's pending bytes, creating the file on first use. */
+int sink_flush(struct flow_sink *sink, uint32_t slot);
+/* Writes what is queued for a flow that is closing: by a background writer
+ * when one runs and the file is still to be made, otherwise at once. */
+int sink_finish(struct flow_sink *sink, uint32_t slot);
+/* Closes the flow's descriptor, if open, and frees its buffer. */
+void sink_release(struct flow_sink *sink, uint32_t slot);
+/* Forgets the flow's unwritten bytes (after a write error the caller gives up on). */
+void sink_drop_pending(struct flow_sink *sink, uint32_t slot);
+/* Closes every open descriptor (pending bytes stay queued). */
+void sink_close_files(struct flow_sink *sink);
+
+/* Appends a record to the file of a flow that is closed already. */
+int sink_append(struct flow_sink *sink, const char *label, uint32_t use_number, const struct pcap_record *record,
+                const uint8_t *data, size_t length);
+/* "{label}[_{use}]{extension}", the file name pcapkit gives a flow. Returns 0 or -1 (too long). */
+int sink_file_name(const struct flow_sink *sink, const char *label, uint32_t use_number, char *out, size_t size);
+
+/* Background writers for flows closing before their file was made (see
+ * write_behind.h). Returns 0 or -1. */
+int sink_start_writers(struct flow_sink *sink, int threads);
+/* Waits for them and stops them. Returns 0, or -1 naming the first file that
+ * could not be written. */
+int sink_finish_writers(struct flow_sink *sink);
+
+/* Creates name in directory_fd (or truncates an existing regular file) for
+ * appending, without following a symbolic link. Returns the descriptor or -1. */
+int flow_file_create_at(int directory_fd, const char *name);
+/* Writes both buffers, in one system call when it can. Returns 0 or -1. */
+int flow_file_write_two(int fd, const uint8_t *first, size_t first_length, const uint8_t *second,
+                        size_t second_length);
+
+#endif
