@@ -91,6 +91,58 @@ def test_syn_flood_memory_per_flow(tmp_path):
 
 
 # ---------------------------------------------------------------------------
+# Many idle open flows with files: their buffers count against the output budget
+# ---------------------------------------------------------------------------
+
+IDLE_FLOWS = 150_000
+IDLE_BUDGET = 16 * MB
+# What a flow with a file may cost beyond one without, besides its Index's fpout str: its 32-byte file
+# state in the output sink, and allocator slack. Before buffers were counted by the memory they hold,
+# 150,000 such flows took 455 MiB with files against 119 MiB without (each idle flow kept an empty
+# 256-byte to 4 KiB buffer, uncounted).
+EXTRA_PER_FLOW_BOUND = 64
+
+IDLE_READER = """
+import json, sys, warnings
+import pcapflow
+capture, fout, fmt, budget = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+warnings.simplefilter("ignore", pcapflow.FormatWarning)
+stats = {}
+index = pcapflow.trace_file(capture, fout, fmt, stats=stats, buffer_bytes=budget)
+print(json.dumps({"flows": len(index), "stats": stats}))
+"""
+
+
+def test_idle_flow_buffers_count_against_the_budget(tmp_path):
+    """150,000 open one-packet flows traced into files with a 16 MiB budget peak at no more than the
+    same capture traced without files plus the budget and EXTRA_PER_FLOW_BOUND bytes a flow: a buffer
+    that was written is freed, and what every buffer holds is counted against the budget."""
+    capture = tmp_path / "idle.pcap"
+    syn_flood(capture, IDLE_FLOWS)
+    peaks = {}
+    for fmt in ("no-files", "pcap"):
+        fout = tmp_path / fmt
+        status, peaks[fmt] = run_measured(
+            [sys.executable, "-c", IDLE_READER, str(capture), str(fout), fmt, str(IDLE_BUDGET)], timeout=300,
+            stdout_path=tmp_path / "out.json", stderr_path=tmp_path / "err.txt")
+        assert status == 0, (tmp_path / "err.txt").read_text()[-3000:]
+        report = json.loads((tmp_path / "out.json").read_text().splitlines()[-1])
+        assert report["flows"] == IDLE_FLOWS
+    written = os.listdir(tmp_path / "pcap")
+    assert len(written) == IDLE_FLOWS
+    sample = tmp_path / "pcap" / written[0]
+    assert sample.stat().st_size == 24 + 16 + 54  # global header and the flow's one record
+    extra = peaks["pcap"] - peaks["no-files"]
+    fpout_size = sys.getsizeof(str(sample))  # each Index holds its file's path (None without files)
+    bound = IDLE_BUDGET + IDLE_FLOWS * (EXTRA_PER_FLOW_BOUND + fpout_size)
+    print(f"\n{IDLE_FLOWS:,} idle open flows: peak RSS {peaks['pcap'] / MB:.0f} MiB with files, "
+          f"{peaks['no-files'] / MB:.0f} MiB without (budget {IDLE_BUDGET / MB:.0f} MiB): "
+          f"{extra / MB:.0f} MiB more, bound {bound / MB:.0f} MiB")
+    assert extra < bound, f"files cost {extra / MB:.0f} MiB more than no files; bound {bound / MB:.0f} MiB"
+    assert report["stats"]["budget_flushes"] > 0
+
+
+# ---------------------------------------------------------------------------
 # A 10 GB capture through a pipe, in constant memory
 # ---------------------------------------------------------------------------
 

@@ -225,6 +225,15 @@ int flow_file_write_two(int fd, const uint8_t *first, size_t first_length, const
     return 0;
 }
 
+/* Frees the flow's buffer and what was pending in it. */
+static void free_buffer(struct flow_sink *sink, struct flow_file *f)
+{
+    sink->buffered_bytes -= f->pending_capacity;
+    free(f->pending);
+    f->pending = NULL;
+    f->pending_length = f->pending_capacity = 0;
+}
+
 int sink_flush(struct flow_sink *sink, uint32_t slot)
 {
     struct flow_file *f = &sink->files[slot];
@@ -272,14 +281,8 @@ int sink_flush(struct flow_sink *sink, uint32_t slot)
     }
     f->exists = 1;
     sink->counts.file_writes++;
-    sink->pending_bytes -= f->pending_length;
-    f->pending_length = 0;
-    /* large buffers are returned so that idle flows hold little memory */
-    if (f->pending_capacity > 4096) {
-        free(f->pending);
-        f->pending = NULL;
-        f->pending_capacity = 0;
-    }
+    /* the buffer goes back, whatever its size: an idle flow holds none */
+    free_buffer(sink, f);
     return 0;
 }
 
@@ -317,7 +320,7 @@ static int flush_largest(struct flow_sink *sink)
             entries[count++] = (struct pending_entry){sink->files[slot].pending_length, slot};
     qsort(entries, count, sizeof *entries, larger_first);
     int status = 0;
-    for (size_t i = 0; i < count && sink->pending_bytes > sink->max_pending_bytes / 2; i++)
+    for (size_t i = 0; i < count && sink->buffered_bytes > sink->max_pending_bytes / 2; i++)
         if (sink_flush(sink, entries[i].slot) < 0)
             status = -1;
     free(entries);
@@ -347,6 +350,7 @@ static int reserve(struct flow_sink *sink, uint32_t slot, size_t first, size_t s
         set_error(sink, "out of memory", "");
         return -1;
     }
+    sink->buffered_bytes += capacity - f->pending_capacity;
     f->pending = grown;
     f->pending_capacity = (uint32_t)capacity;
     return 0;
@@ -365,10 +369,9 @@ static int queue_two(struct flow_sink *sink, uint32_t slot, const void *first, s
     if (second_length)
         memcpy(f->pending + f->pending_length + first_length, second, second_length);
     f->pending_length += (uint32_t)(first_length + second_length);
-    sink->pending_bytes += first_length + second_length;
     if (f->pending_length >= sink->flush_bytes && sink_flush(sink, slot) < 0)
         return TRACER_QUEUED_UNWRITTEN;
-    if (sink->pending_bytes >= sink->max_pending_bytes && flush_largest(sink) < 0)
+    if (sink->buffered_bytes >= sink->max_pending_bytes && flush_largest(sink) < 0)
         return TRACER_QUEUED_UNWRITTEN;
     return 0;
 }
@@ -377,10 +380,7 @@ void sink_release(struct flow_sink *sink, uint32_t slot)
 {
     struct flow_file *f = &sink->files[slot];
     close_descriptor(sink, slot);
-    sink->pending_bytes -= f->pending_length;
-    free(f->pending);
-    f->pending = NULL;
-    f->pending_length = f->pending_capacity = 0;
+    free_buffer(sink, f);
     f->exists = 0;
 }
 
@@ -396,8 +396,8 @@ int sink_finish(struct flow_sink *sink, uint32_t slot)
         return sink_flush(sink, slot); /* reports the problem itself */
     }
     pcap_write_global_header(&sink->layout, flow.linktype, job.header);
-    /* the job owns the records now */
-    sink->pending_bytes -= f->pending_length;
+    /* the job owns the records now (the write-behind queue counts them) */
+    sink->buffered_bytes -= f->pending_capacity;
     f->pending = NULL;
     f->pending_length = f->pending_capacity = 0;
     f->exists = 1;
@@ -505,10 +505,8 @@ int sink_append(struct flow_sink *sink, const char *label, uint32_t use_number, 
 
 void sink_drop_pending(struct flow_sink *sink, uint32_t slot)
 {
-    struct flow_file *f = &sink->files[slot];
-    sink->pending_bytes -= f->pending_length;
-    f->pending_length = 0;
-    f->exists = 1; /* nothing more to create: a failed file is not made again */
+    free_buffer(sink, &sink->files[slot]);
+    sink->files[slot].exists = 1; /* nothing more to create: a failed file is not made again */
 }
 
 int sink_queue(struct flow_sink *sink, uint32_t slot, const struct pcap_record *record, const uint8_t *data,

@@ -41,7 +41,7 @@ struct flow_sink {
     uint32_t file_capacity;
     uint32_t open_files;
     uint32_t lru_newest, lru_oldest;
-    uint64_t pending_bytes;
+    uint64_t buffered_bytes; /* memory the buffers hold (their capacity), counted against max_pending_bytes */
     struct write_behind *behind; /* background writers, while the capture loop runs */
     struct tracer_output_counts counts;
 
@@ -64,8 +64,9 @@ void sink_start_flow(struct flow_sink *sink, uint32_t slot);
 
 /* Queues a record (header and data) for the flow's file, whole or, when
  * memory or the 32-bit buffer length runs out, not at all; then writes the
- * buffer out when it grew past flush_bytes, and the largest buffers when all
- * together pass max_pending_bytes. Returns 0, -1 when nothing was queued, or
+ * buffer out when it grew past flush_bytes, and the largest buffers when the
+ * memory all buffers hold passes max_pending_bytes. A written buffer is
+ * freed, so an idle flow holds none. Returns 0, -1 when nothing was queued, or
  * TRACER_QUEUED_UNWRITTEN when it was queued but writing out failed (the
  * next flush tries again). */
 int sink_queue(struct flow_sink *sink, uint32_t slot, const struct pcap_record *record, const uint8_t *data,

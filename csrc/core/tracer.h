@@ -43,7 +43,7 @@ struct tracer_config {
     int mapped_as_dotted;  /* see format_address() */
     uint32_t max_open_files;   /* 0: choose from RLIMIT_NOFILE */
     uint32_t flush_bytes;      /* a flow's buffer is written once it holds this much */
-    uint64_t max_pending_bytes; /* all buffers are written once together they hold this much */
+    uint64_t max_pending_bytes; /* the largest buffers are written once all together hold this much memory */
 };
 
 /* What the output cost, for the caller's statistics. */
