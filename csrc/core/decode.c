@@ -48,16 +48,12 @@ int decode_link_supported(int linktype)
     }
 }
 
-/* The TCP header at p: `length` bytes of it captured, `stated` bytes of
- * segment in the IP datagram by its length field (SIZE_MAX or more than
- * `length` when the capture was cut short by its snapshot length). */
-static enum decode_status decode_tcp(const uint8_t *p, size_t length, size_t stated, struct decoded_frame *out)
+/* The TCP header at p, `length` bytes of it both captured and inside the
+ * IP datagram: the IP decoders leave out bytes past the datagram's stated
+ * length (Ethernet pads short frames), so a TCP header read from them is
+ * refused here as one cut short by the snapshot length is. */
+static enum decode_status decode_tcp(const uint8_t *p, size_t length, struct decoded_frame *out)
 {
-    /* A datagram that ends before its 20-byte TCP header has no TCP header,
-     * whatever bytes follow it in the frame (Ethernet pads short frames):
-     * tshark decodes none there, and neither does pcapflow. */
-    if (stated < 20)
-        return DECODE_TRUNCATED;
     if (length < 14) /* ports, sequence, acknowledgement, offset and flags */
         return DECODE_TRUNCATED;
     out->key.src_port = read_u16(p);
@@ -68,11 +64,11 @@ static enum decode_status decode_tcp(const uint8_t *p, size_t length, size_t sta
 
 /* What follows an IP header (and its extension headers): TCP, or with
  * tunnels open, an inner packet. */
-static inline enum decode_status decode_transport(uint8_t protocol, const uint8_t *p, size_t length, size_t stated,
-                                           int tunnels, struct decoded_frame *out)
+static inline enum decode_status decode_transport(uint8_t protocol, const uint8_t *p, size_t length, int tunnels,
+                                                  struct decoded_frame *out)
 {
     if (protocol == IPPROTO_TCP_)
-        return decode_tcp(p, length, stated, out);
+        return decode_tcp(p, length, out);
     if (tunnels > 0)
         return decode_tunnel(protocol, p, length, tunnels - 1, out);
     return DECODE_NOT_TCP;
@@ -82,7 +78,7 @@ static inline enum decode_status decode_transport(uint8_t protocol, const uint8_
  * 4302, as IPv6 has them) before TCP, or a tunnel. Out of line, to keep
  * decode_ipv4()'s common path short. */
 static enum decode_status decode_ipv4_payload(uint8_t protocol, const uint8_t *p, size_t offset, size_t length,
-                                              size_t stated, int tunnels, struct decoded_frame *out)
+                                              int tunnels, struct decoded_frame *out)
 {
     while (protocol == IPPROTO_AH_) {
         if (offset + 2 > length)
@@ -93,7 +89,7 @@ static enum decode_status decode_ipv4_payload(uint8_t protocol, const uint8_t *p
         protocol = p[offset];
         offset += extension;
     }
-    return decode_transport(protocol, p + offset, length - offset, stated - offset, tunnels, out);
+    return decode_transport(protocol, p + offset, length - offset, tunnels, out);
 }
 
 static enum decode_status decode_ipv4(const uint8_t *p, size_t length, int tunnels, struct decoded_frame *out)
@@ -116,21 +112,24 @@ static enum decode_status decode_ipv4(const uint8_t *p, size_t length, int tunne
      * padding) are not part of it. 0 is what TCP segmentation offload
      * leaves there, and tshark then takes the captured bytes: so do we. */
     size_t total = read_u16(p + 2);
-    size_t stated = total != 0 ? total : SIZE_MAX;
-    if (stated < header)
-        return DECODE_TRUNCATED;
-    if (stated < length)
-        length = stated;
+    if (total != 0) {
+        if (total < header)
+            return DECODE_TRUNCATED;
+        if (total < length)
+            length = total;
+    }
     out->key.src_family = out->key.dst_family = FLOW_FAMILY_IPV4;
     memcpy(out->key.src, p + 12, 4);
     memcpy(out->key.dst, p + 16, 4);
     if (protocol == IPPROTO_TCP_)
-        return decode_tcp(p + header, length - header, stated - header, out);
-    return decode_ipv4_payload(protocol, p, header, length, stated, tunnels, out);
+        return decode_tcp(p + header, length - header, out);
+    return decode_ipv4_payload(protocol, p, header, length, tunnels, out);
 }
 
 /* The Jumbo Payload option's length (RFC 2675) in the hop-by-hop header at
- * p (`length` bytes of it captured), or 0 when it has none. */
+ * p (`length` bytes of it captured), or 0 when it has none. A length below
+ * 65536 is invalid (the option is for longer payloads only): 0 too, as
+ * tshark then finds no jumbo payload either. */
 static size_t ipv6_jumbo_length(const uint8_t *p, size_t length)
 {
     if (length < 2)
@@ -147,9 +146,11 @@ static size_t ipv6_jumbo_length(const uint8_t *p, size_t length)
         if (offset + 2 > end)
             return 0;
         size_t option = 2 + (size_t)p[offset + 1];
-        if (p[offset] == 0xc2 && option == 6 && offset + 6 <= end)
-            return (size_t)p[offset + 2] << 24 | (size_t)p[offset + 3] << 16 | (size_t)p[offset + 4] << 8 |
-                   p[offset + 5];
+        if (p[offset] == 0xc2 && option == 6 && offset + 6 <= end) {
+            size_t jumbo = (size_t)p[offset + 2] << 24 | (size_t)p[offset + 3] << 16 | (size_t)p[offset + 4] << 8 |
+                           p[offset + 5];
+            return jumbo > 65535 ? jumbo : 0;
+        }
         offset += option;
     }
     return 0;
@@ -209,7 +210,7 @@ header_done:
     out->key.src_family = out->key.dst_family = FLOW_FAMILY_IPV6;
     memcpy(out->key.src, p + 8, 16);
     memcpy(out->key.dst, p + 24, 16);
-    return decode_transport(next, p + offset, length - offset, stated - offset, tunnels, out);
+    return decode_transport(next, p + offset, length - offset, tunnels, out);
 }
 
 static enum decode_status decode_ip_by_version(const uint8_t *p, size_t length, int tunnels,
