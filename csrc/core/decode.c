@@ -74,12 +74,41 @@ static inline enum decode_status decode_transport(uint8_t protocol, const uint8_
     return DECODE_NOT_TCP;
 }
 
-/* An IPv4 payload that is not plain TCP: authentication headers (RFC
- * 4302, as IPv6 has them) before TCP, or a tunnel. Out of line, to keep
- * decode_ipv4()'s common path short. */
-static enum decode_status decode_ipv4_payload(uint8_t protocol, const uint8_t *p, size_t offset, size_t length,
-                                              int tunnels, struct decoded_frame *out)
+/* The IPv4 total length bounds the datagram: bytes past it (Ethernet
+ * padding) are not part of it. 0 is what TCP segmentation offload leaves
+ * there, and tshark then takes the captured bytes: so do we. Returns the
+ * bytes of the datagram captured, or 0 when the length is below the header. */
+static inline size_t ipv4_captured(const uint8_t *p, size_t header, size_t length)
 {
+    size_t total = read_u16(p + 2);
+    if (total == 0)
+        return length;
+    if (total < header)
+        return 0;
+    return total < length ? total : length;
+}
+
+static inline void ipv4_key(const uint8_t *p, struct decoded_frame *out)
+{
+    out->key.src_family = out->key.dst_family = FLOW_FAMILY_IPV4;
+    memcpy(out->key.src, p + 12, 4);
+    memcpy(out->key.dst, p + 16, 4);
+}
+
+/* An IPv4 datagram whose protocol is not TCP: authentication headers (RFC
+ * 4302, as IPv6 has them) before TCP, a tunnel, or no TCP. Out of line, so
+ * that decode_ipv4()'s common path, plain TCP, stays short. */
+static enum decode_status decode_ipv4_other(uint8_t protocol, const uint8_t *p, size_t header, size_t length,
+                                            int tunnels, struct decoded_frame *out)
+{
+    if (protocol != IPPROTO_AH_ && tunnels == 0)
+        return DECODE_NOT_TCP;
+    if ((read_u16(p + 6) & 0x1fff) != 0)
+        return protocol == IPPROTO_AH_ ? DECODE_FRAGMENT : DECODE_NOT_TCP;
+    if ((length = ipv4_captured(p, header, length)) == 0)
+        return DECODE_TRUNCATED;
+    ipv4_key(p, out);
+    size_t offset = header;
     while (protocol == IPPROTO_AH_) {
         if (offset + 2 > length)
             return DECODE_TRUNCATED;
@@ -104,26 +133,14 @@ static enum decode_status decode_ipv4(const uint8_t *p, size_t length, int tunne
     if (header > length)
         return DECODE_TRUNCATED;
     uint8_t protocol = p[9];
-    if (protocol != IPPROTO_TCP_ && protocol != IPPROTO_AH_ && tunnels == 0)
-        return DECODE_NOT_TCP; /* the common case of no TCP, decided early */
+    if (protocol != IPPROTO_TCP_)
+        return decode_ipv4_other(protocol, p, header, length, tunnels, out);
     if ((read_u16(p + 6) & 0x1fff) != 0)
-        return protocol == IPPROTO_TCP_ || protocol == IPPROTO_AH_ ? DECODE_FRAGMENT : DECODE_NOT_TCP;
-    /* The total length bounds the datagram: bytes past it (Ethernet
-     * padding) are not part of it. 0 is what TCP segmentation offload
-     * leaves there, and tshark then takes the captured bytes: so do we. */
-    size_t total = read_u16(p + 2);
-    if (total != 0) {
-        if (total < header)
-            return DECODE_TRUNCATED;
-        if (total < length)
-            length = total;
-    }
-    out->key.src_family = out->key.dst_family = FLOW_FAMILY_IPV4;
-    memcpy(out->key.src, p + 12, 4);
-    memcpy(out->key.dst, p + 16, 4);
-    if (protocol == IPPROTO_TCP_)
-        return decode_tcp(p + header, length - header, out);
-    return decode_ipv4_payload(protocol, p, header, length, tunnels, out);
+        return DECODE_FRAGMENT;
+    if ((length = ipv4_captured(p, header, length)) == 0)
+        return DECODE_TRUNCATED;
+    ipv4_key(p, out);
+    return decode_tcp(p + header, length - header, out);
 }
 
 /* The Jumbo Payload option's length (RFC 2675) in the hop-by-hop header at
@@ -273,6 +290,11 @@ HOT enum decode_status decode_ethernet(const uint8_t *p, size_t length, int tunn
         return DECODE_TRUNCATED;
     size_t offset = 12;
     uint16_t type = read_u16(p + offset);
+    /* most frames: no tags to look for, no type to look up */
+    if (type == ETHERTYPE_IPV4)
+        return decode_ipv4(p + 14, length - 14, tunnels, out);
+    if (type == ETHERTYPE_IPV6)
+        return decode_ipv6(p + 14, length - 14, tunnels, out);
     /* 802.1Q / 802.1ad tags, any number of them */
     while (type == ETHERTYPE_VLAN || type == ETHERTYPE_QINQ || type == ETHERTYPE_QINQ_OLD) {
         offset += 4;
