@@ -1,7 +1,8 @@
 """Seed corpora for the fuzz harnesses, from real captures.
 
 fuzz_capture gets each capture file whole; fuzz_decode gets each TCP frame
-of them prefixed with the byte that selects its link type in the harness."""
+of them (tunnels opened) prefixed with the byte that selects its link type
+in the harness, with the high bit that opens tunnels."""
 import pathlib
 import shutil
 import sys
@@ -19,8 +20,8 @@ def main(captures_dir, corpus_dir):
     for capture in captures:
         shutil.copy(capture, corpus / "capture" / capture.name)
         try:
-            with pcapflow.packets(capture) as frames:
-                selector = bytes([LINK_TYPES.index(frames.linktype)]) if frames.linktype in LINK_TYPES else None
+            with pcapflow.packets(capture, tunnels=True) as frames:
+                selector = bytes([0x80 | LINK_TYPES.index(frames.linktype)]) if frames.linktype in LINK_TYPES else None
                 for n, packet in enumerate(frames):
                     if selector is None or n >= 20:
                         break

@@ -12,7 +12,9 @@ captures=${FUZZ_CAPTURES:-$root/../shared/captures}
 mkdir -p "$work"
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$root/csrc"
 core=$(ls "$root"/csrc/core/*.c)
-python3 "$root/fuzz/make_seeds.py" "$captures" "$work/seeds"
+# the seeds are decoded by this checkout's pcapflow (built in place, as
+# `pip install -e .` does), not by whichever one is installed
+PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" python3 "$root/fuzz/make_seeds.py" "$captures" "$work/seeds"
 for harness in decode capture writer; do
     clang $flags -o "$work/fuzz_$harness" "$root/fuzz/fuzz_$harness.c" $core -lpcap
     mkdir -p "$work/corpus/$harness" "$root/fuzz/regressions/$harness"

@@ -12,7 +12,7 @@ __all__ = ["trace_file", "trace_files", "packets"]
 
 
 def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-               filter=None, progress=None, stats=None, buffer_bytes=None):
+               filter=None, progress=None, stats=None, buffer_bytes=None, tunnels=False):
     """Trace every TCP flow of a capture (pcap or pcapng; a path or a binary file object).
 
     Returns the tuple of Index that pcapkit.extract(fin, trace=True, tcp=True) gives in
@@ -27,17 +27,20 @@ def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=
     The output buffered in memory is bounded by a budget: an eighth of the memory available,
     no more than the capture, at most ``buffer_bytes`` when given (more means fewer writes
     when very many flows are open at once).
+    ``tunnels=True`` opens GRE, IP-in-IP, VXLAN and GENEVE tunnels and traces the innermost
+    TCP, keyed by the innermost addresses; by default, as in pcapkit, only TCP right after
+    the first IP header is traced. The text formats are pcapkit's decode and cannot open them.
     A damaged capture raises CaptureError after writing every flow read before the damage;
     ``exc.index`` holds those flows. So does a KeyboardInterrupt (Ctrl-C, or raised by
     ``progress``), which also stops the reading of a pipe that delivers nothing: every
     frame read before it is in its file, and the interrupt is raised again with ``index``
     and ``stats`` set."""
     return trace_files([fin], fout, format, byteorder, nanosecond, filter=filter, progress=progress, stats=stats,
-                       buffer_bytes=buffer_bytes)
+                       buffer_bytes=buffer_bytes, tunnels=tunnels)
 
 
 def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-                filter=None, progress=None, stats=None, buffer_bytes=None):
+                filter=None, progress=None, stats=None, buffer_bytes=None, tunnels=False):
     """trace_file() over several captures taken as one (a rotated tcpdump -C/-G series,
     say): frame numbers continue from one file to the next and flows span files."""
     if isinstance(fins, (str, bytes)):
@@ -46,6 +49,9 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
     # imported here because it imports this module
     from pcapflow import text_capture  # pylint: disable=import-outside-toplevel
     if text_capture.is_text_format(format):
+        if tunnels:
+            raise ValueError(f"tunnels=True needs format 'pcap': the {format!r} format holds pcapkit's decode of "
+                             "each frame, and pcapkit does not open tunnels")
         # pcapkit decodes each frame for the text, pcapflow traces and writes
         trace_capture = text_capture.capture_tracer(filter, progress)
     else:
@@ -53,7 +59,7 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
             return tracer._trace_capture(fin, filter, report, first_frame)  # pylint: disable=protected-access
     sizes = [_size(fin) for fin in fins]
     budget = _core.output_budget(sum(sizes) if all(sizes) else 0, buffer_bytes)  # 0: a size is unknown
-    tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=budget)
+    tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=budget, tunnels=tunnels)
     totals = {}
     last_frame = 0
     # progress counts bytes and packets over the whole series
@@ -122,12 +128,13 @@ def _add(totals, counters):
         totals[key] = value if key == "last_frame" else totals.get(key, 0) + value
 
 
-def packets(fin, *, filter=None):  # pylint: disable=redefined-builtin
+def packets(fin, *, filter=None, tunnels=False):  # pylint: disable=redefined-builtin
     """The TCP frames of a capture as pcapflow Packets, for per-packet logic in Python.
 
     Each packet's frame is a dict with the frame's ``packet`` bytes, its
     ``frame_info`` (ts_sec, ts_usec in nanoseconds, incl_len, orig_len) and the
     exact ``time_epoch`` (a Decimal); ``TCP.dump()`` writes them with the right
-    timestamps. Frame numbers count every frame of the capture. The iterator is
-    also a context manager that closes the capture."""
-    return _core.CaptureReader(fin, filter)
+    timestamps. Frame numbers count every frame of the capture. ``tunnels=True``
+    opens tunnels as trace_file() does. The iterator is also a context manager
+    that closes the capture."""
+    return _core.CaptureReader(fin, filter, tunnels)

@@ -1,7 +1,7 @@
 """The pcapflow command: trace every TCP flow of captures into one file per flow.
 
     pcapflow CAPTURE... -o DIR [-f FORMAT] [--filter BPF] [--byteorder little|big]
-             [--nanosecond] [--index FILE.jsonl]
+             [--nanosecond] [--index FILE.jsonl] [--tunnels]
 
 Several captures are taken as one series (tcpdump -C/-G rotation): frame
 numbers continue and a flow may span files. Exit status: 0 done, 1 a capture
@@ -50,10 +50,16 @@ def parse_arguments(argv):
                         help=f"byte order of the output files ({sys.byteorder})")
     parser.add_argument("--nanosecond", action="store_true", help="write nanosecond-resolution pcap files")
     parser.add_argument("--index", metavar="FILE.jsonl", help="write one JSON object per flow to this file")
+    parser.add_argument("--tunnels", action="store_true",
+                        help="open GRE, IP-in-IP, VXLAN and GENEVE tunnels and trace the innermost TCP "
+                             "(pcap output only; by default, as in pcapkit, tunnels are not opened)")
     parser.add_argument("--buffer-mb", type=_buffer_mb, metavar="MB",
                         help="at most this much output held in memory before the largest buffers are written "
                              "(default: an eighth of the memory available, no more than the captures)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.tunnels and args.format not in ("pcap", "cap"):
+        parser.error(f"--tunnels needs format pcap: {args.format} holds pcapkit's decode, which opens no tunnels")
+    return args
 
 
 class ProgressBar:
@@ -183,4 +189,4 @@ def _finish(args, stats, bar, started, flows, interrupted):
 def _trace(args, stats, bar):
     return trace_files(args.captures, args.output, args.format, args.byteorder, args.nanosecond,
                        filter=args.filter, progress=bar, stats=stats,
-                       buffer_bytes=args.buffer_mb << 20 if args.buffer_mb else None)
+                       buffer_bytes=args.buffer_mb << 20 if args.buffer_mb else None, tunnels=args.tunnels)

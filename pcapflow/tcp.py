@@ -62,7 +62,10 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
     in all, 32 MiB unless set; the largest buffers are written when it fills)
     and are all on disk after submit(), index, the flow's FIN, close(),
     leaving a `with` block, garbage collection, or the end of the process
-    (see pcapflow._at_exit)."""
+    (see pcapflow._at_exit). With ``tunnels=True`` a capture it reads itself
+    (``pcapflow.trace_file``) has its tunnels opened: GRE, IP in IP, VXLAN and
+    GENEVE, the innermost TCP traced; packets given to trace() and dump() are
+    already decoded, and the option does not concern them."""
 
     __protocol_name__ = "TCP"
     __protocol_type__ = _ProtocolType()
@@ -122,7 +125,7 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
         return make_dumper(output), ext
 
     def __init__(self, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-                 buffer_bytes=32 * 1024 * 1024):
+                 buffer_bytes=32 * 1024 * 1024, tunnels=False):
         # what to write and where is decided here, in Python (make_fout may be
         # overridden); the C tracer is handed the result
         root = _output_root(fout)
@@ -138,7 +141,7 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
         dumper, extension = made
         native = bool(getattr(dumper, "__pcapflow_native__", False))
         super().__init__(root, str(byteorder), nanosecond, buffer_bytes=buffer_bytes, dumper=dumper,
-                         extension=extension, native=native)
+                         extension=extension, native=native, tunnels=bool(tunnels))
         _at_exit.register(self)  # buffered frames are written at exit even if it is never collected
 
     def __repr__(self):

@@ -39,14 +39,14 @@ ORACLE_CAPTURES = [
     "accecn_handshake.pcap",       # AccECN flags
 ]
 
-# Tunnels: pcapflow only traces TCP directly over the outer IP header. The oracle's query follows the
-# same rule (the layer after the first IP header must be TCP), so it expects no flow from the
-# encapsulated TCP; the test also checks there is TCP inside for tshark, so the rule is exercised.
+# Tunnels: by default pcapflow only traces TCP directly over the outer IP header. The oracle's
+# query follows the same rule (the layer after the first IP header must be TCP), so it expects no
+# flow from the encapsulated TCP; the test also checks there is TCP inside for tshark, so the rule
+# is exercised.
 TUNNEL_CAPTURES = ["geneve.pcap", "gso-ipv4-vxlan-ipv6.pcap"]
 
-# Not compared: lspping-fec-ldp.pcap carries TCP inside MPLS over PPP. pcapflow does not decode MPLS
-# (its decoding rules do not list it) and pcapkit does not decode PPP captures, so there is no
-# reference for what the flows should be.
+# lspping-fec-ldp.pcap (TCP inside MPLS over PPP) and the tunnels opened with tunnels=True are
+# compared with tshark in test_decoders.py.
 
 # Link types pcapflow does not decode: every frame is counted as unsupported, no flows.
 UNSUPPORTED_CAPTURES = {

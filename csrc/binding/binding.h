@@ -79,6 +79,7 @@ typedef struct {
     PyObject *extension;     /* str, or None */
     PyObject *byteorder;     /* 'little' or 'big' */
     int nanosecond;
+    int tunnels;              /* _trace_capture opens tunnels (DECODE_TUNNELS) */
     PyObject *closed_indexes; /* list: Index objects of closed flows built so far */
     PyObject *submitted;      /* cached submit() tuple, or NULL */
     PyObject *weakrefs;

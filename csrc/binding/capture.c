@@ -222,6 +222,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
             raise_damaged(name, capture.errbuf, first_frame + 1, 0);
         goto done;
     }
+    capture.decode_options = self->tunnels ? DECODE_TUNNELS : 0;
     if (filter != Py_None) {
         const char *expression = PyUnicode_AsUTF8(filter);
         if (!expression || capture_set_filter(&capture, expression) < 0) {

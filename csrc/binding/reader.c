@@ -34,9 +34,12 @@ static int reader_check(void *arg)
 
 static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"fin", "filter", NULL};
-    PyObject *fin, *filter = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:packets", kwlist, &fin, &filter))
+    static char *kwlist[] = {"fin", "filter", "tunnels", NULL};
+    PyObject *fin, *filter = Py_None, *tunnels_arg = Py_False;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:packets", kwlist, &fin, &filter, &tunnels_arg))
+        return NULL;
+    int tunnels = PyObject_IsTrue(tunnels_arg);
+    if (tunnels < 0)
         return NULL;
     if (filter != Py_None && !PyUnicode_Check(filter)) {
         PyErr_Format(PyExc_TypeError, "filter must be a str (a BPF expression), not %.100s", Py_TYPE(filter)->tp_name);
@@ -62,6 +65,7 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         goto fail;
     }
     self->open = 1;
+    self->capture.decode_options = tunnels ? DECODE_TUNNELS : 0;
     if (filter != Py_None) {
         const char *expression = PyUnicode_AsUTF8(filter);
         if (!expression)

@@ -965,7 +965,7 @@ static void release(TCPObject *self)
  * class and extension, whether the dumper is the C pcap writer), checked. */
 struct tracer_options {
     PyObject *root, *byteorder, *dumper, *extension;
-    int big_endian, nanosecond, native;
+    int big_endian, nanosecond, native, tunnels;
     Py_ssize_t buffer_bytes;
 };
 
@@ -974,11 +974,13 @@ static int init_owned(TCPObject *self, const struct tracer_options *options);
 static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     TCPObject *self = (TCPObject *)op;
-    static char *kwlist[] = {"root", "byteorder", "nanosecond", "buffer_bytes", "dumper", "extension", "native", NULL};
+    static char *kwlist[] = {"root", "byteorder", "nanosecond", "buffer_bytes", "dumper", "extension", "native",
+                             "tunnels", NULL};
     struct tracer_options options = {.buffer_bytes = 32 * 1024 * 1024, .extension = Py_None};
-    PyObject *nanosecond = Py_False, *native = Py_False;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UUO|$nOOO:TCPBase", kwlist, &options.root, &options.byteorder,
-                                     &nanosecond, &options.buffer_bytes, &options.dumper, &options.extension, &native))
+    PyObject *nanosecond = Py_False, *native = Py_False, *tunnels = Py_False;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UUO|$nOOOO:TCPBase", kwlist, &options.root, &options.byteorder,
+                                     &nanosecond, &options.buffer_bytes, &options.dumper, &options.extension, &native,
+                                     &tunnels))
         return -1;
     if (options.buffer_bytes < 4096) {
         PyErr_Format(PyExc_ValueError, "buffer_bytes must be at least 4096, not %zd", options.buffer_bytes);
@@ -994,7 +996,8 @@ static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "a dumper's extension must be a str or None");
         return -1;
     }
-    if ((options.nanosecond = PyObject_IsTrue(nanosecond)) < 0 || (options.native = PyObject_IsTrue(native)) < 0)
+    if ((options.nanosecond = PyObject_IsTrue(nanosecond)) < 0 || (options.native = PyObject_IsTrue(native)) < 0 ||
+        (options.tunnels = PyObject_IsTrue(tunnels)) < 0)
         return -1;
     if (!options.dumper)
         options.dumper = Py_None;
@@ -1019,6 +1022,7 @@ static int init_owned(TCPObject *self, const struct tracer_options *options)
     self->root = Py_NewRef(options->root);
     self->byteorder = Py_NewRef(options->byteorder);
     self->nanosecond = options->nanosecond;
+    self->tunnels = options->tunnels;
     self->dumper_class = Py_NewRef(options->dumper);
     self->extension = Py_NewRef(options->extension);
     self->mode = options->extension == Py_None ? OUTPUT_NONE : options->native ? OUTPUT_PCAP : OUTPUT_DUMPER;
@@ -1129,6 +1133,12 @@ static PyObject *tcp_open_flows(PyObject *op, void *closure)
     return PyLong_FromUnsignedLong(self->ready ? tracer_open_count(self->tracer) : 0);
 }
 
+static PyObject *tcp_tunnels(PyObject *op, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(((TCPObject *)op)->tunnels);
+}
+
 static PyMethodDef tcp_methods[] = {
     {"trace", (PyCFunction)(void (*)(void))tcp_trace, METH_FASTCALL | METH_KEYWORDS,
      "trace(packet, *, output=False)\n--\n\nTrace one packet. Returns the flow label, or with output=True the\n"
@@ -1150,6 +1160,7 @@ static PyMethodDef tcp_methods[] = {
 static PyGetSetDef tcp_getset[] = {
     {"index", tcp_index, NULL, "submit() while any flow is open, else the closed flows.", NULL},
     {"open_flows", tcp_open_flows, NULL, "How many flows are open now.", NULL},
+    {"tunnels", tcp_tunnels, NULL, "Whether captures this tracer reads (trace_file) have their tunnels opened.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

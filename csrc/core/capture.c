@@ -315,7 +315,7 @@ enum capture_status capture_next(struct capture *c, struct capture_frame *frame,
             stats->filtered_out++;
             continue;
         }
-        switch (decode_frame(c->linktype, data, header->caplen, &frame->decoded)) {
+        switch (decode_frame(c->linktype, data, header->caplen, c->decode_options, &frame->decoded)) {
         case DECODE_TCP:
             stats->tcp_frames++;
             frame->header = header;

@@ -43,6 +43,7 @@ struct capture {
     int linktype;        /* libpcap's DLT_ value, what the decoder reads */
     uint32_t file_linktype; /* the LINKTYPE_ value files carry (DLT_RAW is 12, LINKTYPE_RAW 101) */
     int microsecond_pcap; /* a pcap file with microsecond timestamps (not pcapng, not nanosecond) */
+    unsigned decode_options; /* decode_frame()'s options (DECODE_TUNNELS); 0 after capture_open */
     int has_filter;
     struct bpf_program filter;
     struct capture_check check;

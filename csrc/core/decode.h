@@ -13,11 +13,23 @@ enum decode_status {
     DECODE_TCP,              /* a TCP segment: key and flags are set */
     DECODE_NOT_TCP,          /* a well-formed frame that carries no TCP header */
     DECODE_FRAGMENT,         /* a non-first IP fragment: no TCP header in it */
-    DECODE_TRUNCATED,        /* shorter than its headers claim */
+    DECODE_TRUNCATED,        /* shorter than its headers claim (captured or stated length) */
     DECODE_UNSUPPORTED_LINK, /* a link type pcapflow does not decode */
 };
 
 enum { TCP_FLAG_FIN = 0x01, TCP_FLAG_SYN = 0x02, TCP_FLAG_RST = 0x04 };
+
+/* decode_frame()'s options, or-ed together */
+enum {
+    /* Open GRE, IP-in-IP, VXLAN and GENEVE and trace the innermost TCP.
+     * Without it only TCP right after the first IP header is traced
+     * (pcapkit's rule). */
+    DECODE_TUNNELS = 1,
+};
+
+/* How many tunnels deep DECODE_TUNNELS looks: a crafted frame of nested
+ * tunnels cannot make the decoder loop or recurse without end. */
+enum { DECODE_MAX_TUNNELS = 8 };
 
 struct decoded_frame {
     struct flow_key key;
@@ -27,6 +39,7 @@ struct decoded_frame {
 /* The link types (libpcap's DLT_ values) decode_frame() understands. */
 int decode_link_supported(int linktype);
 
-enum decode_status decode_frame(int linktype, const uint8_t *data, size_t caplen, struct decoded_frame *out);
+enum decode_status decode_frame(int linktype, const uint8_t *data, size_t caplen, unsigned options,
+                                struct decoded_frame *out);
 
 #endif
