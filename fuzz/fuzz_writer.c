@@ -44,7 +44,7 @@ static void empty_directory(void)
 static void check_file(const struct tracer *tr, const struct flow_view *flow, const struct sent *sent)
 {
     char path[4200];
-    const int64_t *frames = flow->frames;
+    struct frame_reader frames = frame_reader_start(flow);
     uint32_t count = flow->frame_count;
     if (tracer_output_path(tr, flow->label, flow->use_number, path, sizeof path) < 0)
         abort();
@@ -55,7 +55,7 @@ static void check_file(const struct tracer *tr, const struct flow_view *flow, co
     struct pcap_pkthdr *header;
     const u_char *data;
     for (uint32_t i = 0; i < count; i++) {
-        const struct sent *s = &sent[frames[i]];
+        const struct sent *s = &sent[frame_reader_next(&frames)];
         if (pcap_next_ex(p, &header, &data) != 1 || header->caplen != s->length ||
             memcmp(data, s->bytes, s->length) != 0 || (uint64_t)header->ts.tv_sec != s->ts_sec ||
             (uint32_t)header->ts.tv_usec != s->ts_usec)

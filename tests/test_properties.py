@@ -294,3 +294,22 @@ def run_program(program, fmt, out, tracer, model, callbacks):
     check_files(out, fmt, model, "after the program")
     tracer.close()
     check_files(out, fmt, model, "after close()")
+
+
+@settings(**SETTINGS)
+@given(numbers=st.lists(st.integers(min_value=-2**63, max_value=2**63 - 1), min_size=1, max_size=60),
+       close=st.booleans())
+def test_any_frame_numbers_come_back_exactly(numbers, close):
+    """The tracer keeps a flow's frame numbers as differences (csrc/core/frame_list.h): any int64
+    sequence, backwards, repeated or jumping across the whole range, comes back as given, from an
+    open flow and from a closed one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tracer = pcapflow.TCP(tempfile.mkdtemp(), "none")
+    src, dst = ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.2")
+    for i, number in enumerate(numbers):
+        tracer.trace(pcapflow.Packet(protocol=1, index=number, frame={}, syn=False,
+                                     fin=close and i == len(numbers) - 1, src=src, dst=dst, srcport=1, dstport=2,
+                                     timestamp=1.5))
+    (flow,) = tracer.index
+    assert flow.index == tuple(numbers)

@@ -63,11 +63,12 @@ static PyObject *output_path(TCPObject *self, const char *label, uint32_t use_nu
     return PyUnicode_FromFormat("%U/%s%U", self->root, label, self->extension);
 }
 
-static PyObject *frame_tuple(const int64_t *frames, uint32_t count)
+static PyObject *frame_tuple(const struct flow_view *flow)
 {
-    PyObject *tuple = PyTuple_New(count);
-    for (uint32_t i = 0; tuple && i < count; i++) {
-        PyObject *number = PyLong_FromLongLong(frames[i]);
+    PyObject *tuple = PyTuple_New(flow->frame_count);
+    struct frame_reader frames = frame_reader_start(flow);
+    for (uint32_t i = 0; tuple && i < flow->frame_count; i++) {
+        PyObject *number = PyLong_FromLongLong(frame_reader_next(&frames));
         if (!number) {
             Py_CLEAR(tuple);
             break;
@@ -86,7 +87,7 @@ static PyObject *frame_tuple(const int64_t *frames, uint32_t count)
 static PyObject *make_index(TCPObject *self, PyObject *text, const struct flow_view *flow)
 {
     PyObject *fpout = output_path(self, flow->label, flow->use_number);
-    PyObject *index = fpout ? frame_tuple(flow->frames, flow->frame_count) : NULL;
+    PyObject *index = fpout ? frame_tuple(flow) : NULL;
     if (!text && index)
         text = label_str(flow->label, flow->label_length);
     /* untracked: it holds only strings, None and a tuple of ints */

@@ -21,6 +21,12 @@ static void set_error(struct tracer *tr, int code, const char *message, const ch
     snprintf(tr->error.path, sizeof tr->error.path, "%s", path ? path : "");
 }
 
+int tracer_out_of_memory(struct tracer *tr)
+{
+    set_error(tr, ENOMEM, "out of memory", NULL);
+    return -1;
+}
+
 static char *copy_text(const char *text)
 {
     size_t n = strlen(text) + 1;
@@ -93,12 +99,12 @@ static void tracer_free(struct tracer *tr)
 {
     sink_free(&tr->sink);
     for (uint32_t slot = 0; slot < tr->flow_capacity; slot++)
-        if (tr->flows[slot].in_use && tr->flows[slot].frame_capacity > FLOW_INLINE_FRAMES)
-            free(tr->flows[slot].frames.heap);
+        if (tr->flows[slot].in_use)
+            frame_list_free(&tr->flows[slot].frames);
     free(tr->flows);
     free(tr->table);
     free(tr->closed);
-    free(tr->closed_frames);
+    free(tr->closed_steps);
     free(tr->directory);
     free(tr->extension);
     label_set_free(&tr->labels);
@@ -246,7 +252,7 @@ uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *
     memset(flow, 0, sizeof *flow);
     flow->generation = generation;
     sink_start_flow(&tr->sink, slot);
-    flow->frame_capacity = FLOW_INLINE_FRAMES;
+    frame_list_init(&flow->frames);
 
     const char *interned;
     uint32_t use_number;
@@ -290,25 +296,6 @@ uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *
     return slot;
 }
 
-int tracer_grow_frames(struct tracer *tr, uint32_t slot)
-{
-    struct flow *flow = &tr->flows[slot];
-    uint32_t capacity = flow->frame_capacity * 2;
-    int in_place = flow->frame_capacity == FLOW_INLINE_FRAMES;
-    int64_t *frames = capacity < flow->frame_capacity ? NULL
-                      : in_place                      ? malloc(capacity * sizeof *frames)
-                                                      : realloc(flow->frames.heap, capacity * sizeof *frames);
-    if (!frames) {
-        set_error(tr, ENOMEM, "out of memory", NULL);
-        return -1;
-    }
-    if (in_place)
-        memcpy(frames, flow->frames.in_place, sizeof flow->frames.in_place);
-    flow->frames.heap = frames;
-    flow->frame_capacity = capacity;
-    return 0;
-}
-
 int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_record *record,
                        const uint8_t *data, size_t length)
 {
@@ -322,9 +309,7 @@ static void unlink_flow(struct tracer *tr, uint32_t slot)
 {
     struct flow *flow = &tr->flows[slot];
     sink_release(&tr->sink, slot);
-    if (flow->frame_capacity > FLOW_INLINE_FRAMES)
-        free(flow->frames.heap);
-    flow->frame_capacity = 0;
+    frame_list_free(&flow->frames);
     table_remove(tr, slot);
     if (flow->open_prev != TRACER_NO_SLOT)
         tr->flows[flow->open_prev].open_next = flow->open_next;
@@ -357,23 +342,25 @@ long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed)
         tr->closed = closed;
         tr->closed_capacity = capacity;
     }
-    if (tr->closed_frames_capacity - tr->closed_frames_count < flow->frame_count) {
-        size_t capacity = tr->closed_frames_capacity ? tr->closed_frames_capacity : 1024;
-        while (capacity - tr->closed_frames_count < flow->frame_count)
+    const struct frame_list *frames = &flow->frames;
+    if (tr->closed_steps_capacity - tr->closed_steps_length < frames->length) {
+        size_t capacity = tr->closed_steps_capacity ? tr->closed_steps_capacity : 4096;
+        while (capacity - tr->closed_steps_length < frames->length)
             capacity *= 2;
-        int64_t *frames = realloc(tr->closed_frames, capacity * sizeof *frames);
-        if (!frames) {
+        uint8_t *steps = realloc(tr->closed_steps, capacity);
+        if (!steps) {
             set_error(tr, ENOMEM, "out of memory", NULL);
             return -1;
         }
-        tr->closed_frames = frames;
-        tr->closed_frames_capacity = capacity;
+        tr->closed_steps = steps;
+        tr->closed_steps_capacity = capacity;
     }
-    memcpy(tr->closed_frames + tr->closed_frames_count, flow_frames(flow), flow->frame_count * sizeof(int64_t));
+    memcpy(tr->closed_steps + tr->closed_steps_length, frame_list_bytes(frames), frames->length);
     tr->closed[tr->closed_count] = (struct closed_flow){
-        flow->label, flow->label_length, flow->use_number, tr->closed_frames_count, flow->frame_count, flow->carried,
+        flow->label, flow->label_length, flow->use_number, frames->count, frames->first, tr->closed_steps_length,
+        flow->carried,
     };
-    tr->closed_frames_count += flow->frame_count;
+    tr->closed_steps_length += frames->length;
     flow->carried = NULL; /* now the closed flow's */
     unlink_flow(tr, slot);
     return (long)tr->closed_count++;
@@ -414,7 +401,7 @@ static enum trace_status write_and_close(struct tracer *tr, const struct traced_
         if (written == TRACER_QUEUED_UNWRITTEN)
             return TRACE_WRITE_PENDING;
         if (written < 0) {
-            tr->flows[slot].frame_count--; /* the index lists exactly the frames the files hold */
+            frame_list_drop_last(&tr->flows[slot].frames); /* the index lists exactly the frames the files hold */
             if (outcome->opened) {
                 tracer_discard_flow(tr, slot);
                 outcome->slot = TRACER_NO_SLOT;
@@ -463,7 +450,7 @@ int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number)
     return tracer_add_frame_inline(tr, slot, frame_number);
 }
 
-void tracer_forget_last_frame(struct tracer *tr, uint32_t slot) { tr->flows[slot].frame_count--; }
+void tracer_forget_last_frame(struct tracer *tr, uint32_t slot) { frame_list_drop_last(&tr->flows[slot].frames); }
 
 uint32_t tracer_open_count(const struct tracer *tr) { return tr->open_count; }
 size_t tracer_closed_count(const struct tracer *tr) { return tr->closed_count; }
@@ -473,15 +460,15 @@ uint32_t tracer_next_open(const struct tracer *tr, uint32_t slot) { return tr->f
 struct flow_view tracer_open_view(const struct tracer *tr, uint32_t slot)
 {
     const struct flow *flow = &tr->flows[slot];
-    return (struct flow_view){flow->label, flow->label_length, flow->use_number, flow_frames(flow),
-                              flow->frame_count};
+    return (struct flow_view){flow->label, flow->label_length, flow->use_number, flow->frames.count,
+                              flow->frames.first, frame_list_bytes(&flow->frames)};
 }
 
 struct flow_view tracer_closed_view(const struct tracer *tr, size_t i)
 {
     const struct closed_flow *closed = &tr->closed[i];
-    return (struct flow_view){closed->label, closed->label_length, closed->use_number, closed_flow_frames(tr, i),
-                              closed->frame_count};
+    return (struct flow_view){closed->label, closed->label_length, closed->use_number, closed->frame_count,
+                              closed->first_frame, tr->closed_steps + closed->steps};
 }
 
 struct flow_handle tracer_handle(const struct tracer *tr, uint32_t slot)

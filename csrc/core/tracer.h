@@ -182,14 +182,45 @@ struct flow_handle {
     uint64_t generation;
 };
 
-/* A flow's label, file name number and frame numbers, open or closed. */
+/* A flow's label, file name number and frame numbers, open or closed. The
+ * frame numbers are compact (csrc/core/frame_list.h): read them with a
+ * frame_reader. */
 struct flow_view {
     const char *label;
     uint32_t label_length;
     uint32_t use_number;
-    const int64_t *frames;
     uint32_t frame_count;
+    int64_t first_frame;
+    const uint8_t *steps; /* the differences between the frames that follow */
 };
+
+struct frame_reader {
+    uint64_t frame;
+    const uint8_t *next;
+    uint32_t left;
+};
+
+static inline struct frame_reader frame_reader_start(const struct flow_view *flow)
+{
+    return (struct frame_reader){(uint64_t)flow->first_frame, flow->steps, flow->frame_count};
+}
+
+/* The flow's next frame number: call it frame_count times. */
+static inline int64_t frame_reader_next(struct frame_reader *r)
+{
+    int64_t frame = (int64_t)r->frame;
+    if (--r->left) {
+        uint64_t zigzag = 0;
+        for (int shift = 0;; shift += 7) {
+            uint8_t byte = *r->next++;
+            zigzag |= (uint64_t)(byte & 0x7f) << shift;
+            if (byte < 0x80)
+                break;
+        }
+        r->frame += (zigzag >> 1) ^ (uint64_t)-(int64_t)(zigzag & 1);
+    }
+    return frame;
+}
 
 uint32_t tracer_open_count(const struct tracer *tr);
 size_t tracer_closed_count(const struct tracer *tr);

@@ -4,24 +4,16 @@
 #define PCAPFLOW_TRACER_INTERNAL_H
 
 #include "flow_sink.h"
+#include "frame_list.h"
 #include "label.h"
 #include "label_set.h"
 #include "tracer.h"
 
-/* Frame numbers a flow keeps in its own struct: most flows have no more, and
- * need no allocation of their own. */
-enum { FLOW_INLINE_FRAMES = 4 };
-
 /* What every packet of a flow touches comes first: the key, the frame
- * numbers and the caller's carried data fill the struct's first 96 bytes. */
+ * numbers and the caller's carried data. */
 struct flow {
     struct flow_key key;
-    uint32_t frame_count;
-    uint32_t frame_capacity;
-    union {
-        int64_t in_place[FLOW_INLINE_FRAMES]; /* while frame_capacity is FLOW_INLINE_FRAMES */
-        int64_t *heap;                         /* once there were more */
-    } frames;
+    struct frame_list frames; /* a few frames' differences in place: most flows need no allocation */
     /* the caller's, never read by the core: `carried` goes with the flow to
      * the closed list at close, `open_data` is for the caller to release
      * before (the Python binding keeps the label str and the dumper here) */
@@ -40,8 +32,9 @@ struct closed_flow {
     const char *label;
     uint32_t label_length;
     uint32_t use_number;
-    size_t first_frame; /* its frame numbers: tracer.closed_frames[first_frame ...] */
     uint32_t frame_count;
+    int64_t first_frame;
+    size_t steps; /* the differences after the first frame: tracer.closed_steps + steps */
     void *carried; /* the open flow's carried data, handed over on close (the caller's) */
 };
 
@@ -63,8 +56,8 @@ struct tracer {
 
     struct closed_flow *closed;
     size_t closed_count, closed_capacity;
-    int64_t *closed_frames; /* the closed flows' frame numbers, one after another */
-    size_t closed_frames_count, closed_frames_capacity;
+    uint8_t *closed_steps; /* the closed flows' frame differences, one flow after another */
+    size_t closed_steps_length, closed_steps_capacity;
 
     struct label_set labels;
 
@@ -73,27 +66,13 @@ struct tracer {
     struct tracer_error error;
 };
 
-/* Makes room for more frame numbers (tracer_add_frame's slow path). Returns 0 or -1 (memory). */
-int tracer_grow_frames(struct tracer *tr, uint32_t slot);
-/* The frame numbers of an open flow (flow->frame_count of them). */
-static inline const int64_t *flow_frames(const struct flow *flow)
-{
-    return flow->frame_capacity > FLOW_INLINE_FRAMES ? flow->frames.heap : flow->frames.in_place;
-}
-/* The frame numbers of closed flow i. */
-static inline const int64_t *closed_flow_frames(const struct tracer *tr, size_t i)
-{
-    return tr->closed_frames + tr->closed[i].first_frame;
-}
+/* Sets tr->error to "out of memory"; returns -1. */
+int tracer_out_of_memory(struct tracer *tr);
+
 /* tracer_add_frame(), inline for the core's own per-frame loop. */
 static inline int tracer_add_frame_inline(struct tracer *tr, uint32_t slot, int64_t frame_number)
 {
-    struct flow *flow = &tr->flows[slot];
-    if (flow->frame_count == flow->frame_capacity && tracer_grow_frames(tr, slot) < 0)
-        return -1;
-    int64_t *frames = flow->frame_capacity > FLOW_INLINE_FRAMES ? flow->frames.heap : flow->frames.in_place;
-    frames[flow->frame_count++] = frame_number;
-    return 0;
+    return frame_list_add(&tr->flows[slot].frames, frame_number) == 0 ? 0 : tracer_out_of_memory(tr);
 }
 
 #endif
