@@ -57,6 +57,10 @@ def test_every_type_is_a_heap_type_and_keeps_its_names():
                                                                       ("pcapflow._core", "TCPBase")]
     with pytest.raises(TypeError):
         _core.FlowWriter()
+    if sys.version_info >= (3, 10):  # immutable, as the static types were (3.9 has no flag for it)
+        for name in TYPES:
+            with pytest.raises(TypeError):
+                setattr(getattr(_core, name), "extra", 1)
 
 
 def test_a_second_instance_has_its_own_types_and_exceptions(tmp_path):
@@ -110,7 +114,7 @@ def test_a_python_subclass_finds_its_instance(tmp_path):
 def test_a_tracer_keeps_its_module_alive(tmp_path):
     other = load_again()
     tracer = other.TCPBase(str(tmp_path), "little", False)
-    module = weakref.ref(other)
+    module, died = weakref.ref(other), weakref.ref(tracer)
     del other
     gc.collect()
     assert module() is not None  # the tracer holds it
@@ -120,7 +124,8 @@ def test_a_tracer_keeps_its_module_alive(tmp_path):
     assert type(index).__module__ == "pcapflow" and index.index == (1, 2)
     del tracer, index
     gc.collect()
-    assert module() is None  # and nothing else does: the module's state is released
+    assert died() is None
+    assert module() is None  # and nothing else held the module: its state is released
 
 
 def test_packets_outlive_their_module(tmp_path):

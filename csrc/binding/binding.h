@@ -223,6 +223,14 @@ struct module_state {
         *str_pcapkit_info_module;
 };
 
+/* Flags of every type here: heap types are mutable unless told otherwise,
+ * and the static types they replace were not (3.10 on; 3.9 has no flag). */
+#ifdef Py_TPFLAGS_IMMUTABLETYPE
+#define TYPE_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE)
+#else
+#define TYPE_FLAGS Py_TPFLAGS_DEFAULT
+#endif
+
 /* The pcapflow._core module that defined type or the first of its bases
  * that it defined (borrowed), or NULL with TypeError. Works for Python
  * subclasses, where PyType_GetModule() does not; walks the MRO, so it is

@@ -119,7 +119,7 @@ static PyType_Slot flow_writer_slots[] = {
 static PyType_Spec flow_writer_spec = {
     .name = "pcapflow._core.FlowWriter",
     .basicsize = sizeof(FlowWriterObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | FLOW_WRITER_NOT_CALLABLE,
+    .flags = TYPE_FLAGS | Py_TPFLAGS_HAVE_GC | FLOW_WRITER_NOT_CALLABLE,
     .slots = flow_writer_slots,
 };
 

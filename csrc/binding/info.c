@@ -564,7 +564,7 @@ static PyMethodDef info_methods[] = {
     };                                                                                                    \
     static PyType_Spec c_name = {                                                                         \
         .name = "pcapflow." py_name,                                                                      \
-        .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE | INFO_MAPPING_FLAG,        \
+        .flags = TYPE_FLAGS | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE | INFO_MAPPING_FLAG,        \
         .slots = c_name##_slots,                                                                          \
     }
 

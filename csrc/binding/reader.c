@@ -256,7 +256,7 @@ static PyType_Slot reader_slots[] = {
 static PyType_Spec reader_spec = {
     .name = "pcapflow._core.CaptureReader",
     .basicsize = sizeof(CaptureReaderObject),
-    .flags = Py_TPFLAGS_DEFAULT,
+    .flags = TYPE_FLAGS,
     .slots = reader_slots,
 };
 

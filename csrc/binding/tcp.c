@@ -1184,7 +1184,7 @@ static PyType_Slot tcp_slots[] = {
 static PyType_Spec tcp_spec = {
     .name = "pcapflow._core.TCPBase",
     .basicsize = sizeof(TCPObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .flags = TYPE_FLAGS | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = tcp_slots,
 };
 
