@@ -142,6 +142,7 @@ def test_packets_outlive_their_module(tmp_path):
     assert module() is None
 
 
+@pytest.mark.filterwarnings("ignore:Unsupported output format")
 def test_a_cycle_through_a_tracer_and_its_callback_is_collected(tmp_path):
     class Tracer(pcapflow.TCP):
         pass
