@@ -128,7 +128,8 @@ PyObject *tcp_trace_capture(PyObject *self, PyObject *args, PyObject *kwargs);
 PyObject *get_field(PyObject *object, PyObject *name, const char *what);
 /* Like get_field, but returns NULL without an error when the field is missing. */
 PyObject *get_optional_field(PyObject *object, PyObject *name);
-int convert_address(const struct module_state *state, PyObject *value, const char *field, uint8_t *family, uint8_t out[16]);
+int convert_address(const struct module_state *state, PyObject *value, const char *field, uint8_t *family,
+                    uint8_t out[16]);
 
 /* The value of an exact int that fits a long: ports and frame numbers
  * nearly always are, and the general conversion (with its field-naming

@@ -553,19 +553,30 @@ static PyMethodDef info_methods[] = {
 
 /* The three types differ in their tp_new (which tells their spec) and doc;
  * their size comes from the spec's field count (info_types_add). */
-#define INFO_TYPE_SPEC(c_name, py_name, new_function, doc)                                                \
-    static PyType_Slot c_name##_slots[] = {                                                               \
-        {Py_tp_new, new_function},        {Py_tp_doc, doc},                   {Py_tp_dealloc, info_dealloc}, \
-        {Py_tp_traverse, info_traverse},  {Py_tp_clear, info_clear},         {Py_tp_getattro, info_getattro}, \
-        {Py_tp_setattro, info_setattro},  {Py_mp_length, info_length},       {Py_mp_subscript, info_getitem}, \
-        {Py_sq_contains, info_contains},  {Py_tp_iter, info_iter},           {Py_tp_str, info_str},           \
-        {Py_tp_repr, info_repr},          {Py_tp_richcompare, info_richcompare},                            \
-        {Py_tp_hash, PyObject_HashNotImplemented}, {Py_tp_methods, info_methods}, {0, NULL},               \
-    };                                                                                                    \
-    static PyType_Spec c_name = {                                                                         \
-        .name = "pcapflow." py_name,                                                                      \
-        .flags = TYPE_FLAGS | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE | INFO_MAPPING_FLAG,        \
-        .slots = c_name##_slots,                                                                          \
+#define INFO_TYPE_SPEC(c_name, py_name, new_function, doc)                               \
+    static PyType_Slot c_name##_slots[] = {                                              \
+        {Py_tp_new, new_function},                                                       \
+        {Py_tp_doc, doc},                                                                \
+        {Py_tp_dealloc, info_dealloc},                                                   \
+        {Py_tp_traverse, info_traverse},                                                 \
+        {Py_tp_clear, info_clear},                                                       \
+        {Py_tp_getattro, info_getattro},                                                 \
+        {Py_tp_setattro, info_setattro},                                                 \
+        {Py_mp_length, info_length},                                                     \
+        {Py_mp_subscript, info_getitem},                                                 \
+        {Py_sq_contains, info_contains},                                                 \
+        {Py_tp_iter, info_iter},                                                         \
+        {Py_tp_str, info_str},                                                           \
+        {Py_tp_repr, info_repr},                                                         \
+        {Py_tp_richcompare, info_richcompare},                                           \
+        {Py_tp_hash, PyObject_HashNotImplemented},                                       \
+        {Py_tp_methods, info_methods},                                                   \
+        {0, NULL},                                                                       \
+    };                                                                                   \
+    static PyType_Spec c_name = {                                                        \
+        .name = "pcapflow." py_name,                                                     \
+        .flags = TYPE_FLAGS | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE | INFO_MAPPING_FLAG, \
+        .slots = c_name##_slots,                                                         \
     }
 
 INFO_TYPE_SPEC(packet_type_spec, "Packet", packet_new,
@@ -586,8 +597,9 @@ int info_types_add(PyObject *module, struct module_state *state)
         /* The field names are shared by every module instance: made by the
          * first, kept for the process (strings are immutable), and compared
          * by identity on every field access, where no state is at hand. */
+        PyObject **names = specs[s]->interned;
         for (int i = 0; i < specs[s]->field_count; i++)
-            if (!specs[s]->interned[i] && !(specs[s]->interned[i] = PyUnicode_InternFromString(specs[s]->field_names[i])))
+            if (!names[i] && !(names[i] = PyUnicode_InternFromString(specs[s]->field_names[i])))
                 return -1;
         type_specs[s]->basicsize = (int)(sizeof(InfoObject) + (size_t)specs[s]->field_count * sizeof(PyObject *));
         if (!(*types[s] = add_type(module, type_specs[s], NULL)))

@@ -167,10 +167,12 @@ static PyMethodDef module_methods[] = {
 static int intern_all(struct module_state *state)
 {
     struct { PyObject **slot; const char *text; } names[] = {
-        {&state->str_packet, "packet"},         {&state->str_frame_info, "frame_info"}, {&state->str_ts_sec, "ts_sec"},
-        {&state->str_ts_usec, "ts_usec"},       {&state->str_incl_len, "incl_len"},     {&state->str_orig_len, "orig_len"},
-        {&state->str_time_epoch, "time_epoch"}, {&state->str_ip, "_ip"},                {&state->str_packed, "packed"},
-        {&state->str_callback_fn, "__callback_fn__"}, {&state->str_trace, "trace"},     {&state->str_dump, "dump"},
+        {&state->str_packet, "packet"},         {&state->str_frame_info, "frame_info"},
+        {&state->str_ts_sec, "ts_sec"},         {&state->str_ts_usec, "ts_usec"},
+        {&state->str_incl_len, "incl_len"},     {&state->str_orig_len, "orig_len"},
+        {&state->str_time_epoch, "time_epoch"}, {&state->str_ip, "_ip"},
+        {&state->str_packed, "packed"},         {&state->str_callback_fn, "__callback_fn__"},
+        {&state->str_trace, "trace"},           {&state->str_dump, "dump"},
         {&state->str_items, "items"},           {&state->str_to_dict, "to_dict"},
         {&state->str_pcapkit_info_module, "pcapkit.corekit.infoclass"},
     };
