@@ -36,7 +36,7 @@ struct info_spec {
     const char *type_name;
     int field_count;
     const char *field_names[INFO_MAX_FIELDS];
-    PyObject *interned[INFO_MAX_FIELDS]; /* filled at module start */
+    PyObject *interned[INFO_MAX_FIELDS]; /* made by the first module instance, shared by all (info.c) */
 };
 
 typedef struct {
