@@ -5,7 +5,8 @@ python3.X on PATH), the C sources are compiled against that interpreter's
 headers with the package's warnings-as-errors flags, and the module is loaded
 by that interpreter to trace a few packets. This is what caught a 3.9 build
 break and checks the version-specific parts (an int's digits are read in place
-differently before and after 3.12; the collector pause needs 3.10).
+differently before and after 3.12; the collector pause needs 3.10), and a
+subinterpreter imports its own instance of the module (module state).
 """
 import glob
 import os
@@ -15,6 +16,8 @@ import sys
 import sysconfig
 
 import pytest
+
+from test_module_state import SUBINTERPRETER
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1", "-fPIC", "-shared"]
@@ -84,3 +87,8 @@ def test_builds_and_traces_on(version, tmp_path):
         "10.0.0.1_40000-10.0.0.2_80-1795666673.984141 10.0.0.1_65535-10.0.0.2_80-1795666673.984141",
         f"[(1, {2**40}, 3), (4,)]",
     ]
+    # the module's state is per interpreter (multi-phase init): a subinterpreter imports its own
+    ran = subprocess.run([python, "-c", SUBINTERPRETER], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120)
+    assert ran.returncode == 0, ran.stderr[-4000:]
+    assert ran.stdout.split() == ["10.0.0.3_1-10.0.0.3_2-2.5"]

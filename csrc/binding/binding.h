@@ -36,7 +36,7 @@ struct info_spec {
     const char *type_name;
     int field_count;
     const char *field_names[INFO_MAX_FIELDS];
-    PyObject *interned[INFO_MAX_FIELDS]; /* filled at module start */
+    PyObject *interned[INFO_MAX_FIELDS]; /* made by the first module instance, shared by all (info.c) */
 };
 
 typedef struct {
@@ -54,11 +54,13 @@ enum {
 };
 enum { INDEX_FPOUT, INDEX_INDEX, INDEX_LABEL };
 
-extern PyTypeObject Packet_Type, Buffer_Type, Index_Type;
-int info_types_ready(PyObject *module);
-/* A new Index(fpout, index, label), not tracked by the cyclic collector:
- * for values that cannot lead back to it. Steals nothing. */
-PyObject *index_new(PyObject *fpout, PyObject *index, PyObject *label);
+struct module_state;
+/* Makes Packet, Buffer and Index for the module being executed. */
+int info_types_add(PyObject *module, struct module_state *state);
+/* A new Index(fpout, index, label) of the state's Index type, not tracked
+ * by the cyclic collector: for values that cannot lead back to it. Steals nothing. */
+PyObject *index_new(const struct module_state *state, PyObject *fpout, PyObject *index, PyObject *label);
+/* Whether object is a Packet, Buffer or Index (of any module instance). */
 int info_check(PyObject *object);
 /* A field of a packet (pcapflow's, pcapkit's or a mapping) by Packet position: a new reference. */
 PyObject *packet_field(PyObject *packet, int position);
@@ -99,11 +101,16 @@ typedef struct {
     pid_t owner_process;      /* where owner runs: after fork() a child's copy may name a parent's thread */
     int depth;                /* method calls of the owner, nested ones included */
     int callback_depth;       /* the depth whose FIN callbacks run now (nested calls allowed), or 0 */
+    /* The module whose TCPBase this object is (found once, in tp_new), held
+     * so that its state outlives the object; the state and the Packet type
+     * are cached for the per-packet path. */
+    PyObject *module;
+    struct module_state *state;
+    PyTypeObject *packet_type;
 } TCPObject;
 
-extern PyTypeObject TCPBase_Type, FlowWriter_Type;
-int tcp_type_ready(PyObject *module);
-int flow_writer_type_ready(PyObject *module);
+int tcp_type_add(PyObject *module, struct module_state *state);
+int flow_writer_type_add(PyObject *module, struct module_state *state);
 PyObject *flow_writer_new(TCPObject *tracer, uint32_t slot);
 /* Takes the tracer for one method call (`what` names it in errors): waits
  * for another thread using it, refuses a nested call from Python code the
@@ -122,7 +129,8 @@ PyObject *tcp_trace_capture(PyObject *self, PyObject *args, PyObject *kwargs);
 PyObject *get_field(PyObject *object, PyObject *name, const char *what);
 /* Like get_field, but returns NULL without an error when the field is missing. */
 PyObject *get_optional_field(PyObject *object, PyObject *name);
-int convert_address(PyObject *value, const char *field, uint8_t *family, uint8_t out[16]);
+int convert_address(const struct module_state *state, PyObject *value, const char *field, uint8_t *family,
+                    uint8_t out[16]);
 
 /* The value of an exact int that fits a long: ports and frame numbers
  * nearly always are, and the general conversion (with its field-naming
@@ -173,11 +181,11 @@ static inline int convert_frame_number(PyObject *value, int64_t *out)
 /* str(timestamp) as pcapkit writes it into labels, into out; returns its
  * length, or -1 with an exception (a wrong type, or text too long). */
 enum { TIMESTAMP_TEXT_LIMIT = LABEL_MAX_TIMESTAMP + 1 };
-Py_ssize_t timestamp_text(PyObject *value, char out[TIMESTAMP_TEXT_LIMIT]);
+Py_ssize_t timestamp_text(const struct module_state *state, PyObject *value, char out[TIMESTAMP_TEXT_LIMIT]);
 int convert_linktype(PyObject *value, uint32_t *out);
 /* The pcap record of a frame (an object or mapping with packet and frame_info);
  * fills record and data (release data with PyBuffer_Release). */
-int convert_frame(PyObject *frame, struct pcap_record *record, Py_buffer *data);
+int convert_frame(const struct module_state *state, PyObject *frame, struct pcap_record *record, Py_buffer *data);
 /* Raises the tracer's last error as OSError (with the path) or ValueError. */
 void raise_tracer_error(const struct tracer *tracer);
 /* The same for an error the caller kept. */
@@ -189,23 +197,51 @@ void raise_error(const struct tracer_error *error);
  * object with read() (its bytes held in *keep). Sets *name for messages. */
 FILE *open_input(PyObject *fin, PyObject **name, PyObject **keep);
 /* Raises pcapflow.CaptureError with filename, frame and offset. */
-void raise_damaged(PyObject *name, const char *why, uint64_t frame, uint64_t offset);
-extern PyTypeObject CaptureReader_Type;
+void raise_damaged(const struct module_state *state, PyObject *name, const char *why, uint64_t frame,
+                   uint64_t offset);
+int capture_reader_type_add(PyObject *module, struct module_state *state);
 
-/* ---- module-wide objects (module.c) ---- */
+/* ---- the module's state (module.c) ---- */
 
-struct module_globals {
-    PyObject *ipv4_type, *ipv6_type, *decimal_type;
-    /* pcapflow's exception classes, made at module start (module.c) */
+/* Everything a module instance made or looked up at its start: each import
+ * of the extension (a reimport, a subinterpreter) has its own. */
+struct module_state {
+    /* the module's types (heap types, made from specs) */
+    PyTypeObject *packet_type, *buffer_type, *index_type, *tcpbase_type, *flow_writer_type, *capture_reader_type;
+    /* pcapflow's exception classes */
     PyObject *unsupported_call, *capture_error, *filter_error;
+    /* TCPBase's own trace and dump, to spot overrides in subclasses */
+    PyObject *base_trace_method, *base_dump_method;
+    /* pcapkit's Packet class, recognised by name on first sight, or NULL */
+    PyObject *pcapkit_packet_type;
+    PyObject *ipv4_type, *ipv6_type, *decimal_type;
     int mapped_as_dotted;
     PyObject *int_64; /* 64, for shifting ints on Pythons without PyLong_AsNativeBytes */
     /* the descriptors of IPv4Address._ip and IPv6Address._ip when they are
      * slots (as in every CPython so far), else NULL */
     PyObject *ipv4_ip_slot, *ipv6_ip_slot;
     PyObject *str_packet, *str_frame_info, *str_ts_sec, *str_ts_usec, *str_incl_len, *str_orig_len,
-        *str_time_epoch, *str_ip, *str_packed, *str_callback_fn, *str_trace, *str_dump, *str_items, *str_to_dict;
+        *str_time_epoch, *str_ip, *str_packed, *str_callback_fn, *str_trace, *str_dump, *str_items, *str_to_dict,
+        *str_pcapkit_info_module;
 };
-extern struct module_globals G;
+
+/* Flags of every type here: heap types are mutable unless told otherwise,
+ * and the static types they replace were not (3.10 on; 3.9 has no flag). */
+#ifdef Py_TPFLAGS_IMMUTABLETYPE
+#define TYPE_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE)
+#else
+#define TYPE_FLAGS Py_TPFLAGS_DEFAULT
+#endif
+
+/* The pcapflow._core module that defined type or the first of its bases
+ * that it defined (borrowed), or NULL with TypeError. Works for Python
+ * subclasses, where PyType_GetModule() does not; walks the MRO, so it is
+ * for object creation and slow paths, not for every packet. */
+PyObject *module_of_type(PyTypeObject *type);
+/* The state of that module, or NULL with an exception. */
+struct module_state *module_state_of_type(PyTypeObject *type);
+/* Makes a type from spec for the module and adds it to the module; a new
+ * reference, or NULL. */
+PyTypeObject *add_type(PyObject *module, PyType_Spec *spec, PyObject *base);
 
 #endif

@@ -102,9 +102,10 @@ static PyObject *stats_dict(const struct capture_stats *stats, uint64_t frame_nu
 }
 
 /* Raises pcapflow.CaptureError naming the file, the frame and the offset. */
-void raise_damaged(PyObject *name, const char *why, uint64_t frame, uint64_t offset)
+void raise_damaged(const struct module_state *state, PyObject *name, const char *why, uint64_t frame,
+                   uint64_t offset)
 {
-    PyObject *error = G.capture_error;
+    PyObject *error = state->capture_error;
     PyObject *exc = PyObject_CallFunction(error, "s", why);
     if (!exc)
         return;
@@ -219,7 +220,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     PyEval_RestoreThread(loop.thread);
     if (opened < 0) {
         if (!capture.interrupted) /* else check_python's exception stands */
-            raise_damaged(name, capture.errbuf, first_frame + 1, 0);
+            raise_damaged(self->state, name, capture.errbuf, first_frame + 1, 0);
         goto done;
     }
     capture.decode_options = self->tunnels ? DECODE_TUNNELS : 0;
@@ -227,7 +228,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
         const char *expression = PyUnicode_AsUTF8(filter);
         if (!expression || capture_set_filter(&capture, expression) < 0) {
             if (expression) {
-                PyObject *error = G.filter_error;
+                PyObject *error = self->state->filter_error;
                 PyErr_Format(error, "BPF filter %R does not compile: %s", filter, capture.errbuf);
             }
             capture_close(&capture);
@@ -260,7 +261,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     uint64_t offset = capture_offset(&capture);
     if (!PyErr_Occurred()) {
         if (status == CAPTURE_DAMAGED)
-            raise_damaged(name, capture.errbuf, frame_number + 1, offset);
+            raise_damaged(self->state, name, capture.errbuf, frame_number + 1, offset);
         else if (status == CAPTURE_TRACER_ERROR)
             raise_tracer_error(self->tracer);
         else if (status == CAPTURE_INTERRUPTED) /* check_python stops only with an exception */

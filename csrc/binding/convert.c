@@ -45,13 +45,14 @@ static void put_big_endian(uint64_t word, uint8_t *out, size_t width)
 
 /* An int in 0 .. 2**(8*size) - 1 (size 4 or 16), big-endian into out.
  * Returns 0, or -1 with an exception. */
-static int unsigned_bytes(PyObject *number, uint8_t *out, size_t size)
+static int unsigned_bytes(const struct module_state *state, PyObject *number, uint8_t *out, size_t size)
 {
     if (!PyLong_Check(number)) {
         PyErr_SetString(PyExc_ValueError, "not an int");
         return -1;
     }
 #if PY_VERSION_HEX >= 0x030D0000
+    (void)state;
     Py_ssize_t needed = PyLong_AsNativeBytes(number, out, (Py_ssize_t)size,
                                              Py_ASNATIVEBYTES_BIG_ENDIAN | Py_ASNATIVEBYTES_REJECT_NEGATIVE |
                                                  Py_ASNATIVEBYTES_UNSIGNED_BUFFER);
@@ -71,7 +72,7 @@ static int unsigned_bytes(PyObject *number, uint8_t *out, size_t size)
         return 0;
     }
     /* the high 64 bits (an OverflowError if negative or wider), then the low ones */
-    PyObject *high = PyNumber_Rshift(number, G.int_64);
+    PyObject *high = PyNumber_Rshift(number, state->int_64);
     unsigned long long high_word = high ? PyLong_AsUnsignedLongLong(high) : (unsigned long long)-1;
     Py_XDECREF(high);
     if (high_word == (unsigned long long)-1 && PyErr_Occurred())
@@ -87,21 +88,22 @@ static int unsigned_bytes(PyObject *number, uint8_t *out, size_t size)
 
 /* An ipaddress object's integer value (_ip, a slot of the exact types; the
  * public .packed for subclasses, which may compute it otherwise). */
-static int ipaddress_bytes(PyObject *value, const char *field, uint8_t *out, size_t size)
+static int ipaddress_bytes(const struct module_state *state, PyObject *value, const char *field, uint8_t *out,
+                           size_t size)
 {
     PyObject *number;
-    PyObject *slot = Py_IS_TYPE(value, (PyTypeObject *)G.ipv4_type)   ? G.ipv4_ip_slot
-                     : Py_IS_TYPE(value, (PyTypeObject *)G.ipv6_type) ? G.ipv6_ip_slot
+    PyObject *slot = Py_IS_TYPE(value, (PyTypeObject *)state->ipv4_type)   ? state->ipv4_ip_slot
+                     : Py_IS_TYPE(value, (PyTypeObject *)state->ipv6_type) ? state->ipv6_ip_slot
                                                                       : NULL;
     if (slot) {
         /* the slot's descriptor, asked directly: what value._ip does, without the attribute lookup */
         number = Py_TYPE(slot)->tp_descr_get(slot, value, (PyObject *)Py_TYPE(value));
-        int status = number ? unsigned_bytes(number, out, size) : -1;
+        int status = number ? unsigned_bytes(state, number, out, size) : -1;
         Py_XDECREF(number);
         if (status == 0)
             return 0;
     } else {
-        PyObject *packed = PyObject_GetAttr(value, G.str_packed);
+        PyObject *packed = PyObject_GetAttr(value, state->str_packed);
         int ok = packed && PyBytes_Check(packed) && (size_t)PyBytes_GET_SIZE(packed) == size;
         if (ok)
             memcpy(out, PyBytes_AS_STRING(packed), size);
@@ -118,16 +120,17 @@ static int ipaddress_bytes(PyObject *value, const char *field, uint8_t *out, siz
     return -1;
 }
 
-int convert_address(PyObject *value, const char *field, uint8_t *family, uint8_t out[16])
+int convert_address(const struct module_state *state, PyObject *value, const char *field, uint8_t *family,
+                    uint8_t out[16])
 {
     memset(out, 0, 16);
-    if (PyObject_TypeCheck(value, (PyTypeObject *)G.ipv4_type)) {
+    if (PyObject_TypeCheck(value, (PyTypeObject *)state->ipv4_type)) {
         *family = FLOW_FAMILY_IPV4;
-        return ipaddress_bytes(value, field, out, 4);
+        return ipaddress_bytes(state, value, field, out, 4);
     }
-    if (PyObject_TypeCheck(value, (PyTypeObject *)G.ipv6_type)) {
+    if (PyObject_TypeCheck(value, (PyTypeObject *)state->ipv6_type)) {
         *family = FLOW_FAMILY_IPV6;
-        return ipaddress_bytes(value, field, out, 16);
+        return ipaddress_bytes(state, value, field, out, 16);
     }
     if (PyUnicode_Check(value)) {
         const char *text = PyUnicode_AsUTF8(value);
@@ -186,7 +189,7 @@ int convert_frame_number_general(PyObject *value, int64_t *out)
     return 0;
 }
 
-Py_ssize_t timestamp_text(PyObject *value, char out[TIMESTAMP_TEXT_LIMIT])
+Py_ssize_t timestamp_text(const struct module_state *state, PyObject *value, char out[TIMESTAMP_TEXT_LIMIT])
 {
     PyObject *text;
     if (PyFloat_CheckExact(value)) {
@@ -202,7 +205,7 @@ Py_ssize_t timestamp_text(PyObject *value, char out[TIMESTAMP_TEXT_LIMIT])
         text = PyUnicode_FromString(repr);
         PyMem_Free(repr);
     } else if (PyFloat_Check(value) || PyLong_Check(value) ||
-               PyObject_TypeCheck(value, (PyTypeObject *)G.decimal_type)) {
+               PyObject_TypeCheck(value, (PyTypeObject *)state->decimal_type)) {
         text = PyObject_Str(value);
     } else {
         PyErr_Format(PyExc_TypeError, "field 'timestamp' must be a float, int or decimal.Decimal, not %.100s",
@@ -286,19 +289,19 @@ static int decimal_matches(PyObject *epoch, uint64_t seconds, uint64_t frac, lon
  * frames carry one, a Decimal) tells which reading of the field matches:
  * exactly for a Decimal (microseconds unless it matches only nanoseconds),
  * and for a float by which reading is nearer. */
-static int frac_is_nanosecond(PyObject *frame, const struct pcap_record *record)
+static int frac_is_nanosecond(const struct module_state *state, PyObject *frame, const struct pcap_record *record)
 {
     if (record->ts_frac >= 1000000)
         return 1;
     if (record->ts_frac == 0)
         return 0;
-    PyObject *epoch = get_optional_field(frame, G.str_time_epoch);
+    PyObject *epoch = get_optional_field(frame, state->str_time_epoch);
     if (!epoch) {
         PyErr_Clear();
         return 0;
     }
     int nano = 0;
-    if (PyObject_TypeCheck(epoch, (PyTypeObject *)G.decimal_type)) {
+    if (PyObject_TypeCheck(epoch, (PyTypeObject *)state->decimal_type)) {
         nano = decimal_matches(epoch, record->ts_sec, record->ts_frac, 1000000) == 0 &&
                decimal_matches(epoch, record->ts_sec, record->ts_frac, 1000000000) == 1;
     } else {
@@ -313,19 +316,19 @@ static int frac_is_nanosecond(PyObject *frame, const struct pcap_record *record)
     return nano;
 }
 
-int convert_frame(PyObject *frame, struct pcap_record *record, Py_buffer *data)
+int convert_frame(const struct module_state *state, PyObject *frame, struct pcap_record *record, Py_buffer *data)
 {
-    PyObject *info = get_field(frame, G.str_frame_info, "frame");
+    PyObject *info = get_field(frame, state->str_frame_info, "frame");
     if (!info)
         return -1;
-    int status = read_count(info, G.str_ts_sec, &record->ts_sec) < 0 ||
-                 read_count(info, G.str_ts_usec, &record->ts_frac) < 0 ||
-                 read_count(info, G.str_incl_len, &record->incl_len) < 0 ||
-                 read_count(info, G.str_orig_len, &record->orig_len) < 0;
+    int status = read_count(info, state->str_ts_sec, &record->ts_sec) < 0 ||
+                 read_count(info, state->str_ts_usec, &record->ts_frac) < 0 ||
+                 read_count(info, state->str_incl_len, &record->incl_len) < 0 ||
+                 read_count(info, state->str_orig_len, &record->orig_len) < 0;
     Py_DECREF(info);
     if (status)
         return -1;
-    PyObject *packet = get_field(frame, G.str_packet, "frame");
+    PyObject *packet = get_field(frame, state->str_packet, "frame");
     if (!packet)
         return -1;
     status = PyObject_GetBuffer(packet, data, PyBUF_SIMPLE);
@@ -344,7 +347,7 @@ int convert_frame(PyObject *frame, struct pcap_record *record, Py_buffer *data)
     }
     /* the record must describe the bytes that follow it */
     record->incl_len = (uint64_t)data->len;
-    record->frac_is_nanosecond = frac_is_nanosecond(frame, record);
+    record->frac_is_nanosecond = frac_is_nanosecond(state, frame, record);
     return 0;
 }
 

@@ -14,7 +14,7 @@ typedef struct {
 
 PyObject *flow_writer_new(TCPObject *tracer, uint32_t slot)
 {
-    FlowWriterObject *self = PyObject_GC_New(FlowWriterObject, &FlowWriter_Type);
+    FlowWriterObject *self = PyObject_GC_New(FlowWriterObject, tracer->state->flow_writer_type);
     if (!self)
         return NULL;
     struct flow_view view = tracer_open_view(tracer->tracer, slot);
@@ -47,7 +47,7 @@ static PyObject *flow_writer_call(PyObject *op, PyObject *args, PyObject *kwargs
     }
     struct pcap_record record;
     Py_buffer data;
-    if (convert_frame(frame, &record, &data) < 0) {
+    if (convert_frame(owner->state, frame, &record, &data) < 0) {
         tcp_leave(owner);
         return NULL;
     }
@@ -71,6 +71,7 @@ static PyObject *flow_writer_label(PyObject *op, void *closure)
 
 static int flow_writer_traverse(PyObject *op, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(op)); /* an instance holds its heap type */
     Py_VISIT(((FlowWriterObject *)op)->tracer);
     return 0;
 }
@@ -83,10 +84,12 @@ static int flow_writer_clear(PyObject *op)
 
 static void flow_writer_dealloc(PyObject *op)
 {
+    PyTypeObject *type = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
     flow_writer_clear(op);
     Py_CLEAR(((FlowWriterObject *)op)->label);
     PyObject_GC_Del(op);
+    Py_DECREF(type);
 }
 
 static PyGetSetDef flow_writer_getset[] = {
@@ -94,19 +97,39 @@ static PyGetSetDef flow_writer_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-PyTypeObject FlowWriter_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pcapflow._core.FlowWriter",
-    .tp_basicsize = sizeof(FlowWriterObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "FlowWriter(frame, name=None): writes one frame to a flow's pcap file.",
-    .tp_call = flow_writer_call,
-    .tp_dealloc = flow_writer_dealloc,
-    .tp_traverse = flow_writer_traverse,
-    .tp_clear = flow_writer_clear,
-    .tp_getset = flow_writer_getset,
+static PyType_Slot flow_writer_slots[] = {
+    {Py_tp_doc, "FlowWriter(frame, name=None): writes one frame to a flow's pcap file."},
+    {Py_tp_call, flow_writer_call},
+    {Py_tp_dealloc, flow_writer_dealloc},
+    {Py_tp_traverse, flow_writer_traverse},
+    {Py_tp_clear, flow_writer_clear},
+    {Py_tp_getset, flow_writer_getset},
+    {0, NULL},
 };
 
-int flow_writer_type_ready(PyObject *module)
+/* Made by trace(output=True) only: a type from a spec would otherwise
+ * inherit object's tp_new, and FlowWriter() would make a writer without a
+ * tracer or label. */
+#ifdef Py_TPFLAGS_DISALLOW_INSTANTIATION
+#define FLOW_WRITER_NOT_CALLABLE Py_TPFLAGS_DISALLOW_INSTANTIATION
+#else
+#define FLOW_WRITER_NOT_CALLABLE 0 /* before 3.10: tp_new is cleared below */
+#endif
+
+static PyType_Spec flow_writer_spec = {
+    .name = "pcapflow._core.FlowWriter",
+    .basicsize = sizeof(FlowWriterObject),
+    .flags = TYPE_FLAGS | Py_TPFLAGS_HAVE_GC | FLOW_WRITER_NOT_CALLABLE,
+    .slots = flow_writer_slots,
+};
+
+int flow_writer_type_add(PyObject *module, struct module_state *state)
 {
-    return PyModule_AddType(module, &FlowWriter_Type);
+    if (!(state->flow_writer_type = add_type(module, &flow_writer_spec, NULL)))
+        return -1;
+#ifndef Py_TPFLAGS_DISALLOW_INSTANTIATION
+    state->flow_writer_type->tp_new = NULL;
+    PyType_Modified(state->flow_writer_type);
+#endif
+    return 0;
 }

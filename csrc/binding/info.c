@@ -10,20 +10,28 @@ static struct info_spec packet_spec = {
 static struct info_spec buffer_spec = {"Buffer", 3, {"fpout", "index", "label"}, {0}};
 static struct info_spec index_spec = {"Index", 3, {"fpout", "index", "label"}, {0}};
 
-int info_check(PyObject *object)
-{
-    return PyObject_TypeCheck(object, &Packet_Type) || PyObject_TypeCheck(object, &Buffer_Type) ||
-           PyObject_TypeCheck(object, &Index_Type);
-}
+static PyObject *packet_new(PyTypeObject *type, PyObject *args, PyObject *kwargs);
+static PyObject *buffer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs);
+static PyObject *index_type_new(PyTypeObject *type, PyObject *args, PyObject *kwargs);
 
+/* The spec of an Info type or of a subclass of one, or NULL. Each type has
+ * its own tp_new, which subclasses inherit unless they define __new__ (then
+ * their base has it): told apart without the module's state, so the same for
+ * the types of every module instance. */
 static const struct info_spec *spec_of(PyTypeObject *type)
 {
-    if (PyType_IsSubtype(type, &Packet_Type))
-        return &packet_spec;
-    if (PyType_IsSubtype(type, &Buffer_Type))
-        return &buffer_spec;
-    return &index_spec;
+    for (; type; type = type->tp_base) {
+        if (type->tp_new == packet_new)
+            return &packet_spec;
+        if (type->tp_new == buffer_new)
+            return &buffer_spec;
+        if (type->tp_new == index_type_new)
+            return &index_spec;
+    }
+    return NULL;
 }
+
+int info_check(PyObject *object) { return spec_of(Py_TYPE(object)) != NULL; }
 
 /* The position of a declared field, or -1. */
 static int field_position(const struct info_spec *spec, PyObject *name)
@@ -39,26 +47,25 @@ static int field_position(const struct info_spec *spec, PyObject *name)
     return -1;
 }
 
-static InfoObject *info_alloc(PyTypeObject *type)
+static InfoObject *info_alloc(PyTypeObject *type, const struct info_spec *spec)
 {
     InfoObject *self = (InfoObject *)type->tp_alloc(type, 0);
     if (self)
-        self->spec = spec_of(type);
+        self->spec = spec;
     return self;
 }
 
 /* ---- construction ---- */
 
-static PyObject *info_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+static PyObject *info_new(const struct info_spec *spec, PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    const struct info_spec *spec = spec_of(type);
     Py_ssize_t given = PyTuple_GET_SIZE(args);
     if (given > spec->field_count) {
         PyErr_Format(PyExc_TypeError, "%s.__init__() takes %d positional arguments but %zd were given",
                      spec->type_name, spec->field_count + 1, given + 1);
         return NULL;
     }
-    InfoObject *self = info_alloc(type);
+    InfoObject *self = info_alloc(type, spec);
     if (!self)
         return NULL;
     for (Py_ssize_t i = 0; i < given; i++)
@@ -94,10 +101,24 @@ fail:
     return NULL;
 }
 
-PyObject *index_new(PyObject *fpout, PyObject *index, PyObject *label)
+static PyObject *packet_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    /* one per flow: allocated without zeroing and without tracking */
-    InfoObject *self = PyObject_GC_New(InfoObject, &Index_Type);
+    return info_new(&packet_spec, type, args, kwargs);
+}
+static PyObject *buffer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    return info_new(&buffer_spec, type, args, kwargs);
+}
+static PyObject *index_type_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    return info_new(&index_spec, type, args, kwargs);
+}
+
+PyObject *index_new(const struct module_state *state, PyObject *fpout, PyObject *index, PyObject *label)
+{
+    /* one per flow: allocated without zeroing and without tracking (the
+     * allocation takes the reference to the heap type its dealloc drops) */
+    InfoObject *self = PyObject_GC_New(InfoObject, state->index_type);
     if (!self)
         return NULL;
     self->spec = &index_spec;
@@ -129,10 +150,10 @@ static int info_store(InfoObject *self, PyObject *order, PyObject *key, PyObject
     return PyDict_SetItem(self->extra, key, value);
 }
 
-static int info_store_pairs(InfoObject *self, PyObject *order, PyObject *source)
+static int info_store_pairs(const struct module_state *state, InfoObject *self, PyObject *order, PyObject *source)
 {
-    PyObject *pairs = PyObject_HasAttr(source, G.str_items) ? PyObject_CallMethodNoArgs(source, G.str_items)
-                                                             : Py_NewRef(source);
+    PyObject *pairs = PyObject_HasAttr(source, state->str_items) ? PyObject_CallMethodNoArgs(source, state->str_items)
+                                                                  : Py_NewRef(source);
     if (!pairs)
         return -1;
     PyObject *iterator = PyObject_GetIter(pairs);
@@ -168,11 +189,15 @@ static PyObject *info_from_dict(PyObject *cls, PyObject *args, PyObject *kwargs)
     PyObject *source = Py_None;
     if (!PyArg_ParseTuple(args, "|O:from_dict", &source))
         return NULL;
-    InfoObject *self = info_alloc((PyTypeObject *)cls);
+    /* the class method is looked up on an Info class or a subclass: it has a spec */
+    const struct module_state *state = module_state_of_type((PyTypeObject *)cls);
+    if (!state)
+        return NULL;
+    InfoObject *self = info_alloc((PyTypeObject *)cls, spec_of((PyTypeObject *)cls));
     PyObject *order = PyList_New(0);
     if (!self || !order)
         goto fail;
-    if (source != Py_None && info_store_pairs(self, order, source) < 0)
+    if (source != Py_None && info_store_pairs(state, self, order, source) < 0)
         goto fail;
     if (kwargs) {
         PyObject *key, *value;
@@ -280,10 +305,10 @@ static PyObject *info_getattro(PyObject *op, PyObject *name)
 
 static int info_setattro(PyObject *op, PyObject *name, PyObject *value)
 {
-    (void)op;
     (void)name;
-    PyObject *error = G.unsupported_call;
-    PyErr_SetString(error, value ? "can't set attribute" : "can't delete attribute");
+    const struct module_state *state = module_state_of_type(Py_TYPE(op));
+    if (state)
+        PyErr_SetString(state->unsupported_call, value ? "can't set attribute" : "can't delete attribute");
     return -1;
 }
 
@@ -297,8 +322,9 @@ static PyObject *info_iter(PyObject *op)
     return iterator;
 }
 
-/* A plain dict of the fields; nested Info values become dicts when `deep`. */
-static PyObject *info_as_dict(InfoObject *self, int deep)
+/* A plain dict of the fields; nested Info values become dicts when deep
+ * (state is then the module's state, NULL otherwise). */
+static PyObject *info_as_dict(InfoObject *self, const struct module_state *deep)
 {
     PyObject *keys = info_key_list(self);
     PyObject *dict = keys ? PyDict_New() : NULL;
@@ -309,9 +335,9 @@ static PyObject *info_as_dict(InfoObject *self, int deep)
         PyObject *value = info_lookup(self, key);
         if (!value)
             goto fail;
-        PyObject *converted = deep && info_check(value) ? info_as_dict((InfoObject *)value, 1)
-                              : deep && PyObject_HasAttr(value, G.str_to_dict) && PyMapping_Check(value)
-                                  ? PyObject_CallMethodNoArgs(value, G.str_to_dict)
+        PyObject *converted = deep && info_check(value) ? info_as_dict((InfoObject *)value, deep)
+                              : deep && PyObject_HasAttr(value, deep->str_to_dict) && PyMapping_Check(value)
+                                  ? PyObject_CallMethodNoArgs(value, deep->str_to_dict)
                                   : Py_NewRef(value);
         if (!converted || PyDict_SetItem(dict, key, converted) < 0) {
             Py_XDECREF(converted);
@@ -330,12 +356,13 @@ fail:
 static PyObject *info_to_dict(PyObject *op, PyObject *unused)
 {
     (void)unused;
-    return info_as_dict((InfoObject *)op, 1);
+    const struct module_state *state = module_state_of_type(Py_TYPE(op));
+    return state ? info_as_dict((InfoObject *)op, state) : NULL;
 }
 
 static PyObject *info_view(PyObject *op, const char *method)
 {
-    PyObject *dict = info_as_dict((InfoObject *)op, 0);
+    PyObject *dict = info_as_dict((InfoObject *)op, NULL);
     if (!dict)
         return NULL;
     PyObject *view = PyObject_CallMethod(dict, method, NULL);
@@ -364,7 +391,7 @@ static PyObject *info_get(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *info_reduce(PyObject *op, PyObject *unused)
 {
     (void)unused;
-    PyObject *dict = info_as_dict((InfoObject *)op, 0);
+    PyObject *dict = info_as_dict((InfoObject *)op, NULL);
     if (!dict)
         return NULL;
     PyObject *from_dict = PyObject_GetAttrString((PyObject *)Py_TYPE(op), "from_dict");
@@ -378,12 +405,9 @@ static PyObject *info_reduce(PyObject *op, PyObject *unused)
 /* ---- str and repr, spelled as pcapkit spells them ---- */
 
 /* A pcapkit Info value (from pcapkit itself), shown as Name(...) in repr. */
-static int is_pcapkit_info(PyObject *value)
+static int is_pcapkit_info(const struct module_state *state, PyObject *value)
 {
-    static PyObject *module_name;
-    if (!module_name && !(module_name = PyUnicode_InternFromString("pcapkit.corekit.infoclass")))
-        return 0;
-    PyObject *module = PyImport_GetModule(module_name); /* only if pcapkit is already loaded */
+    PyObject *module = PyImport_GetModule(state->str_pcapkit_info_module); /* only if pcapkit is already loaded */
     if (!module) {
         PyErr_Clear();
         return 0;
@@ -409,6 +433,9 @@ static const char *type_name(PyTypeObject *type)
 static PyObject *info_format(PyObject *op, int as_repr)
 {
     InfoObject *self = (InfoObject *)op;
+    const struct module_state *state = as_repr ? module_state_of_type(Py_TYPE(op)) : NULL;
+    if (as_repr && !state)
+        return NULL;
     PyObject *keys = info_key_list(self);
     PyObject *parts = keys ? PyList_New(0) : NULL;
     PyObject *result = NULL;
@@ -420,7 +447,7 @@ static PyObject *info_format(PyObject *op, int as_repr)
         if (!value)
             goto done;
         PyObject *part;
-        if (as_repr && (info_check(value) || is_pcapkit_info(value)))
+        if (as_repr && (info_check(value) || is_pcapkit_info(state, value)))
             part = PyUnicode_FromFormat("%U=%s(...)", key, type_name(Py_TYPE(value)));
         else
             part = PyUnicode_FromFormat(as_repr ? "%U=%R" : "%U=%S", key, value);
@@ -452,7 +479,7 @@ static PyObject *info_richcompare(PyObject *op, PyObject *other, int cmp)
         Py_RETURN_NOTIMPLEMENTED;
     PyObject *other_dict;
     if (info_check(other))
-        other_dict = info_as_dict((InfoObject *)other, 0);
+        other_dict = info_as_dict((InfoObject *)other, NULL);
     else if (PyDict_Check(other))
         other_dict = Py_NewRef(other);
     else {
@@ -467,7 +494,7 @@ static PyObject *info_richcompare(PyObject *op, PyObject *other, int cmp)
             Py_RETURN_NOTIMPLEMENTED;
         other_dict = PyObject_CallOneArg((PyObject *)&PyDict_Type, other);
     }
-    PyObject *self_dict = other_dict ? info_as_dict((InfoObject *)op, 0) : NULL;
+    PyObject *self_dict = other_dict ? info_as_dict((InfoObject *)op, NULL) : NULL;
     PyObject *result = self_dict ? PyObject_RichCompare(self_dict, other_dict, cmp) : NULL;
     Py_XDECREF(self_dict);
     Py_XDECREF(other_dict);
@@ -479,6 +506,7 @@ static PyObject *info_richcompare(PyObject *op, PyObject *other, int cmp)
 static int info_traverse(PyObject *op, visitproc visit, void *arg)
 {
     InfoObject *self = (InfoObject *)op;
+    Py_VISIT(Py_TYPE(op)); /* an instance holds its heap type */
     for (int i = 0; i < self->spec->field_count; i++)
         Py_VISIT(self->values[i]);
     Py_VISIT(self->extra);
@@ -498,9 +526,11 @@ static int info_clear(PyObject *op)
 
 static void info_dealloc(PyObject *op)
 {
+    PyTypeObject *type = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
     info_clear(op);
-    Py_TYPE(op)->tp_free(op);
+    type->tp_free(op);
+    Py_DECREF(type); /* a heap type's instance holds it (a subclass's too: its deallocator leaves it to us) */
 }
 
 static PyMethodDef info_methods[] = {
@@ -515,60 +545,64 @@ static PyMethodDef info_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyMappingMethods info_as_mapping = {info_length, info_getitem, NULL};
-static PySequenceMethods info_as_sequence = {.sq_contains = info_contains};
-
 #ifdef Py_TPFLAGS_MAPPING
 #define INFO_MAPPING_FLAG Py_TPFLAGS_MAPPING /* match statements treat it as a mapping */
 #else
 #define INFO_MAPPING_FLAG 0
 #endif
 
-#define INFO_TYPE(c_name, py_name, field_count, doc)                                                   \
-    PyTypeObject c_name = {                                                                            \
-        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pcapflow." py_name,                                  \
-        .tp_basicsize = sizeof(InfoObject) + (field_count) * sizeof(PyObject *),                       \
-        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE | INFO_MAPPING_FLAG,      \
-        .tp_doc = doc,                                                                                 \
-        .tp_new = info_new,                                                                            \
-        .tp_dealloc = info_dealloc,                                                                    \
-        .tp_traverse = info_traverse,                                                                  \
-        .tp_clear = info_clear,                                                                        \
-        .tp_getattro = info_getattro,                                                                  \
-        .tp_setattro = info_setattro,                                                                  \
-        .tp_as_mapping = &info_as_mapping,                                                             \
-        .tp_as_sequence = &info_as_sequence,                                                           \
-        .tp_iter = info_iter,                                                                          \
-        .tp_str = info_str,                                                                            \
-        .tp_repr = info_repr,                                                                          \
-        .tp_richcompare = info_richcompare,                                                            \
-        .tp_hash = PyObject_HashNotImplemented,                                                        \
-        .tp_methods = info_methods,                                                                    \
+/* The three types differ in their tp_new (which tells their spec) and doc;
+ * their size comes from the spec's field count (info_types_add). */
+#define INFO_TYPE_SPEC(c_name, py_name, new_function, doc)                               \
+    static PyType_Slot c_name##_slots[] = {                                              \
+        {Py_tp_new, new_function},                                                       \
+        {Py_tp_doc, doc},                                                                \
+        {Py_tp_dealloc, info_dealloc},                                                   \
+        {Py_tp_traverse, info_traverse},                                                 \
+        {Py_tp_clear, info_clear},                                                       \
+        {Py_tp_getattro, info_getattro},                                                 \
+        {Py_tp_setattro, info_setattro},                                                 \
+        {Py_mp_length, info_length},                                                     \
+        {Py_mp_subscript, info_getitem},                                                 \
+        {Py_sq_contains, info_contains},                                                 \
+        {Py_tp_iter, info_iter},                                                         \
+        {Py_tp_str, info_str},                                                           \
+        {Py_tp_repr, info_repr},                                                         \
+        {Py_tp_richcompare, info_richcompare},                                           \
+        {Py_tp_hash, PyObject_HashNotImplemented},                                       \
+        {Py_tp_methods, info_methods},                                                   \
+        {0, NULL},                                                                       \
+    };                                                                                   \
+    static PyType_Spec c_name = {                                                        \
+        .name = "pcapflow." py_name,                                                     \
+        .flags = TYPE_FLAGS | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE | INFO_MAPPING_FLAG, \
+        .slots = c_name##_slots,                                                         \
     }
 
-INFO_TYPE(Packet_Type, "Packet", 10,
-          "Packet(protocol, index, frame, syn, fin, src, dst, srcport, dstport, timestamp)\n\n"
-          "One TCP frame to trace: link type, frame number, frame (with packet bytes and\n"
-          "frame_info), SYN and FIN flags, addresses, ports and timestamp.");
-INFO_TYPE(Buffer_Type, "Buffer", 3, "Buffer(fpout, index, label)\n\nAn open flow: output, frame numbers, label.");
-INFO_TYPE(Index_Type, "Index", 3,
-          "Index(fpout, index, label)\n\nA traced flow: output file path (or None), frame numbers, label.");
+INFO_TYPE_SPEC(packet_type_spec, "Packet", packet_new,
+               "Packet(protocol, index, frame, syn, fin, src, dst, srcport, dstport, timestamp)\n\n"
+               "One TCP frame to trace: link type, frame number, frame (with packet bytes and\n"
+               "frame_info), SYN and FIN flags, addresses, ports and timestamp.");
+INFO_TYPE_SPEC(buffer_type_spec, "Buffer", buffer_new,
+               "Buffer(fpout, index, label)\n\nAn open flow: output, frame numbers, label.");
+INFO_TYPE_SPEC(index_type_spec, "Index", index_type_new,
+               "Index(fpout, index, label)\n\nA traced flow: output file path (or None), frame numbers, label.");
 
-int info_types_ready(PyObject *module)
+int info_types_add(PyObject *module, struct module_state *state)
 {
     struct info_spec *specs[] = {&packet_spec, &buffer_spec, &index_spec};
-    for (int s = 0; s < 3; s++)
+    PyType_Spec *type_specs[] = {&packet_type_spec, &buffer_type_spec, &index_type_spec};
+    PyTypeObject **types[] = {&state->packet_type, &state->buffer_type, &state->index_type};
+    for (int s = 0; s < 3; s++) {
+        /* The field names are shared by every module instance: made by the
+         * first, kept for the process (strings are immutable), and compared
+         * by identity on every field access, where no state is at hand. */
+        PyObject **names = specs[s]->interned;
         for (int i = 0; i < specs[s]->field_count; i++)
-            if (!(specs[s]->interned[i] = PyUnicode_InternFromString(specs[s]->field_names[i])))
+            if (!names[i] && !(names[i] = PyUnicode_InternFromString(specs[s]->field_names[i])))
                 return -1;
-    PyTypeObject *types[] = {&Packet_Type, &Buffer_Type, &Index_Type};
-    for (int t = 0; t < 3; t++) {
-        /* each type's size holds its spec's fields (INFO_TYPE is given the count) */
-        if ((size_t)types[t]->tp_basicsize != sizeof(InfoObject) + (size_t)specs[t]->field_count * sizeof(PyObject *)) {
-            PyErr_Format(PyExc_SystemError, "%s: size does not match its fields", specs[t]->type_name);
-            return -1;
-        }
-        if (PyModule_AddType(module, types[t]) < 0)
+        type_specs[s]->basicsize = (int)(sizeof(InfoObject) + (size_t)specs[s]->field_count * sizeof(PyObject *));
+        if (!(*types[s] = add_type(module, type_specs[s], NULL)))
             return -1;
     }
     return 0;
@@ -578,7 +612,7 @@ PyObject *packet_field_name(int position) { return packet_spec.interned[position
 
 PyObject *packet_field(PyObject *packet, int position)
 {
-    if (PyObject_TypeCheck(packet, &Packet_Type)) {
+    if (spec_of(Py_TYPE(packet)) == &packet_spec) {
         PyObject *value = ((InfoObject *)packet)->values[position];
         if (value)
             return Py_NewRef(value);

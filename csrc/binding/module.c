@@ -1,9 +1,9 @@
-/* The pcapflow._core module: registers the types and looks up, once, the
- * Python objects the per-packet code compares against. */
+/* The pcapflow._core module: multi-phase initialisation, so that each
+ * import (a reimport, a subinterpreter) gets its own state: its types, its
+ * exceptions and, looked up once, the Python objects the per-packet code
+ * compares against. */
 #include "binding.h"
 #include "core/timestamp_text.h"
-
-struct module_globals G;
 
 /* str(CaptureError): "{filename}: {message} (frame {frame}, byte offset {offset})",
  * each part only when known. An instance method of the class made below. */
@@ -42,12 +42,12 @@ static PyObject *new_exception(const char *name, const char *doc, PyObject *base
     return type;
 }
 
-static int make_exceptions(void)
+static int make_exceptions(struct module_state *state)
 {
-    G.unsupported_call = new_exception("pcapflow.UnsupportedCall",
+    state->unsupported_call = new_exception("pcapflow.UnsupportedCall",
                                        "An attribute of a read-only object was set or deleted.",
                                        PyExc_AttributeError, NULL);
-    G.filter_error = new_exception("pcapflow.FilterError", "A BPF filter expression does not compile.",
+    state->filter_error = new_exception("pcapflow.FilterError", "A BPF filter expression does not compile.",
                                    PyExc_ValueError, NULL);
     PyObject *function = PyCFunction_New(&capture_error_str_def, NULL);
     PyObject *method = function ? PyInstanceMethod_New(function) : NULL;
@@ -56,7 +56,7 @@ static int make_exceptions(void)
                                                   "offset", Py_None, "stats", Py_None, "index", "__str__", method)
                                   : NULL;
     Py_XDECREF(method);
-    G.capture_error = attributes ? new_exception("pcapflow.CaptureError",
+    state->capture_error = attributes ? new_exception("pcapflow.CaptureError",
                                                  "A capture file is not a capture, or is damaged.\n\n"
                                                  "Attributes: filename, frame (the number the unreadable frame "
                                                  "would have had), offset (bytes of the file read when the damage "
@@ -64,7 +64,7 @@ static int make_exceptions(void)
                                                  "files are complete) and stats (the counters up to the damage).",
                                                  PyExc_ValueError, attributes)
                                  : NULL;
-    return G.unsupported_call && G.filter_error && G.capture_error ? 0 : -1;
+    return state->unsupported_call && state->filter_error && state->capture_error ? 0 : -1;
 }
 
 static PyObject *flow_bytes(PyObject *module, PyObject *unused)
@@ -136,8 +136,8 @@ static PyObject *available_memory(PyObject *module, PyObject *unused)
  * text formats' files are written by their dumpers, unbuffered). */
 static PyObject *output_stats(PyObject *module, PyObject *tracer)
 {
-    (void)module;
-    if (!PyObject_TypeCheck(tracer, &TCPBase_Type)) {
+    const struct module_state *state = PyModule_GetState(module);
+    if (!PyObject_TypeCheck(tracer, state->tcpbase_type)) {
         PyErr_Format(PyExc_TypeError, "expected a TCP tracer, not %.100s", Py_TYPE(tracer)->tp_name);
         return NULL;
     }
@@ -164,19 +164,17 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "pcapflow._core", "The C core of pcapflow: flow tracer, data types, pcap writer.", -1,
-    module_methods, NULL, NULL, NULL, NULL,
-};
-
-static int intern_all(void)
+static int intern_all(struct module_state *state)
 {
     struct { PyObject **slot; const char *text; } names[] = {
-        {&G.str_packet, "packet"},         {&G.str_frame_info, "frame_info"}, {&G.str_ts_sec, "ts_sec"},
-        {&G.str_ts_usec, "ts_usec"},       {&G.str_incl_len, "incl_len"},     {&G.str_orig_len, "orig_len"},
-        {&G.str_time_epoch, "time_epoch"}, {&G.str_ip, "_ip"},                {&G.str_packed, "packed"},
-        {&G.str_callback_fn, "__callback_fn__"}, {&G.str_trace, "trace"},     {&G.str_dump, "dump"},
-        {&G.str_items, "items"},           {&G.str_to_dict, "to_dict"},
+        {&state->str_packet, "packet"},         {&state->str_frame_info, "frame_info"},
+        {&state->str_ts_sec, "ts_sec"},         {&state->str_ts_usec, "ts_usec"},
+        {&state->str_incl_len, "incl_len"},     {&state->str_orig_len, "orig_len"},
+        {&state->str_time_epoch, "time_epoch"}, {&state->str_ip, "_ip"},
+        {&state->str_packed, "packed"},         {&state->str_callback_fn, "__callback_fn__"},
+        {&state->str_trace, "trace"},           {&state->str_dump, "dump"},
+        {&state->str_items, "items"},           {&state->str_to_dict, "to_dict"},
+        {&state->str_pcapkit_info_module, "pcapkit.corekit.infoclass"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!(*names[i].slot = PyUnicode_InternFromString(names[i].text)))
@@ -193,52 +191,137 @@ static PyObject *attribute_of(const char *module_name, const char *name)
 }
 
 /* type._ip if it is a slot (a member descriptor with a getter), else NULL */
-static PyObject *ip_slot(PyObject *type)
+static PyObject *ip_slot(const struct module_state *state, PyObject *type)
 {
-    PyObject *slot = PyObject_GetAttr(type, G.str_ip);
+    PyObject *slot = PyObject_GetAttr(type, state->str_ip);
     if (slot && (!Py_IS_TYPE(slot, &PyMemberDescr_Type) || !Py_TYPE(slot)->tp_descr_get))
         Py_CLEAR(slot);
     PyErr_Clear();
     return slot;
 }
 
-PyMODINIT_FUNC PyInit__core(void)
+/* The foreign objects the conversions compare against, looked up once. */
+static int look_up_foreign(struct module_state *state)
 {
-    if (intern_all() < 0)
-        return NULL;
-    if (!(G.ipv4_type = attribute_of("ipaddress", "IPv4Address")) ||
-        !(G.ipv6_type = attribute_of("ipaddress", "IPv6Address")) ||
-        !(G.decimal_type = attribute_of("decimal", "Decimal")))
-        return NULL;
-    if (!(G.int_64 = PyLong_FromLong(64)))
-        return NULL;
-    G.ipv4_ip_slot = ip_slot(G.ipv4_type);
-    G.ipv6_ip_slot = ip_slot(G.ipv6_type);
+    if (!(state->ipv4_type = attribute_of("ipaddress", "IPv4Address")) ||
+        !(state->ipv6_type = attribute_of("ipaddress", "IPv6Address")) ||
+        !(state->decimal_type = attribute_of("decimal", "Decimal")))
+        return -1;
+    if (!(state->int_64 = PyLong_FromLong(64)))
+        return -1;
+    state->ipv4_ip_slot = ip_slot(state, state->ipv4_type);
+    state->ipv6_ip_slot = ip_slot(state, state->ipv6_type);
     /* Python 3.13 prints IPv4-mapped IPv6 addresses as ::ffff:a.b.c.d; labels follow the running Python */
     PyObject *probe = PyUnicode_FromString("::ffff:1.2.3.4");
-    PyObject *address = probe ? PyObject_CallOneArg(G.ipv6_type, probe) : NULL;
+    PyObject *address = probe ? PyObject_CallOneArg(state->ipv6_type, probe) : NULL;
     PyObject *text = address ? PyObject_Str(address) : NULL;
-    G.mapped_as_dotted = text && PyUnicode_Compare(text, probe) == 0;
+    state->mapped_as_dotted = text && PyUnicode_Compare(text, probe) == 0;
     Py_XDECREF(probe);
     Py_XDECREF(address);
     Py_XDECREF(text);
-    if (PyErr_Occurred())
-        return NULL;
-    PyTypeObject *types[] = {&Packet_Type, &Buffer_Type, &Index_Type, &TCPBase_Type, &FlowWriter_Type,
-                             &CaptureReader_Type};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (PyType_Ready(types[i]) < 0)
-            return NULL;
-    PyObject *module = PyModule_Create(&module_def);
-    if (!module)
-        return NULL;
-    if (info_types_ready(module) < 0 || tcp_type_ready(module) < 0 || flow_writer_type_ready(module) < 0 ||
-        PyModule_AddType(module, &CaptureReader_Type) < 0 || make_exceptions() < 0 ||
-        PyModule_AddObjectRef(module, "UnsupportedCall", G.unsupported_call) < 0 ||
-        PyModule_AddObjectRef(module, "FilterError", G.filter_error) < 0 ||
-        PyModule_AddObjectRef(module, "CaptureError", G.capture_error) < 0) {
-        Py_DECREF(module);
-        return NULL;
-    }
-    return module;
+    return PyErr_Occurred() ? -1 : 0;
 }
+
+PyTypeObject *add_type(PyObject *module, PyType_Spec *spec, PyObject *base)
+{
+    PyTypeObject *type = (PyTypeObject *)PyType_FromModuleAndSpec(module, spec, base);
+    if (type && PyModule_AddType(module, type) < 0)
+        Py_CLEAR(type);
+    return type;
+}
+
+static int module_exec(PyObject *module)
+{
+    struct module_state *state = PyModule_GetState(module);
+    /* on failure the module is dropped, and module_free releases what was made */
+    if (intern_all(state) < 0 || look_up_foreign(state) < 0 || info_types_add(module, state) < 0 ||
+        tcp_type_add(module, state) < 0 || flow_writer_type_add(module, state) < 0 ||
+        capture_reader_type_add(module, state) < 0 || make_exceptions(state) < 0 ||
+        PyModule_AddObjectRef(module, "UnsupportedCall", state->unsupported_call) < 0 ||
+        PyModule_AddObjectRef(module, "FilterError", state->filter_error) < 0 ||
+        PyModule_AddObjectRef(module, "CaptureError", state->capture_error) < 0)
+        return -1;
+    return 0;
+}
+
+/* Every object member of struct module_state. */
+#define STATE_OBJECTS(X)                                                                                   \
+    X(packet_type) X(buffer_type) X(index_type) X(tcpbase_type) X(flow_writer_type) X(capture_reader_type) \
+    X(unsupported_call) X(capture_error) X(filter_error) X(base_trace_method) X(base_dump_method)          \
+    X(pcapkit_packet_type) X(ipv4_type) X(ipv6_type) X(decimal_type) X(int_64) X(ipv4_ip_slot)             \
+    X(ipv6_ip_slot) X(str_packet) X(str_frame_info) X(str_ts_sec) X(str_ts_usec) X(str_incl_len)           \
+    X(str_orig_len) X(str_time_epoch) X(str_ip) X(str_packed) X(str_callback_fn) X(str_trace) X(str_dump)  \
+    X(str_items) X(str_to_dict) X(str_pcapkit_info_module)
+
+/* The types refer to the module (PyType_GetModule) and the state to the
+ * types: the collector sees the cycle through these. */
+static int module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    struct module_state *state = PyModule_GetState(module);
+#define VISIT_MEMBER(name) Py_VISIT(state->name);
+    STATE_OBJECTS(VISIT_MEMBER)
+#undef VISIT_MEMBER
+    return 0;
+}
+
+static int module_clear(PyObject *module)
+{
+    struct module_state *state = PyModule_GetState(module);
+#define CLEAR_MEMBER(name) Py_CLEAR(state->name);
+    STATE_OBJECTS(CLEAR_MEMBER)
+#undef CLEAR_MEMBER
+    return 0;
+}
+
+static void module_free(void *module) { module_clear((PyObject *)module); }
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, (void *)module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "pcapflow._core",
+    .m_doc = "The C core of pcapflow: flow tracer, data types, pcap writer.",
+    .m_size = sizeof(struct module_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyObject *module_of_type(PyTypeObject *type)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyType_GetModuleByDef(type, &module_def);
+#else
+    /* what PyType_GetModuleByDef (3.11) does, with the public calls of 3.9:
+     * the first heap type of the MRO that a module with this definition made */
+    PyObject *mro = type->tp_mro;
+    for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro); i++) {
+        PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        if (!PyType_HasFeature(base, Py_TPFLAGS_HEAPTYPE))
+            continue;
+        /* a class made by Python code has no module: PyType_GetModule
+         * raises, and any exception set before is kept */
+        PyObject *kind, *value, *traceback;
+        PyErr_Fetch(&kind, &value, &traceback);
+        PyObject *module = PyType_GetModule(base);
+        PyErr_Restore(kind, value, traceback);
+        if (module && PyModule_GetDef(module) == &module_def)
+            return module;
+    }
+    PyErr_Format(PyExc_TypeError, "%.100s is not a type of pcapflow._core", type->tp_name);
+    return NULL;
+#endif
+}
+
+struct module_state *module_state_of_type(PyTypeObject *type)
+{
+    PyObject *module = module_of_type(type);
+    return module ? PyModule_GetState(module) : NULL;
+}
+
+PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&module_def); }

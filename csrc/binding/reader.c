@@ -45,6 +45,10 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         PyErr_Format(PyExc_TypeError, "filter must be a str (a BPF expression), not %.100s", Py_TYPE(filter)->tp_name);
         return NULL;
     }
+    /* the type cannot be subclassed: it is the module's own */
+    const struct module_state *state = PyType_GetModuleState(type);
+    if (!state)
+        return NULL;
     CaptureReaderObject *self = (CaptureReaderObject *)type->tp_alloc(type, 0);
     if (!self)
         return NULL;
@@ -61,7 +65,7 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     self->released = NULL;
     if (opened < 0) {
         if (!self->capture.interrupted)
-            raise_damaged(self->name, self->capture.errbuf, 1, 0);
+            raise_damaged(state, self->name, self->capture.errbuf, 1, 0);
         goto fail;
     }
     self->open = 1;
@@ -71,7 +75,7 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         if (!expression)
             goto fail;
         if (capture_set_filter(&self->capture, expression) < 0) {
-            PyErr_Format(G.filter_error, "BPF filter %R does not compile: %s",
+            PyErr_Format(state->filter_error, "BPF filter %R does not compile: %s",
                          filter, self->capture.errbuf);
             goto fail;
         }
@@ -82,18 +86,18 @@ fail:
     return NULL;
 }
 
-static PyObject *new_address(const uint8_t *bytes, int family)
+static PyObject *new_address(const struct module_state *state, const uint8_t *bytes, int family)
 {
     if (family == FLOW_FAMILY_IPV4) {
         unsigned long value = (unsigned long)bytes[0] << 24 | (unsigned long)bytes[1] << 16 |
                               (unsigned long)bytes[2] << 8 | bytes[3];
         PyObject *number = PyLong_FromUnsignedLong(value);
-        PyObject *address = number ? PyObject_CallOneArg(G.ipv4_type, number) : NULL;
+        PyObject *address = number ? PyObject_CallOneArg(state->ipv4_type, number) : NULL;
         Py_XDECREF(number);
         return address;
     }
     PyObject *packed = PyBytes_FromStringAndSize((const char *)bytes, 16);
-    PyObject *address = packed ? PyObject_CallOneArg(G.ipv6_type, packed) : NULL;
+    PyObject *address = packed ? PyObject_CallOneArg(state->ipv6_type, packed) : NULL;
     Py_XDECREF(packed);
     return address;
 }
@@ -101,7 +105,8 @@ static PyObject *new_address(const uint8_t *bytes, int family)
 /* The address as an ipaddress object, one object per address: making one
  * costs several times what the rest of a packet does, and a tracer converts a
  * shared object once. A few thousand are kept (a scan must not fill memory). */
-static PyObject *address_object(CaptureReaderObject *self, const uint8_t *bytes, int family)
+static PyObject *address_object(const struct module_state *state, CaptureReaderObject *self, const uint8_t *bytes,
+                                int family)
 {
     char key[17];
     size_t size = family == FLOW_FAMILY_IPV4 ? 4 : 16;
@@ -117,7 +122,7 @@ static PyObject *address_object(CaptureReaderObject *self, const uint8_t *bytes,
     }
     if (PyDict_GET_SIZE(self->addresses) >= 4096)
         PyDict_Clear(self->addresses);
-    address = new_address(bytes, family);
+    address = new_address(state, bytes, family);
     if (address && PyDict_SetItem(self->addresses, name, address) < 0)
         Py_CLEAR(address);
     Py_DECREF(name);
@@ -127,8 +132,8 @@ static PyObject *address_object(CaptureReaderObject *self, const uint8_t *bytes,
 /* A Packet with pcapkit's fields; the frame is a dict shaped like pcapkit's
  * frame info: packet bytes, frame_info and the exact time_epoch (a Decimal,
  * from which the writer knows that ts_usec counts nanoseconds). */
-static PyObject *make_packet(CaptureReaderObject *self, const struct pcap_pkthdr *header, const u_char *data,
-                             const struct decoded_frame *decoded)
+static PyObject *make_packet(const struct module_state *state, CaptureReaderObject *self,
+                             const struct pcap_pkthdr *header, const u_char *data, const struct decoded_frame *decoded)
 {
     uint64_t seconds, nanoseconds;
     capture_timestamp(&self->capture, header, &seconds, &nanoseconds);
@@ -137,22 +142,22 @@ static PyObject *make_packet(CaptureReaderObject *self, const struct pcap_pkthdr
     snprintf(epoch_text, sizeof epoch_text, "%llu.%09llu", (unsigned long long)(seconds + nanoseconds / 1000000000u),
              (unsigned long long)(nanoseconds % 1000000000u));
     PyObject *epoch_str = PyUnicode_FromString(epoch_text);
-    PyObject *epoch = epoch_str ? PyObject_CallOneArg(G.decimal_type, epoch_str) : NULL;
+    PyObject *epoch = epoch_str ? PyObject_CallOneArg(state->decimal_type, epoch_str) : NULL;
     PyObject *timestamp = epoch ? PyFloat_FromString(epoch_str) : NULL;
     PyObject *frame = timestamp ? Py_BuildValue("{sy#s{sKsKsIsI}sO}", "packet", (const char *)data,
                                                 (Py_ssize_t)header->caplen, "frame_info", "ts_sec", (unsigned long long)seconds,
                                                 "ts_usec", (unsigned long long)nanoseconds, "incl_len", header->caplen, "orig_len",
                                                 header->len, "time_epoch", epoch)
                                 : NULL;
-    PyObject *src = frame ? address_object(self, decoded->key.src, decoded->key.src_family) : NULL;
-    PyObject *dst = src ? address_object(self, decoded->key.dst, decoded->key.dst_family) : NULL;
+    PyObject *src = frame ? address_object(state, self, decoded->key.src, decoded->key.src_family) : NULL;
+    PyObject *dst = src ? address_object(state, self, decoded->key.dst, decoded->key.dst_family) : NULL;
     PyObject *packet = NULL;
     if (dst) {
         PyObject *args = Py_BuildValue("(IKOOOOOHHO)", self->capture.file_linktype, (unsigned long long)self->frame_number,
                                        frame, (decoded->tcp_flags & TCP_FLAG_SYN) ? Py_True : Py_False,
                                        (decoded->tcp_flags & TCP_FLAG_FIN) ? Py_True : Py_False, src, dst,
                                        decoded->key.src_port, decoded->key.dst_port, timestamp);
-        packet = args ? PyObject_Call((PyObject *)&Packet_Type, args, NULL) : NULL;
+        packet = args ? PyObject_Call((PyObject *)state->packet_type, args, NULL) : NULL;
         Py_XDECREF(args);
     }
     Py_XDECREF(epoch_str);
@@ -169,15 +174,18 @@ static PyObject *reader_next(PyObject *op)
     CaptureReaderObject *self = (CaptureReaderObject *)op;
     if (!self->open)
         return NULL;
+    const struct module_state *state = PyType_GetModuleState(Py_TYPE(op));
+    if (!state)
+        return NULL;
     struct capture_frame frame;
     struct capture_stats uncounted = {0}; /* packets() reports no counters */
     enum capture_status status = capture_next(&self->capture, &frame, &self->frame_number, &uncounted);
     if (status == CAPTURE_FRAME)
-        return make_packet(self, frame.header, frame.data, &frame.decoded);
+        return make_packet(state, self, frame.header, frame.data, &frame.decoded);
     /* CAPTURE_INTERRUPTED: reader_check's exception stands; a frame begun is
      * lost, so no more are read */
     if (status == CAPTURE_DAMAGED)
-        raise_damaged(self->name, self->capture.errbuf, self->frame_number + 1, capture_offset(&self->capture));
+        raise_damaged(state, self->name, self->capture.errbuf, self->frame_number + 1, capture_offset(&self->capture));
     capture_close(&self->capture);
     self->open = 0;
     return NULL;
@@ -207,7 +215,9 @@ static void reader_dealloc(PyObject *op)
     Py_XDECREF(self->name);
     Py_XDECREF(self->keep);
     Py_XDECREF(self->addresses);
-    Py_TYPE(op)->tp_free(op);
+    PyTypeObject *type = Py_TYPE(op);
+    type->tp_free(op);
+    Py_DECREF(type);
 }
 
 static PyObject *reader_enter(PyObject *op, PyObject *unused)
@@ -236,15 +246,26 @@ static PyGetSetDef reader_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-PyTypeObject CaptureReader_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pcapflow._core.CaptureReader",
-    .tp_basicsize = sizeof(CaptureReaderObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "CaptureReader(fin, filter=None): iterates over the TCP frames of a capture as Packets.",
-    .tp_new = reader_new,
-    .tp_dealloc = reader_dealloc,
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = reader_next,
-    .tp_methods = reader_methods,
-    .tp_getset = reader_getset,
+static PyType_Slot reader_slots[] = {
+    {Py_tp_doc, "CaptureReader(fin, filter=None): iterates over the TCP frames of a capture as Packets."},
+    {Py_tp_new, reader_new},
+    {Py_tp_dealloc, reader_dealloc},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, reader_next},
+    {Py_tp_methods, reader_methods},
+    {Py_tp_getset, reader_getset},
+    {0, NULL},
 };
+
+static PyType_Spec reader_spec = {
+    .name = "pcapflow._core.CaptureReader",
+    .basicsize = sizeof(CaptureReaderObject),
+    .flags = TYPE_FLAGS,
+    .slots = reader_slots,
+};
+
+int capture_reader_type_add(PyObject *module, struct module_state *state)
+{
+    state->capture_reader_type = add_type(module, &reader_spec, NULL);
+    return state->capture_reader_type ? 0 : -1;
+}

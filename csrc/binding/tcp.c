@@ -11,8 +11,6 @@
 
 #include "binding.h"
 
-static PyObject *base_trace_method, *base_dump_method; /* to spot overrides in subclasses */
-
 /* ---- flows' Python objects: the carried data is the label str (it becomes
  * the closed flow's Index label), the open data the flow's dumper ---- */
 
@@ -91,7 +89,7 @@ static PyObject *make_index(TCPObject *self, PyObject *text, const struct flow_v
     if (!text && index)
         text = label_str(flow->label, flow->label_length);
     /* untracked: it holds only strings, None and a tuple of ints */
-    PyObject *result = index && text ? index_new(fpout, index, text) : NULL;
+    PyObject *result = index && text ? index_new(self->state, fpout, index, text) : NULL;
     Py_XDECREF(fpout);
     Py_XDECREF(index);
     Py_XDECREF(text);
@@ -206,16 +204,15 @@ struct traced_fields {
     int is_owned;
 };
 
-/* pcapkit's Packet class, recognised by name on first sight: its fields
- * live in the instance __dict__ and are read from there directly. */
-static PyTypeObject *pcapkit_packet_type;
-
-static int is_pcapkit_packet(PyObject *packet)
+/* pcapkit's Packet class, recognised by name on first sight (and kept in
+ * the module state): its fields live in the instance __dict__ and are read
+ * from there directly. */
+static int is_pcapkit_packet(struct module_state *state, PyObject *packet)
 {
     PyTypeObject *type = Py_TYPE(packet);
-    if (type == pcapkit_packet_type)
+    if ((PyObject *)type == state->pcapkit_packet_type)
         return 1;
-    if (pcapkit_packet_type || strcmp(type->tp_name, "Packet") != 0 || !(type->tp_flags & Py_TPFLAGS_HEAPTYPE))
+    if (state->pcapkit_packet_type || strcmp(type->tp_name, "Packet") != 0 || !(type->tp_flags & Py_TPFLAGS_HEAPTYPE))
         return 0;
     PyObject *module = PyObject_GetAttrString((PyObject *)type, "__module__");
     int match = module && PyUnicode_Check(module) &&
@@ -223,13 +220,13 @@ static int is_pcapkit_packet(PyObject *packet)
     Py_XDECREF(module);
     PyErr_Clear();
     if (match)
-        pcapkit_packet_type = (PyTypeObject *)Py_NewRef((PyObject *)type);
+        state->pcapkit_packet_type = Py_NewRef((PyObject *)type);
     return match;
 }
 
-static int fetch_fields(PyObject *packet, struct traced_fields *fields)
+static int fetch_fields(TCPObject *self, PyObject *packet, struct traced_fields *fields)
 {
-    if (Py_IS_TYPE(packet, &Packet_Type)) {
+    if (Py_IS_TYPE(packet, self->packet_type)) {
         PyObject *const *v = ((InfoObject *)packet)->values;
         /* the TRACED_FIELDS, spelled out: this runs for every packet */
         if (v[PACKET_SRC] && v[PACKET_DST] && v[PACKET_SRCPORT] && v[PACKET_DSTPORT] && v[PACKET_INDEX] &&
@@ -242,7 +239,7 @@ static int fetch_fields(PyObject *packet, struct traced_fields *fields)
     memset(fields->owned, 0, sizeof fields->owned);
     fields->value = fields->owned;
     fields->is_owned = 1;
-    int pcapkit_packet = is_pcapkit_packet(packet);
+    int pcapkit_packet = is_pcapkit_packet(self->state, packet);
     PyObject *dict = pcapkit_packet ? PyObject_GenericGetDict(packet, NULL) : NULL;
     /* pcapkit's Packet() cannot be made without syn and frame: only the
      * fields the tracer reads are looked up */
@@ -271,9 +268,10 @@ static void release_fields(struct traced_fields *fields)
 static int convert_and_remember(TCPObject *self, PyObject *value, const char *field, uint8_t *family,
                                 uint8_t out[16])
 {
-    if (convert_address(value, field, family, out) < 0)
+    if (convert_address(self->state, value, field, family, out) < 0)
         return -1;
-    if (Py_IS_TYPE(value, (PyTypeObject *)G.ipv4_type) || Py_IS_TYPE(value, (PyTypeObject *)G.ipv6_type) ||
+    if (Py_IS_TYPE(value, (PyTypeObject *)self->state->ipv4_type) ||
+        Py_IS_TYPE(value, (PyTypeObject *)self->state->ipv6_type) ||
         PyUnicode_CheckExact(value)) {
         struct address_memo *memo = &self->memo[self->memo_next];
         self->memo_next ^= 1;
@@ -411,7 +409,7 @@ static int describe_packet_flow(void *context, char *text, size_t *length, uint3
 {
     struct packet_origin *origin = context;
     origin->timestamp = packet_field(origin->packet, PACKET_TIMESTAMP);
-    Py_ssize_t written = origin->timestamp ? timestamp_text(origin->timestamp, text) : -1;
+    Py_ssize_t written = origin->timestamp ? timestamp_text(origin->self->state, origin->timestamp, text) : -1;
     origin->protocol = written >= 0 ? packet_field(origin->packet, PACKET_PROTOCOL) : NULL;
     *length = (size_t)written;
     *linktype = 0;
@@ -498,7 +496,7 @@ static int trace_packet(TCPObject *self, PyObject *packet, const struct pcap_rec
     struct traced_frame frame; /* its key is cleared by read_key(); no second clearing per packet */
     struct packet_origin origin = {self, packet, NULL, NULL};
     int status = -1;
-    if (fetch_fields(packet, &fields) < 0 || read_key(self, fields.value, &frame.key) < 0 ||
+    if (fetch_fields(self, packet, &fields) < 0 || read_key(self, fields.value, &frame.key) < 0 ||
         convert_frame_number(fields.value[PACKET_INDEX], &frame.number) < 0 ||
         (*fin = PyObject_IsTrue(fields.value[PACKET_FIN])) < 0)
         goto done;
@@ -527,7 +525,7 @@ done:
  * type cache, and registering or replacing the list is seen at once. */
 static PyObject *class_callbacks(TCPObject *self)
 {
-    PyObject *callbacks = PyObject_GetAttr((PyObject *)Py_TYPE(self), G.str_callback_fn);
+    PyObject *callbacks = PyObject_GetAttr((PyObject *)Py_TYPE(self), self->state->str_callback_fn);
     if (!callbacks)
         PyErr_Clear();
     return callbacks;
@@ -712,14 +710,15 @@ static PyObject *dump_owned(TCPObject *self, PyObject *packet);
 static PyObject *tcp_dump(PyObject *op, PyObject *packet)
 {
     TCPObject *self = (TCPObject *)op;
-    int overridden = overrides(op, G.str_trace, base_trace_method);
+    const struct module_state *state = self->state;
+    int overridden = overrides(op, state->str_trace, state->base_trace_method);
     if (overridden < 0)
         return NULL;
     if (overridden) {
         /* a subclass traces its own way: do what pcapkit's dump() does,
          * through the public methods (each takes the tracer itself) */
         PyObject *kwargs = Py_BuildValue("{sO}", "output", Py_True);
-        PyObject *trace = kwargs ? PyObject_GetAttr(op, G.str_trace) : NULL;
+        PyObject *trace = kwargs ? PyObject_GetAttr(op, state->str_trace) : NULL;
         PyObject *call_args = trace ? PyTuple_Pack(1, packet) : NULL;
         PyObject *writer = call_args ? PyObject_Call(trace, call_args, kwargs) : NULL;
         Py_XDECREF(kwargs);
@@ -768,7 +767,7 @@ static PyObject *dump_owned(TCPObject *self, PyObject *packet)
     PyObject *frame = packet_field(packet, PACKET_FRAME);
     struct pcap_record record;
     Py_buffer data;
-    int status = frame ? convert_frame(frame, &record, &data) : -1;
+    int status = frame ? convert_frame(self->state, frame, &record, &data) : -1;
     Py_XDECREF(frame);
     if (status < 0)
         return NULL;
@@ -788,10 +787,11 @@ static PyObject *tcp_call(PyObject *op, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"packet", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:__call__", kwlist, &packet))
         return NULL;
-    int overridden = overrides(op, G.str_dump, base_dump_method);
+    const struct module_state *state = ((TCPObject *)op)->state;
+    int overridden = overrides(op, state->str_dump, state->base_dump_method);
     if (overridden < 0)
         return NULL;
-    return overridden ? PyObject_CallMethodOneArg(op, G.str_dump, packet) : tcp_dump(op, packet);
+    return overridden ? PyObject_CallMethodOneArg(op, state->str_dump, packet) : tcp_dump(op, packet);
 }
 
 static int flush(TCPObject *self)
@@ -1044,7 +1044,7 @@ static int init_owned(TCPObject *self, const struct tracer_options *options)
         .extension = extension ? PyBytes_AS_STRING(extension) : NULL,
         .write_pcap = self->mode == OUTPUT_PCAP,
         .layout = {.big_endian = big, .nanosecond = self->nanosecond},
-        .mapped_as_dotted = G.mapped_as_dotted,
+        .mapped_as_dotted = self->state->mapped_as_dotted,
         .max_pending_bytes = (uint64_t)buffer_bytes,
         .flush_bytes = buffer_bytes < 64 * 1024 ? (uint32_t)buffer_bytes : 64 * 1024,
     };
@@ -1070,6 +1070,8 @@ static int init_owned(TCPObject *self, const struct tracer_options *options)
 static int tcp_traverse(PyObject *op, visitproc visit, void *arg)
 {
     TCPObject *self = (TCPObject *)op;
+    Py_VISIT(Py_TYPE(op)); /* an instance holds its heap type */
+    Py_VISIT(self->module);
     Py_VISIT(self->dumper_class);
     Py_VISIT(self->closed_indexes);
     Py_VISIT(self->submitted);
@@ -1084,6 +1086,8 @@ static int tcp_traverse(PyObject *op, visitproc visit, void *arg)
     return 0;
 }
 
+/* The module stays: its state must outlive every use of the object, and
+ * breaking a cycle through it is the module's own clear's work. */
 static int tcp_clear(PyObject *op)
 {
     TCPObject *self = (TCPObject *)op;
@@ -1123,8 +1127,28 @@ static void tcp_dealloc(PyObject *op)
     if (self->weakrefs)
         PyObject_ClearWeakRefs(op);
     release(self);
-    /* a Python subclass's deallocator releases its type after this returns */
-    Py_TYPE(op)->tp_free(op);
+    PyObject *module = self->module;
+    PyTypeObject *type = Py_TYPE(op);
+    type->tp_free(op);
+    /* a Python subclass's deallocator leaves its type to us, as our base is a heap type */
+    Py_DECREF(type);
+    Py_XDECREF(module);
+}
+
+/* Finds, once, the module whose TCPBase type is (or is a base of), and
+ * keeps it: the per-packet code reads its state from the object. */
+static PyObject *tcp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    (void)args;
+    (void)kwargs;
+    PyObject *module = module_of_type(type);
+    TCPObject *self = module ? (TCPObject *)type->tp_alloc(type, 0) : NULL;
+    if (!self)
+        return NULL;
+    self->module = Py_NewRef(module);
+    self->state = PyModule_GetState(module);
+    self->packet_type = self->state->packet_type;
+    return (PyObject *)self;
 }
 
 static PyObject *tcp_open_flows(PyObject *op, void *closure)
@@ -1165,33 +1189,59 @@ static PyGetSetDef tcp_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-PyTypeObject TCPBase_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pcapflow._core.TCPBase",
-    .tp_basicsize = sizeof(TCPObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "The C flow tracer under pcapflow.TCP.",
-    .tp_new = PyType_GenericNew,
-    .tp_init = tcp_init,
-    .tp_dealloc = tcp_dealloc,
-    .tp_finalize = tcp_finalize,
-    .tp_traverse = tcp_traverse,
-    .tp_clear = tcp_clear,
-    .tp_call = tcp_call,
-    .tp_methods = tcp_methods,
-    .tp_getset = tcp_getset,
-    .tp_weaklistoffset = offsetof(TCPObject, weakrefs),
+#if PY_VERSION_HEX >= 0x030C0000
+#define WEAKLIST_MEMBER {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(TCPObject, weakrefs), Py_READONLY, NULL}
+#else
+#include <structmember.h>
+#define WEAKLIST_MEMBER {"__weaklistoffset__", T_PYSSIZET, offsetof(TCPObject, weakrefs), READONLY, NULL}
+#endif
+
+static PyMemberDef tcp_members[] = {
+    WEAKLIST_MEMBER, /* how a type made from a spec gets weak references */
+    {NULL, 0, 0, 0, NULL},
 };
 
-int tcp_type_ready(PyObject *module)
+static PyType_Slot tcp_slots[] = {
+    {Py_tp_doc, "The C flow tracer under pcapflow.TCP."},
+    {Py_tp_new, tcp_new},
+    {Py_tp_init, tcp_init},
+    {Py_tp_dealloc, tcp_dealloc},
+    {Py_tp_finalize, tcp_finalize},
+    {Py_tp_traverse, tcp_traverse},
+    {Py_tp_clear, tcp_clear},
+    {Py_tp_call, tcp_call},
+    {Py_tp_methods, tcp_methods},
+    {Py_tp_getset, tcp_getset},
+    {Py_tp_members, tcp_members},
+    {0, NULL},
+};
+
+static PyType_Spec tcp_spec = {
+    .name = "pcapflow._core.TCPBase",
+    .basicsize = sizeof(TCPObject),
+    .flags = TYPE_FLAGS | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = tcp_slots,
+};
+
+static void register_fork_handler(void)
 {
     this_process = getpid();
-    if (pthread_atfork(NULL, NULL, forked_child) != 0) {
+    if (pthread_atfork(NULL, NULL, forked_child) != 0)
+        this_process = 0; /* reported by tcp_type_add */
+}
+
+int tcp_type_add(PyObject *module, struct module_state *state)
+{
+    /* the process id is the process's, whichever module instance asks */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (pthread_once(&once, register_fork_handler) != 0 || this_process == 0) {
         PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
         return -1;
     }
-    if (PyModule_AddType(module, &TCPBase_Type) < 0)
+    if (!(state->tcpbase_type = add_type(module, &tcp_spec, NULL)))
         return -1;
-    base_trace_method = PyDict_GetItemString(TCPBase_Type.tp_dict, "trace");
-    base_dump_method = PyDict_GetItemString(TCPBase_Type.tp_dict, "dump");
-    return base_trace_method && base_dump_method ? 0 : -1;
+    PyObject *type = (PyObject *)state->tcpbase_type;
+    state->base_trace_method = PyObject_GetAttr(type, state->str_trace);
+    state->base_dump_method = state->base_trace_method ? PyObject_GetAttr(type, state->str_dump) : NULL;
+    return state->base_dump_method ? 0 : -1;
 }
