@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/capture.h"
+#include "core/pcapflow_core.h"
 
 static char directory[64];
 
@@ -41,9 +41,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fclose(file);
         return 0;
     }
-    struct capture capture;
-    if (capture_open(&capture, file, NULL) < 0)
+    struct capture *capture = capture_new();
+    if (!capture) {
+        fclose(file);
         return 0;
+    }
+    if (capture_open(capture, file, NULL) < 0) {
+        capture_delete(capture);
+        return 0;
+    }
     struct tracer_config config = {.directory = directory, .extension = ".pcap", .write_pcap = 1,
                                    .max_open_files = 4, .flush_bytes = 512, .max_pending_bytes = 4096};
     struct tracer_error error;
@@ -51,12 +57,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (tracer) {
         uint64_t frame_number = 0;
         struct capture_stats stats = {0};
-        while (capture_trace(&capture, tracer, &frame_number, 1024, &stats) == CAPTURE_MORE)
+        while (capture_trace(capture, tracer, &frame_number, 1024, &stats) == CAPTURE_MORE)
             ;
         tracer_flush_all(tracer);
     }
     tracer_delete(tracer);
-    capture_close(&capture);
+    capture_delete(capture);
     empty_directory();
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/decode.h"
+#include "core/flow_key.h"
 
 static const int link_types[] = {0, 1, 9, 12, 14, 50, 101, 108, 113, 228, 229, 276, 147};
 

@@ -12,7 +12,7 @@
 
 #include <pcap/pcap.h>
 
-#include "core/tracer.h"
+#include "core/pcapflow_core.h"
 
 enum { MAX_FRAMES = 64 };
 

@@ -5,8 +5,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include "core/label.h"
-#include "core/tracer.h"
+#include "core/pcapflow_core.h"
 
 #if PY_VERSION_HEX < 0x030A0000
 static inline PyObject *Py_NewRef(PyObject *object)

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "binding.h"
-#include "core/capture.h"
 
 /* How often a capture being traced comes back to Python (signals, the
  * progress callback), waiting on a pipe or not: a Ctrl-C is acted on within
@@ -204,41 +203,44 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
         Py_CLEAR(*(PyObject **)tracer_carried(self->tracer, slot));
 
     PyObject *name = NULL, *keep = NULL, *result = NULL;
+    struct capture *capture = NULL;
     FILE *file = open_input(fin, &name, &keep);
     if (!file)
         goto done;
+    if (!(capture = capture_new())) {
+        fclose(file);
+        PyErr_NoMemory();
+        goto done;
+    }
     struct stat info;
     uint64_t total = fstat(fileno(file), &info) == 0 && S_ISREG(info.st_mode) ? (uint64_t)info.st_size
                      : keep                                                  ? (uint64_t)PyBytes_GET_SIZE(keep)
                                                                              : 0;
-    struct capture capture;
-    struct trace_loop loop = {.self = self, .capture = &capture, .progress = progress, .total = total};
+    struct trace_loop loop = {.self = self, .capture = capture, .progress = progress, .total = total};
     const struct capture_check check = {.function = check_python, .arg = &loop, .interval_ns = CHECK_INTERVAL_NS};
     int opened;
     loop.thread = PyEval_SaveThread(); /* reading the file header may wait on a pipe */
-    opened = capture_open(&capture, file, &check);
+    opened = capture_open(capture, file, &check);
     PyEval_RestoreThread(loop.thread);
     if (opened < 0) {
-        if (!capture.interrupted) /* else check_python's exception stands */
-            raise_damaged(self->state, name, capture.errbuf, first_frame + 1, 0);
+        if (!capture_interrupted(capture)) /* else check_python's exception stands */
+            raise_damaged(self->state, name, capture_error(capture), first_frame + 1, 0);
         goto done;
     }
-    capture.decode_options = self->tunnels ? DECODE_TUNNELS : 0;
+    capture_set_decode_options(capture, self->tunnels ? DECODE_TUNNELS : 0);
     if (filter != Py_None) {
         const char *expression = PyUnicode_AsUTF8(filter);
-        if (!expression || capture_set_filter(&capture, expression) < 0) {
+        if (!expression || capture_set_filter(capture, expression) < 0) {
             if (expression) {
                 PyObject *error = self->state->filter_error;
-                PyErr_Format(error, "BPF filter %R does not compile: %s", filter, capture.errbuf);
+                PyErr_Format(error, "BPF filter %R does not compile: %s", filter, capture_error(capture));
             }
-            capture_close(&capture);
             goto done;
         }
     }
 
     if (tracer_start_write_behind(self->tracer, writer_threads()) < 0) {
         raise_tracer_error(self->tracer);
-        capture_close(&capture);
         goto done;
     }
     struct capture_stats stats = {0};
@@ -249,7 +251,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     /* Python run by check_python (signal handlers, progress) finds the
      * tracer owned and busy (set above) and leaves its flows alone */
     loop.thread = PyEval_SaveThread();
-    status = capture_trace(&capture, self->tracer, &frame_number, UINT64_MAX, &stats);
+    status = capture_trace(capture, self->tracer, &frame_number, UINT64_MAX, &stats);
     PyEval_RestoreThread(loop.thread);
     Py_CLEAR(self->submitted);
     int writes_failed;
@@ -258,10 +260,10 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     Py_END_ALLOW_THREADS
     if (writes_failed && !PyErr_Occurred())
         raise_tracer_error(self->tracer); /* it stopped the loop early if it could */
-    uint64_t offset = capture_offset(&capture);
+    uint64_t offset = capture_offset(capture);
     if (!PyErr_Occurred()) {
         if (status == CAPTURE_DAMAGED)
-            raise_damaged(self->state, name, capture.errbuf, frame_number + 1, offset);
+            raise_damaged(self->state, name, capture_error(capture), frame_number + 1, offset);
         else if (status == CAPTURE_TRACER_ERROR)
             raise_tracer_error(self->tracer);
         else if (status == CAPTURE_INTERRUPTED) /* check_python stops only with an exception */
@@ -269,7 +271,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
         else if (progress != Py_None)
             report_progress(&loop, total ? total : offset);
     }
-    capture_close(&capture);
+    capture_close(capture);
     if (!PyErr_Occurred())
         result = stats_dict(&stats, frame_number, offset);
     else {
@@ -284,6 +286,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
         PyErr_Restore(type, value, traceback);
     }
 done:
+    capture_delete(capture);
     self->busy = 0;
     tcp_leave(self);
     Py_XDECREF(name);

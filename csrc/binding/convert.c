@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "binding.h"
-#include "core/timestamp_text.h"
 
 PyObject *get_optional_field(PyObject *object, PyObject *name)
 {

@@ -3,7 +3,6 @@
  * exceptions and, looked up once, the Python objects the per-packet code
  * compares against. */
 #include "binding.h"
-#include "core/timestamp_text.h"
 
 /* str(CaptureError): "{filename}: {message} (frame {frame}, byte offset {offset})",
  * each part only when known. An instance method of the class made below. */

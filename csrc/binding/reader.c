@@ -4,12 +4,10 @@
 #include <string.h>
 
 #include "binding.h"
-#include "core/capture.h"
-#include "core/decode.h"
 
 typedef struct {
     PyObject_HEAD
-    struct capture capture;
+    struct capture *capture;
     int open;
     uint64_t frame_number;
     PyObject *name;
@@ -54,29 +52,33 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         return NULL;
     if (!(self->addresses = PyDict_New()))
         goto fail;
+    if (!(self->capture = capture_new())) {
+        PyErr_NoMemory();
+        goto fail;
+    }
     FILE *file = open_input(fin, &self->name, &self->keep);
     if (!file)
         goto fail;
     int opened;
     const struct capture_check check = {.function = reader_check, .arg = self, .interval_ns = 50000000u};
     self->released = PyEval_SaveThread(); /* reading the file header may wait on a pipe */
-    opened = capture_open(&self->capture, file, &check);
+    opened = capture_open(self->capture, file, &check);
     PyEval_RestoreThread(self->released);
     self->released = NULL;
     if (opened < 0) {
-        if (!self->capture.interrupted)
-            raise_damaged(state, self->name, self->capture.errbuf, 1, 0);
+        if (!capture_interrupted(self->capture))
+            raise_damaged(state, self->name, capture_error(self->capture), 1, 0);
         goto fail;
     }
     self->open = 1;
-    self->capture.decode_options = tunnels ? DECODE_TUNNELS : 0;
+    capture_set_decode_options(self->capture, tunnels ? DECODE_TUNNELS : 0);
     if (filter != Py_None) {
         const char *expression = PyUnicode_AsUTF8(filter);
         if (!expression)
             goto fail;
-        if (capture_set_filter(&self->capture, expression) < 0) {
+        if (capture_set_filter(self->capture, expression) < 0) {
             PyErr_Format(state->filter_error, "BPF filter %R does not compile: %s",
-                         filter, self->capture.errbuf);
+                         filter, capture_error(self->capture));
             goto fail;
         }
     }
@@ -133,10 +135,10 @@ static PyObject *address_object(const struct module_state *state, CaptureReaderO
  * frame info: packet bytes, frame_info and the exact time_epoch (a Decimal,
  * from which the writer knows that ts_usec counts nanoseconds). */
 static PyObject *make_packet(const struct module_state *state, CaptureReaderObject *self,
-                             const struct pcap_pkthdr *header, const u_char *data, const struct decoded_frame *decoded)
+                             const struct capture_frame *captured)
 {
-    uint64_t seconds, nanoseconds;
-    capture_timestamp(&self->capture, header, &seconds, &nanoseconds);
+    uint64_t seconds = captured->seconds, nanoseconds = captured->nanoseconds;
+    const struct decoded_frame *decoded = &captured->decoded;
     /* a sub-second field past a second (a damaged capture) carries, as the decimal sum would */
     char epoch_text[48];
     snprintf(epoch_text, sizeof epoch_text, "%llu.%09llu", (unsigned long long)(seconds + nanoseconds / 1000000000u),
@@ -144,16 +146,16 @@ static PyObject *make_packet(const struct module_state *state, CaptureReaderObje
     PyObject *epoch_str = PyUnicode_FromString(epoch_text);
     PyObject *epoch = epoch_str ? PyObject_CallOneArg(state->decimal_type, epoch_str) : NULL;
     PyObject *timestamp = epoch ? PyFloat_FromString(epoch_str) : NULL;
-    PyObject *frame = timestamp ? Py_BuildValue("{sy#s{sKsKsIsI}sO}", "packet", (const char *)data,
-                                                (Py_ssize_t)header->caplen, "frame_info", "ts_sec", (unsigned long long)seconds,
-                                                "ts_usec", (unsigned long long)nanoseconds, "incl_len", header->caplen, "orig_len",
-                                                header->len, "time_epoch", epoch)
+    PyObject *frame = timestamp ? Py_BuildValue("{sy#s{sKsKsIsI}sO}", "packet", (const char *)captured->data,
+                                                (Py_ssize_t)captured->caplen, "frame_info", "ts_sec", (unsigned long long)seconds,
+                                                "ts_usec", (unsigned long long)nanoseconds, "incl_len", captured->caplen, "orig_len",
+                                                captured->len, "time_epoch", epoch)
                                 : NULL;
     PyObject *src = frame ? address_object(state, self, decoded->key.src, decoded->key.src_family) : NULL;
     PyObject *dst = src ? address_object(state, self, decoded->key.dst, decoded->key.dst_family) : NULL;
     PyObject *packet = NULL;
     if (dst) {
-        PyObject *args = Py_BuildValue("(IKOOOOOHHO)", self->capture.file_linktype, (unsigned long long)self->frame_number,
+        PyObject *args = Py_BuildValue("(IKOOOOOHHO)", capture_linktype(self->capture), (unsigned long long)self->frame_number,
                                        frame, (decoded->tcp_flags & TCP_FLAG_SYN) ? Py_True : Py_False,
                                        (decoded->tcp_flags & TCP_FLAG_FIN) ? Py_True : Py_False, src, dst,
                                        decoded->key.src_port, decoded->key.dst_port, timestamp);
@@ -179,14 +181,15 @@ static PyObject *reader_next(PyObject *op)
         return NULL;
     struct capture_frame frame;
     struct capture_stats uncounted = {0}; /* packets() reports no counters */
-    enum capture_status status = capture_next(&self->capture, &frame, &self->frame_number, &uncounted);
+    enum capture_status status = capture_next(self->capture, &frame, &self->frame_number, &uncounted);
     if (status == CAPTURE_FRAME)
-        return make_packet(state, self, frame.header, frame.data, &frame.decoded);
+        return make_packet(state, self, &frame);
     /* CAPTURE_INTERRUPTED: reader_check's exception stands; a frame begun is
      * lost, so no more are read */
     if (status == CAPTURE_DAMAGED)
-        raise_damaged(state, self->name, self->capture.errbuf, self->frame_number + 1, capture_offset(&self->capture));
-    capture_close(&self->capture);
+        raise_damaged(state, self->name, capture_error(self->capture), self->frame_number + 1,
+                      capture_offset(self->capture));
+    capture_close(self->capture);
     self->open = 0;
     return NULL;
 }
@@ -196,7 +199,7 @@ static PyObject *reader_close(PyObject *op, PyObject *unused)
     (void)unused;
     CaptureReaderObject *self = (CaptureReaderObject *)op;
     if (self->open)
-        capture_close(&self->capture);
+        capture_close(self->capture);
     self->open = 0;
     Py_RETURN_NONE;
 }
@@ -204,14 +207,13 @@ static PyObject *reader_close(PyObject *op, PyObject *unused)
 static PyObject *reader_linktype(PyObject *op, void *closure)
 {
     (void)closure;
-    return PyLong_FromUnsignedLong(((CaptureReaderObject *)op)->capture.file_linktype);
+    return PyLong_FromUnsignedLong(capture_linktype(((CaptureReaderObject *)op)->capture));
 }
 
 static void reader_dealloc(PyObject *op)
 {
     CaptureReaderObject *self = (CaptureReaderObject *)op;
-    if (self->open)
-        capture_close(&self->capture);
+    capture_delete(self->capture); /* closes it if open */
     Py_XDECREF(self->name);
     Py_XDECREF(self->keep);
     Py_XDECREF(self->addresses);

@@ -1,8 +1,9 @@
 /* fopencookie() is a GNU extension */
 #define _GNU_SOURCE
 
-#include "capture.h"
+#include "pcapflow_core.h"
 
+#include <pcap/pcap.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -14,8 +15,27 @@
 #include <unistd.h>
 
 #include "decode.h"
-#include "timestamp_text.h"
 #include "tracer_internal.h"
+
+struct counted_stream; /* below: counts the bytes libpcap reads, pipes included */
+
+struct capture {
+    pcap_t *pcap;
+    FILE *file; /* the stream libpcap reads (closed by pcap_close) */
+    struct counted_stream *counter;
+    int linktype;        /* libpcap's DLT_ value, what the decoder reads */
+    uint32_t file_linktype; /* the LINKTYPE_ value files carry (DLT_RAW is 12, LINKTYPE_RAW 101) */
+    int microsecond_pcap; /* a pcap file with microsecond timestamps (not pcapng, not nanosecond) */
+    unsigned decode_options; /* decode_frame()'s options (DECODE_TUNNELS); 0 after capture_open */
+    int has_filter;
+    struct bpf_program filter;
+    struct capture_check check;
+    uint64_t next_check_ns; /* CLOCK_MONOTONIC time of the next call of check.function */
+    int interrupted;        /* check.function asked to stop */
+    uint32_t frames_read;   /* counts reads, for the clock read every 256 */
+    char errbuf[PCAP_ERRBUF_SIZE + 64];
+};
+
 
 /* The link type a pcap file written from this capture carries. libpcap maps
  * its DLT_ values to file LINKTYPE_ values when it writes a file header and
@@ -177,6 +197,20 @@ static FILE *counted_open(FILE *file, struct capture *owner, struct counted_stre
     return outer;
 }
 
+struct capture *capture_new(void) { return calloc(1, sizeof(struct capture)); }
+
+void capture_delete(struct capture *c)
+{
+    if (c)
+        capture_close(c);
+    free(c);
+}
+
+void capture_set_decode_options(struct capture *c, unsigned options) { c->decode_options = options; }
+const char *capture_error(const struct capture *c) { return c->errbuf; }
+int capture_interrupted(const struct capture *c) { return c->interrupted; }
+uint32_t capture_linktype(const struct capture *c) { return c->file_linktype; }
+
 int capture_open(struct capture *c, FILE *file, const struct capture_check *check)
 {
     memset(c, 0, sizeof *c);
@@ -236,7 +270,9 @@ uint64_t capture_offset(const struct capture *c)
     return offset;
 }
 
-void capture_timestamp(const struct capture *c, const struct pcap_pkthdr *header, uint64_t *seconds,
+/* A frame's time as the file holds it: seconds, and the sub-second field in
+ * nanoseconds (which may exceed a second in a damaged capture). */
+static void frame_time(const struct capture *c, const struct pcap_pkthdr *header, uint64_t *seconds,
                        uint64_t *nanoseconds)
 {
     /* A pcap file holds unsigned 32-bit fields, which libpcap reads as
@@ -255,33 +291,32 @@ void capture_timestamp(const struct capture *c, const struct pcap_pkthdr *header
 /* The label timestamp and link type of a flow a capture frame opens. */
 struct frame_origin {
     const struct capture *capture;
-    uint64_t seconds, nanoseconds;
+    const struct capture_frame *frame;
 };
 
 static int describe_capture_flow(void *context, char *timestamp, size_t *length, uint32_t *linktype)
 {
     struct frame_origin *origin = context;
-    *length = format_timestamp(origin->seconds, origin->nanoseconds, timestamp);
+    *length = format_timestamp(origin->frame->seconds, origin->frame->nanoseconds, timestamp);
     *linktype = origin->capture->file_linktype;
     return 0;
 }
 
 /* Traces one decoded TCP frame. Returns 0 or -1 (tr->error). */
-static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const struct decoded_frame *decoded,
-                           const struct pcap_pkthdr *header, const uint8_t *data, uint64_t frame_number,
-                           struct capture_stats *stats)
+static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const struct capture_frame *captured,
+                           uint64_t frame_number, struct capture_stats *stats)
 {
-    struct frame_origin origin = {c, 0, 0};
-    capture_timestamp(c, header, &origin.seconds, &origin.nanoseconds);
+    struct frame_origin origin = {c, captured};
     struct pcap_record record = {
-        .ts_sec = origin.seconds,
-        .ts_frac = origin.nanoseconds,
+        .ts_sec = captured->seconds,
+        .ts_frac = captured->nanoseconds,
         .frac_is_nanosecond = 1,
-        .incl_len = header->caplen,
-        .orig_len = header->len,
+        .incl_len = captured->caplen,
+        .orig_len = captured->len,
     };
+    const struct decoded_frame *decoded = &captured->decoded;
     struct traced_frame frame = {decoded->key, (int64_t)frame_number, (decoded->tcp_flags & TCP_FLAG_FIN) != 0,
-                                 &record, data};
+                                 &record, captured->data};
     struct trace_outcome outcome;
     enum trace_status status = tracer_trace(tr, &frame, describe_capture_flow, &origin, &outcome);
     stats->flows_opened += (uint64_t)outcome.opened;
@@ -318,7 +353,9 @@ enum capture_status capture_next(struct capture *c, struct capture_frame *frame,
         switch (decode_frame(c->linktype, data, header->caplen, c->decode_options, &frame->decoded)) {
         case DECODE_TCP:
             stats->tcp_frames++;
-            frame->header = header;
+            frame_time(c, header, &frame->seconds, &frame->nanoseconds);
+            frame->caplen = header->caplen;
+            frame->len = header->len;
             frame->data = data;
             return CAPTURE_FRAME;
         case DECODE_NOT_TCP: stats->not_tcp++; break;
@@ -337,7 +374,7 @@ enum capture_status capture_trace(struct capture *c, struct tracer *tr, uint64_t
         enum capture_status status = capture_next(c, &frame, frame_number, stats);
         if (status != CAPTURE_FRAME)
             return status;
-        if (trace_tcp_frame(c, tr, &frame.decoded, frame.header, frame.data, *frame_number, stats) < 0)
+        if (trace_tcp_frame(c, tr, &frame, *frame_number, stats) < 0)
             return CAPTURE_TRACER_ERROR;
     }
     return CAPTURE_MORE;

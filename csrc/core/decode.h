@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "flow_key.h"
+#include "pcapflow_core.h"
 
 enum decode_status {
     DECODE_TCP,              /* a TCP segment: key and flags are set */
@@ -17,24 +17,9 @@ enum decode_status {
     DECODE_UNSUPPORTED_LINK, /* a link type pcapflow does not decode */
 };
 
-enum { TCP_FLAG_FIN = 0x01, TCP_FLAG_SYN = 0x02, TCP_FLAG_RST = 0x04 };
-
-/* decode_frame()'s options, or-ed together */
-enum {
-    /* Open GRE, IP-in-IP, VXLAN and GENEVE and trace the innermost TCP.
-     * Without it only TCP right after the first IP header is traced
-     * (pcapkit's rule). */
-    DECODE_TUNNELS = 1,
-};
-
 /* How many tunnels deep DECODE_TUNNELS looks: a crafted frame of nested
  * tunnels cannot make the decoder loop or recurse without end. */
 enum { DECODE_MAX_TUNNELS = 8 };
-
-struct decoded_frame {
-    struct flow_key key;
-    uint8_t tcp_flags;
-};
 
 /* The link types (libpcap's DLT_ values) decode_frame() understands. */
 int decode_link_supported(int linktype);

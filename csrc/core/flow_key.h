@@ -1,28 +1,11 @@
-/* The identity of one TCP flow: one direction of a connection, as pcapkit
- * defines it (source address and port, destination address and port). */
+/* Comparing and hashing flow keys (struct flow_key is in pcapflow_core.h). */
 #ifndef PCAPFLOW_FLOW_KEY_H
 #define PCAPFLOW_FLOW_KEY_H
 
 #include <stdint.h>
 #include <string.h>
 
-enum { FLOW_FAMILY_IPV4 = 4, FLOW_FAMILY_IPV6 = 6 };
-
-/* Addresses are stored in 16 bytes; an IPv4 address uses the first 4 and
- * leaves the rest zero, so keys can be hashed and compared as plain bytes. */
-struct flow_key { /* 40 bytes */
-    uint8_t src[16];
-    uint8_t dst[16];
-    uint16_t src_port;
-    uint16_t dst_port;
-    uint8_t src_family;
-    uint8_t dst_family;
-    uint8_t padding[2]; /* always zero: part of the bytes hashed */
-};
-
-_Static_assert(sizeof(struct flow_key) == 40, "flow keys are hashed and compared as five words");
-
-static inline void flow_key_clear(struct flow_key *key) { memset(key, 0, sizeof *key); }
+#include "pcapflow_core.h"
 
 /* Word by word: a call to memcmp() costs more than comparing the 40 bytes. */
 static inline int flow_key_equal(const struct flow_key *a, const struct flow_key *b)

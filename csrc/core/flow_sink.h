@@ -7,7 +7,8 @@
 #define PCAPFLOW_FLOW_SINK_H
 
 #include "label.h"
-#include "tracer.h"
+#include "pcap_format.h"
+#include "pcapflow_core.h"
 
 struct write_behind;
 

@@ -6,11 +6,11 @@
 
 #include <stddef.h>
 
-#include "flow_key.h"
+#include "pcapflow_core.h"
 
 /* Longest label: two IPv6 addresses (45 chars each, with an IPv4 tail),
  * two ports, separators and a timestamp text of at most LABEL_MAX_TIMESTAMP. */
-enum { LABEL_MAX_TIMESTAMP = 160, LABEL_MAX = 2 * 46 + 2 * 6 + 3 + LABEL_MAX_TIMESTAMP + 1 };
+enum { LABEL_MAX = 2 * 46 + 2 * 6 + 3 + LABEL_MAX_TIMESTAMP + 1 };
 
 /* Python's str() of an ipaddress object. When `mapped_as_dotted` is set an
  * IPv4-mapped IPv6 address prints as ::ffff:a.b.c.d (Python 3.13 and later).

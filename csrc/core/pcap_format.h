@@ -5,26 +5,7 @@
 
 #include <stdint.h>
 
-enum {
-    PCAP_GLOBAL_HEADER_SIZE = 24,
-    PCAP_RECORD_HEADER_SIZE = 16,
-    PCAP_SNAPLEN = 262144, /* what pcapkit writes */
-};
-
-struct pcap_layout {
-    int big_endian; /* byte order of every header field */
-    int nanosecond; /* sub-second field counts nanoseconds (magic a1b23c4d) */
-};
-
-/* One frame's record as it arrives: the sub-second field is in the units of
- * the capture it came from (frac_is_nanosecond). */
-struct pcap_record {
-    uint64_t ts_sec;
-    uint64_t ts_frac;
-    int frac_is_nanosecond;
-    uint64_t incl_len;
-    uint64_t orig_len;
-};
+#include "pcapflow_core.h"
 
 void pcap_write_global_header(const struct pcap_layout *layout, uint32_t linktype,
                               uint8_t out[PCAP_GLOBAL_HEADER_SIZE]);

@@ -1,4 +1,4 @@
-#include "timestamp_text.h"
+#include "pcapflow_core.h"
 
 #include "digits.h"
 

@@ -355,7 +355,8 @@ long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed)
         tr->closed_steps = steps;
         tr->closed_steps_capacity = capacity;
     }
-    memcpy(tr->closed_steps + tr->closed_steps_length, frame_list_bytes(frames), frames->length);
+    if (frames->length) /* (closed_steps is NULL until a flow with more than one frame closes) */
+        memcpy(tr->closed_steps + tr->closed_steps_length, frame_list_bytes(frames), frames->length);
     tr->closed[tr->closed_count] = (struct closed_flow){
         flow->label, flow->label_length, flow->use_number, frames->count, frames->first, tr->closed_steps_length,
         flow->carried,
@@ -468,7 +469,8 @@ struct flow_view tracer_closed_view(const struct tracer *tr, size_t i)
 {
     const struct closed_flow *closed = &tr->closed[i];
     return (struct flow_view){closed->label, closed->label_length, closed->use_number, closed->frame_count,
-                              closed->first_frame, tr->closed_steps + closed->steps};
+                              closed->first_frame,
+                              tr->closed_steps ? tr->closed_steps + closed->steps : NULL};
 }
 
 struct flow_handle tracer_handle(const struct tracer *tr, uint32_t slot)

@@ -3,11 +3,12 @@
 #ifndef PCAPFLOW_TRACER_INTERNAL_H
 #define PCAPFLOW_TRACER_INTERNAL_H
 
+#include "flow_key.h"
 #include "flow_sink.h"
 #include "frame_list.h"
 #include "label.h"
 #include "label_set.h"
-#include "tracer.h"
+#include "pcapflow_core.h"
 
 /* What every packet of a flow touches comes first: the key, the frame
  * numbers and the caller's carried data. */

@@ -1,4 +1,8 @@
-/* The flow tracer: pcapkit's TCP flow tracing, in C.
+/* The C core's public API: the one header code outside csrc/core includes.
+ * Plain C, no Python. Sections: flow keys and records; decoded frames; the
+ * numbers' text; the flow tracer; reading captures.
+ *
+ * The flow tracer: pcapkit's TCP flow tracing, in C.
  *
  * A flow is one direction of a TCP connection. The tracer keeps the open
  * flows in a hash table keyed by flow_key, each with its label, the frame
@@ -9,23 +13,107 @@
  * to go), so any number of flows can be open.
  *
  * Memory per open flow: one struct flow (see tracer_flow_bytes(); it holds
- * the first few frame numbers), one hash-table entry, the interned label, 8
- * bytes per further frame number and the flow's pending output (bounded by
- * flush_bytes).
+ * the first few frame numbers), one hash-table entry, the interned label, a
+ * byte or two per further frame number and the flow's pending output
+ * (bounded by flush_bytes).
  *
- * This header is what code outside csrc/core uses: struct tracer is opaque
- * (tracer_internal.h defines it for the core's own files); flows are named by
+ * struct tracer and struct capture are opaque (tracer_internal.h and
+ * capture.c define them for the core's own files); flows are named by
  * slot, valid until the next call that may open or close a flow, or by a
  * flow_handle, which finds its flow again afterwards. */
-#ifndef PCAPFLOW_TRACER_H
-#define PCAPFLOW_TRACER_H
+#ifndef PCAPFLOW_CORE_H
+#define PCAPFLOW_CORE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
-#include "flow_key.h"
-#include "label.h"
-#include "pcap_format.h"
+/* ---- Flow keys and pcap records ---- */
+
+/* The identity of one TCP flow: one direction of a connection, as pcapkit
+ * defines it (source address and port, destination address and port). */
+enum { FLOW_FAMILY_IPV4 = 4, FLOW_FAMILY_IPV6 = 6 };
+
+/* Addresses are stored in 16 bytes; an IPv4 address uses the first 4 and
+ * leaves the rest zero, so keys can be hashed and compared as plain bytes. */
+struct flow_key { /* 40 bytes */
+    uint8_t src[16];
+    uint8_t dst[16];
+    uint16_t src_port;
+    uint16_t dst_port;
+    uint8_t src_family;
+    uint8_t dst_family;
+    uint8_t padding[2]; /* always zero: part of the bytes hashed */
+};
+
+_Static_assert(sizeof(struct flow_key) == 40, "flow keys are hashed and compared as five words");
+
+static inline void flow_key_clear(struct flow_key *key) { memset(key, 0, sizeof *key); }
+
+/* The classic pcap file format: a 24-byte global header, then one 16-byte
+ * record header before each frame's bytes. */
+enum {
+    PCAP_GLOBAL_HEADER_SIZE = 24,
+    PCAP_RECORD_HEADER_SIZE = 16,
+    PCAP_SNAPLEN = 262144, /* what pcapkit writes */
+};
+
+struct pcap_layout {
+    int big_endian; /* byte order of every header field */
+    int nanosecond; /* sub-second field counts nanoseconds (magic a1b23c4d) */
+};
+
+/* One frame's record as it arrives: the sub-second field is in the units of
+ * the capture it came from (frac_is_nanosecond). */
+struct pcap_record {
+    uint64_t ts_sec;
+    uint64_t ts_frac;
+    int frac_is_nanosecond;
+    uint64_t incl_len;
+    uint64_t orig_len;
+};
+
+/* ---- Decoded frames ---- */
+
+enum { TCP_FLAG_FIN = 0x01, TCP_FLAG_SYN = 0x02, TCP_FLAG_RST = 0x04 };
+
+/* decode_frame()'s options, or-ed together */
+enum {
+    /* Open GRE, IP-in-IP, VXLAN and GENEVE and trace the innermost TCP.
+     * Without it only TCP right after the first IP header is traced
+     * (pcapkit's rule). */
+    DECODE_TUNNELS = 1,
+};
+
+struct decoded_frame {
+    struct flow_key key;
+    uint8_t tcp_flags;
+};
+
+/* ---- Numbers as text, whatever the C locale ---- */
+
+/* Timestamps in labels, as pcapkit writes them: str(float(epoch)), where the
+ * epoch is the exact decimal seconds.nanoseconds of the frame. */
+enum { TIMESTAMP_TEXT_MAX = 48 };
+
+/* Rounds seconds + nanoseconds / 1e9 to the nearest double (correctly, from
+ * the decimal text, not by adding floats) and writes it as Python's repr()
+ * would: the shortest digits that read back to the same double, in fixed
+ * notation unless the exponent is below -4 or above 15. Returns the length. */
+size_t format_timestamp(uint64_t seconds, uint64_t nanoseconds, char out[TIMESTAMP_TEXT_MAX]);
+
+/* repr() of a double in the common case of at most six decimals between
+ * 1e-4 and 2^33, or 0 when the value is not such a case. */
+size_t format_double_repr_fast(double value, char out[TIMESTAMP_TEXT_MAX]);
+
+/* The same for a double already at hand. */
+size_t format_double_repr(double value, char out[TIMESTAMP_TEXT_MAX]);
+
+/* Longest timestamp text a label takes. */
+enum { LABEL_MAX_TIMESTAMP = 160 };
+
+/* ---- The flow tracer ---- */
 
 enum { TRACER_NO_SLOT = 0xffffffffu };
 
@@ -246,5 +334,92 @@ struct tracer_output_counts tracer_output_counts(const struct tracer *tr);
 uint64_t tracer_output_budget(const struct tracer *tr);
 /* What the last failed call failed on. */
 const struct tracer_error *tracer_last_error(const struct tracer *tr);
+
+/* ---- Reading captures (libpcap, pcap and pcapng) ---- */
+
+struct capture_stats {
+    uint64_t frames;          /* every frame read, TCP or not */
+    uint64_t tcp_frames;      /* frames traced */
+    uint64_t filtered_out;    /* frames the BPF filter rejected */
+    uint64_t not_tcp;         /* well-formed frames without TCP */
+    uint64_t fragments;       /* non-first IP fragments */
+    uint64_t truncated;       /* frames shorter than their headers claim */
+    uint64_t unsupported_link; /* frames of a link type pcapflow does not decode */
+    uint64_t flows_opened;
+};
+
+/* What a capture calls while it reads, so that its caller can stop it (on a
+ * signal, say) even while the input is an idle pipe. */
+struct capture_check {
+    /* Returns nonzero to stop reading: the capture then ends with
+     * CAPTURE_INTERRUPTED (or capture_open fails with c->interrupted set).
+     * Called between frames and while waiting for input, at least every
+     * interval_ns while the capture is read, and at once when a read is
+     * interrupted by a signal (EINTR). NULL: never; EINTR is retried. */
+    int (*function)(void *arg);
+    void *arg;
+    uint64_t interval_ns;
+};
+
+enum capture_status {
+    CAPTURE_FRAME,        /* capture_next: a TCP frame is ready */
+    CAPTURE_DONE,         /* end of the capture */
+    CAPTURE_MORE,         /* the frame budget is used up; call again */
+    CAPTURE_DAMAGED,      /* libpcap could not read the next frame: errbuf says why */
+    CAPTURE_TRACER_ERROR, /* writing failed: tr->error says why */
+    CAPTURE_INTERRUPTED,  /* the check function asked to stop: every whole frame read is traced */
+};
+
+struct capture; /* opaque: see capture.c */
+
+/* A capture not opened yet, or NULL (memory). */
+struct capture *capture_new(void);
+/* Closes it if open and frees it. NULL is fine. */
+void capture_delete(struct capture *c);
+/* decode_frame()'s options (DECODE_TUNNELS) for the frames read from now on. */
+void capture_set_decode_options(struct capture *c, unsigned options);
+/* Opens a capture (pcap or pcapng) read from `file` (which must not have
+ * been read from yet), at nanosecond precision so no timestamp is rounded.
+ * Takes ownership of file. Returns 0, or -1 with capture_error() set (and
+ * file closed; capture_interrupted() when check asked to stop). Reads the
+ * file header, so it may block on a pipe. `check` may be NULL. */
+int capture_open(struct capture *c, FILE *file, const struct capture_check *check);
+/* What the last failure was (libpcap's words). */
+const char *capture_error(const struct capture *c);
+/* The check function asked to stop. */
+int capture_interrupted(const struct capture *c);
+/* The LINKTYPE_ value of the capture's frames, which files carry. */
+uint32_t capture_linktype(const struct capture *c);
+/* Compiles a BPF expression for the capture's link type. Returns 0 or -1 (errbuf). */
+int capture_set_filter(struct capture *c, const char *expression);
+void capture_close(struct capture *c);
+/* Bytes of the file read so far. */
+uint64_t capture_offset(const struct capture *c);
+
+/* The next TCP frame of a capture, as capture_next() leaves it: valid until
+ * the next call (libpcap's buffer). */
+struct capture_frame {
+    uint64_t seconds;     /* the frame's time as the file holds it: seconds, */
+    uint64_t nanoseconds; /* and the sub-second field (may exceed a second in a damaged capture) */
+    uint32_t caplen, len; /* bytes captured, bytes on the wire */
+    const uint8_t *data;
+    struct decoded_frame decoded;
+};
+
+/* Reads frames until a TCP frame passes the filter and decodes (CAPTURE_FRAME,
+ * *frame filled), or the capture ends (CAPTURE_DONE), is damaged
+ * (CAPTURE_DAMAGED, errbuf) or is stopped by the check (CAPTURE_INTERRUPTED).
+ * Every frame read advances *frame_number and is counted in stats. The one
+ * read loop of pcapflow: capture_trace and the packet reader both use it. */
+enum capture_status capture_next(struct capture *c, struct capture_frame *frame, uint64_t *frame_number,
+                                 struct capture_stats *stats);
+
+/* Reads and traces up to max_frames frames, numbering them after
+ * *frame_number (which it advances). When the check asks to stop, every
+ * whole frame already read from the input is traced, then it returns
+ * CAPTURE_INTERRUPTED without reading more; a frame the input had only begun
+ * to deliver is not traced, and the capture cannot be read further. */
+enum capture_status capture_trace(struct capture *c, struct tracer *tr, uint64_t *frame_number, uint64_t max_frames,
+                                  struct capture_stats *stats);
 
 #endif
