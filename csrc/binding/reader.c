@@ -137,17 +137,21 @@ static PyObject *address_object(const struct module_state *state, CaptureReaderO
 static PyObject *make_packet(const struct module_state *state, CaptureReaderObject *self,
                              const struct capture_frame *captured)
 {
-    uint64_t seconds = captured->seconds, nanoseconds = captured->nanoseconds;
+    int64_t seconds = captured->seconds;
+    uint64_t nanoseconds = captured->nanoseconds;
     const struct decoded_frame *decoded = &captured->decoded;
-    /* a sub-second field past a second (a damaged capture) carries, as the decimal sum would */
+    /* a sub-second field past a second (a damaged capture) carries, as the
+     * decimal sum would; a pcapng time may lie before 1970 (if_tsoffset) */
+    __int128 total = (__int128)seconds * 1000000000 + (__int128)nanoseconds;
+    unsigned __int128 magnitude = (unsigned __int128)(total < 0 ? -total : total);
     char epoch_text[48];
-    snprintf(epoch_text, sizeof epoch_text, "%llu.%09llu", (unsigned long long)(seconds + nanoseconds / 1000000000u),
-             (unsigned long long)(nanoseconds % 1000000000u));
+    snprintf(epoch_text, sizeof epoch_text, "%s%llu.%09llu", total < 0 ? "-" : "",
+             (unsigned long long)(magnitude / 1000000000u), (unsigned long long)(magnitude % 1000000000u));
     PyObject *epoch_str = PyUnicode_FromString(epoch_text);
     PyObject *epoch = epoch_str ? PyObject_CallOneArg(state->decimal_type, epoch_str) : NULL;
     PyObject *timestamp = epoch ? PyFloat_FromString(epoch_str) : NULL;
-    PyObject *frame = timestamp ? Py_BuildValue("{sy#s{sKsKsIsI}sO}", "packet", (const char *)captured->data,
-                                                (Py_ssize_t)captured->caplen, "frame_info", "ts_sec", (unsigned long long)seconds,
+    PyObject *frame = timestamp ? Py_BuildValue("{sy#s{sLsKsIsI}sO}", "packet", (const char *)captured->data,
+                                                (Py_ssize_t)captured->caplen, "frame_info", "ts_sec", (long long)seconds,
                                                 "ts_usec", (unsigned long long)nanoseconds, "incl_len", captured->caplen, "orig_len",
                                                 captured->len, "time_epoch", epoch)
                                 : NULL;
@@ -155,7 +159,7 @@ static PyObject *make_packet(const struct module_state *state, CaptureReaderObje
     PyObject *dst = src ? address_object(state, self, decoded->key.dst, decoded->key.dst_family) : NULL;
     PyObject *packet = NULL;
     if (dst) {
-        PyObject *args = Py_BuildValue("(IKOOOOOHHO)", capture_linktype(self->capture), (unsigned long long)self->frame_number,
+        PyObject *args = Py_BuildValue("(IKOOOOOHHO)", captured->linktype, (unsigned long long)self->frame_number,
                                        frame, (decoded->tcp_flags & TCP_FLAG_SYN) ? Py_True : Py_False,
                                        (decoded->tcp_flags & TCP_FLAG_FIN) ? Py_True : Py_False, src, dst,
                                        decoded->key.src_port, decoded->key.dst_port, timestamp);

@@ -14,14 +14,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture_pcapng.h"
 #include "decode.h"
 #include "tracer_internal.h"
 
 struct counted_stream; /* below: counts the bytes libpcap reads, pipes included */
 
 struct capture {
-    pcap_t *pcap;
-    FILE *file; /* the stream libpcap reads (closed by pcap_close) */
+    pcap_t *pcap;        /* a pcap file: libpcap reads it */
+    struct pcapng_source *pcapng; /* a pcapng file: pcapng_reader.c reads it */
+    FILE *file; /* the stream read (closed by pcap_close for a pcap file) */
     struct counted_stream *counter;
     int linktype;        /* libpcap's DLT_ value, what the decoder reads */
     uint32_t file_linktype; /* the LINKTYPE_ value files carry (DLT_RAW is 12, LINKTYPE_RAW 101) */
@@ -211,6 +213,21 @@ const char *capture_error(const struct capture *c) { return c->errbuf; }
 int capture_interrupted(const struct capture *c) { return c->interrupted; }
 uint32_t capture_linktype(const struct capture *c) { return c->file_linktype; }
 
+/* Whether the stream opens with a pcapng section header; its first bytes
+ * are put back for whichever reader takes it. They sit in the stream's
+ * buffer, so glibc takes them back however many there are. */
+static int starts_pcapng(FILE *stream)
+{
+    uint8_t first[4];
+    size_t got = fread(first, 1, sizeof first, stream);
+    for (size_t i = got; i-- > 0;)
+        if (ungetc(first[i], stream) == EOF)
+            return 0;
+    uint32_t type;
+    memcpy(&type, first, 4);
+    return got == sizeof first && type == PCAPNG_SECTION_HEADER;
+}
+
 int capture_open(struct capture *c, FILE *file, const struct capture_check *check)
 {
     memset(c, 0, sizeof *c);
@@ -223,6 +240,20 @@ int capture_open(struct capture *c, FILE *file, const struct capture_check *chec
         snprintf(c->errbuf, sizeof c->errbuf, "out of memory");
         fclose(file);
         return -1;
+    }
+    if (starts_pcapng(counted)) {
+        c->pcapng = malloc(sizeof *c->pcapng);
+        if (!c->pcapng || pcapng_source_open(c->pcapng, counted, c->errbuf, sizeof c->errbuf) < 0) {
+            if (!c->pcapng)
+                snprintf(c->errbuf, sizeof c->errbuf, "out of memory");
+            free(c->pcapng);
+            c->pcapng = NULL;
+            fclose(counted);
+            return -1;
+        }
+        c->file = counted;
+        c->file_linktype = pcapng_source_linktype(c->pcapng);
+        return 0;
     }
     c->pcap = pcap_fopen_offline_with_tstamp_precision(counted, PCAP_TSTAMP_PRECISION_NANO, c->errbuf);
     if (!c->pcap) {
@@ -239,6 +270,8 @@ int capture_open(struct capture *c, FILE *file, const struct capture_check *chec
 
 int capture_set_filter(struct capture *c, const char *expression)
 {
+    if (c->pcapng)
+        return pcapng_source_set_filter(c->pcapng, expression);
     if (pcap_compile(c->pcap, &c->filter, expression, 1, PCAP_NETMASK_UNKNOWN) < 0) {
         snprintf(c->errbuf, sizeof c->errbuf, "%s", pcap_geterr(c->pcap));
         return -1;
@@ -253,7 +286,13 @@ void capture_close(struct capture *c)
         pcap_freecode(&c->filter);
     if (c->pcap)
         pcap_close(c->pcap);
+    if (c->pcapng) {
+        pcapng_source_free(c->pcapng);
+        free(c->pcapng);
+        fclose(c->file);
+    }
     c->pcap = NULL;
+    c->pcapng = NULL;
     c->file = NULL;
     c->has_filter = 0;
 }
@@ -272,7 +311,7 @@ uint64_t capture_offset(const struct capture *c)
 
 /* A frame's time as the file holds it: seconds, and the sub-second field in
  * nanoseconds (which may exceed a second in a damaged capture). */
-static void frame_time(const struct capture *c, const struct pcap_pkthdr *header, uint64_t *seconds,
+static void frame_time(const struct capture *c, const struct pcap_pkthdr *header, int64_t *seconds,
                        uint64_t *nanoseconds)
 {
     /* A pcap file holds unsigned 32-bit fields, which libpcap reads as
@@ -297,8 +336,8 @@ struct frame_origin {
 static int describe_capture_flow(void *context, char *timestamp, size_t *length, uint32_t *linktype)
 {
     struct frame_origin *origin = context;
-    *length = format_timestamp(origin->frame->seconds, origin->frame->nanoseconds, timestamp);
-    *linktype = origin->capture->file_linktype;
+    *length = format_epoch(origin->frame->seconds, origin->frame->nanoseconds, timestamp);
+    *linktype = origin->frame->linktype;
     return 0;
 }
 
@@ -308,7 +347,7 @@ static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const str
 {
     struct frame_origin origin = {c, captured};
     struct pcap_record record = {
-        .ts_sec = captured->seconds,
+        .ts_sec = (uint64_t)captured->seconds, /* before 1970: too large, refused by pcap output */
         .ts_frac = captured->nanoseconds,
         .frac_is_nanosecond = 1,
         .incl_len = captured->caplen,
@@ -323,9 +362,52 @@ static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const str
     return status == TRACE_OK ? 0 : -1;
 }
 
+/* capture_next() for a pcapng file: the same, with each frame's own link
+ * type and time. */
+static enum capture_status pcapng_next(struct capture *c, struct capture_frame *frame, uint64_t *frame_number,
+                                       struct capture_stats *stats)
+{
+    for (;;) {
+        if ((++c->frames_read & 255) == 0 && c->check.function && !c->interrupted)
+            (void)run_check(c, 0);
+        struct pcapng_source_frame got;
+        enum pcapng_status status = pcapng_source_next(c->pcapng, &got);
+        if (status != PCAPNG_FRAME && c->interrupted)
+            return CAPTURE_INTERRUPTED;
+        if (status == PCAPNG_END)
+            return CAPTURE_DONE;
+        if (status != PCAPNG_FRAME)
+            return CAPTURE_DAMAGED; /* errbuf told */
+        ++*frame_number;
+        stats->frames++;
+        if (got.filtered_out) {
+            stats->filtered_out++;
+            continue;
+        }
+        const struct pcapng_frame *f = &got.frame;
+        switch (decode_frame(got.dlt, f->data, f->caplen, c->decode_options, &frame->decoded)) {
+        case DECODE_TCP:
+            stats->tcp_frames++;
+            frame->seconds = f->seconds;
+            frame->nanoseconds = f->nanoseconds;
+            frame->caplen = f->caplen;
+            frame->len = f->len;
+            frame->data = f->data;
+            frame->linktype = f->interface->linktype;
+            return CAPTURE_FRAME;
+        case DECODE_NOT_TCP: stats->not_tcp++; break;
+        case DECODE_FRAGMENT: stats->fragments++; break;
+        case DECODE_TRUNCATED: stats->truncated++; break;
+        case DECODE_UNSUPPORTED_LINK: stats->unsupported_link++; break;
+        }
+    }
+}
+
 enum capture_status capture_next(struct capture *c, struct capture_frame *frame, uint64_t *frame_number,
                                  struct capture_stats *stats)
 {
+    if (c->pcapng)
+        return pcapng_next(c, frame, frame_number, stats);
     for (;;) {
         /* a clock read every 256 frames: a file read at full speed is
          * checked about as often as a pipe that delivers little. When the
@@ -357,6 +439,7 @@ enum capture_status capture_next(struct capture *c, struct capture_frame *frame,
             frame->caplen = header->caplen;
             frame->len = header->len;
             frame->data = data;
+            frame->linktype = c->file_linktype;
             return CAPTURE_FRAME;
         case DECODE_NOT_TCP: stats->not_tcp++; break;
         case DECODE_FRAGMENT: stats->fragments++; break;

@@ -103,6 +103,10 @@ enum { TIMESTAMP_TEXT_MAX = 48 };
  * notation unless the exponent is below -4 or above 15. Returns the length. */
 size_t format_timestamp(uint64_t seconds, uint64_t nanoseconds, char out[TIMESTAMP_TEXT_MAX]);
 
+/* The same for a time that may lie before 1970 (if_tsoffset in pcapng):
+ * seconds is signed, nanoseconds adds to it ("-95.0" for -95 and 0). */
+size_t format_epoch(int64_t seconds, uint64_t nanoseconds, char out[TIMESTAMP_TEXT_MAX]);
+
 /* repr() of a double in the common case of at most six decimals between
  * 1e-4 and 2^33, or 0 when the value is not such a case. */
 size_t format_double_repr_fast(double value, char out[TIMESTAMP_TEXT_MAX]);
@@ -388,7 +392,8 @@ int capture_open(struct capture *c, FILE *file, const struct capture_check *chec
 const char *capture_error(const struct capture *c);
 /* The check function asked to stop. */
 int capture_interrupted(const struct capture *c);
-/* The LINKTYPE_ value of the capture's frames, which files carry. */
+/* The LINKTYPE_ value of the capture's frames, which files carry (pcapng:
+ * the first interface's; each frame tells its own). */
 uint32_t capture_linktype(const struct capture *c);
 /* Compiles a BPF expression for the capture's link type. Returns 0 or -1 (errbuf). */
 int capture_set_filter(struct capture *c, const char *expression);
@@ -399,10 +404,11 @@ uint64_t capture_offset(const struct capture *c);
 /* The next TCP frame of a capture, as capture_next() leaves it: valid until
  * the next call (libpcap's buffer). */
 struct capture_frame {
-    uint64_t seconds;     /* the frame's time as the file holds it: seconds, */
-    uint64_t nanoseconds; /* and the sub-second field (may exceed a second in a damaged capture) */
+    int64_t seconds;      /* the frame's time as the file holds it: seconds (pcapng: any 64-bit value), */
+    uint64_t nanoseconds; /* and the sub-second field (may exceed a second in a damaged pcap capture) */
     uint32_t caplen, len; /* bytes captured, bytes on the wire */
     const uint8_t *data;
+    uint32_t linktype;    /* the frame's LINKTYPE_ value (pcapng: its interface's) */
     struct decoded_frame decoded;
 };
 

@@ -194,3 +194,27 @@ size_t format_timestamp(uint64_t seconds, uint64_t nanoseconds, char out[TIMESTA
     memcpy(exact + n + 9, "e-9", 4);
     return format_double_repr(strtod(exact, NULL), out);
 }
+
+size_t format_epoch(int64_t seconds, uint64_t nanoseconds, char out[TIMESTAMP_TEXT_MAX])
+{
+    if (seconds >= 0)
+        return format_timestamp((uint64_t)seconds, nanoseconds, out);
+    /* the exact sum in nanoseconds; 128 bits hold any seconds and field */
+    __int128 total = (__int128)seconds * 1000000000 + (__int128)nanoseconds;
+    if (total >= 0)
+        return format_timestamp((uint64_t)(total / 1000000000), (uint64_t)(total % 1000000000), out);
+    /* -(magnitude)e-9 rounds to the nearest double as the text would; the
+     * magnitude is below 2^63 * 10^9, so its digits fit in 29 characters */
+    unsigned __int128 magnitude = (unsigned __int128)-total;
+    char digits[48], text[56];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + (int)(magnitude % 10));
+        magnitude /= 10;
+    } while (magnitude);
+    size_t length = 0;
+    while (n)
+        text[length++] = digits[--n];
+    memcpy(text + length, "e-9", 4);
+    return format_double_repr(-strtod(text, NULL), out);
+}
