@@ -502,6 +502,7 @@ static int trace_packet(TCPObject *self, PyObject *packet, const struct pcap_rec
         goto done;
     frame.record = record;
     frame.data = data;
+    frame.linktype = 0; /* each packet's protocol is its flow's: nothing to check */
     frame.fin = record && *fin;
     enum trace_status traced = tracer_trace(self->tracer, &frame, describe_packet_flow, &origin, outcome);
     if (traced == TRACE_OK || traced == TRACE_CLOSE_WRITE_FAILED) {

@@ -467,19 +467,31 @@ int sink_finish_writers(struct flow_sink *sink)
 int sink_append(struct flow_sink *sink, const char *label, uint32_t use_number, const struct pcap_record *record,
                 const uint8_t *data, size_t length)
 {
-    uint8_t header[PCAP_RECORD_HEADER_SIZE];
     char name[LABEL_MAX + 32];
     if (sink_file_name(sink, label, use_number, name, sizeof name) < 0) {
         errno = ENAMETOOLONG;
         set_error(sink, "cannot name output file", label);
         return -1;
     }
-    if (pcap_write_record_header(&sink->layout, record, header) < 0) {
+    return sink_append_named(sink, name, 0, 0, record, data, length);
+}
+
+int sink_append_named(struct flow_sink *sink, const char *name, int create, uint32_t linktype,
+                      const struct pcap_record *record, const uint8_t *data, size_t length)
+{
+    uint8_t header[PCAP_GLOBAL_HEADER_SIZE + PCAP_RECORD_HEADER_SIZE];
+    size_t header_length = create ? sizeof header : PCAP_RECORD_HEADER_SIZE;
+    if (create)
+        pcap_write_global_header(&sink->layout, linktype, header);
+    if (pcap_write_record_header(&sink->layout, record, header + header_length - PCAP_RECORD_HEADER_SIZE) < 0) {
+        char message[96];
+        snprintf(message, sizeof message, "time %lld s does not fit a pcap file's unsigned 32-bit seconds",
+                 (long long)record->ts_sec);
         errno = EOVERFLOW;
-        set_error(sink, "record field does not fit in 32 bits", name);
+        set_error(sink, record->ts_sec > UINT32_MAX ? message : "record field does not fit in 32 bits", name);
         return -1;
     }
-    int fd = open_in_directory(sink, name, 0);
+    int fd = open_in_directory(sink, name, create);
     if (fd < 0) {
         set_error(sink, "cannot open output file", name);
         return -1;
@@ -487,7 +499,7 @@ int sink_append(struct flow_sink *sink, const char *label, uint32_t use_number, 
     /* the record goes whole or not at all: a short write is cut back off */
     struct stat info;
     off_t size_before = fstat(fd, &info) == 0 ? info.st_size : -1;
-    int status = flow_file_write_two(fd, header, sizeof header, data, length) < 0;
+    int status = flow_file_write_two(fd, header, header_length, data, length) < 0;
     if (status) {
         int saved = errno;
         if (size_before >= 0 && ftruncate(fd, size_before) < 0) {
@@ -496,7 +508,8 @@ int sink_append(struct flow_sink *sink, const char *label, uint32_t use_number, 
         errno = saved;
         set_error(sink, "cannot write output file", name);
     } else {
-        sink->counts.file_reopens++;
+        sink->counts.files_created += (uint64_t)(create != 0);
+        sink->counts.file_reopens += (uint64_t)(create == 0);
         sink->counts.file_writes++;
     }
     close(fd);
@@ -515,8 +528,13 @@ int sink_queue(struct flow_sink *sink, uint32_t slot, const struct pcap_record *
     uint8_t header[PCAP_RECORD_HEADER_SIZE];
     if (pcap_write_record_header(&sink->layout, record, header) < 0) {
         *sink->error = (struct tracer_error){.code = 0};
-        snprintf(sink->error->message, sizeof sink->error->message,
-                 "a pcap record field (ts_sec, ts_usec, incl_len or orig_len) does not fit in 32 bits");
+        if (record->ts_sec > UINT32_MAX) /* (int64_t): a pcapng time before 1970 */
+            snprintf(sink->error->message, sizeof sink->error->message,
+                     "time %lld s does not fit a pcap file's unsigned 32-bit seconds (1970 to 2106)",
+                     (long long)record->ts_sec);
+        else
+            snprintf(sink->error->message, sizeof sink->error->message,
+                     "a pcap record field (ts_sec, ts_usec, incl_len or orig_len) does not fit in 32 bits");
         return -1;
     }
     return queue_two(sink, slot, header, sizeof header, data, length);

@@ -87,6 +87,10 @@ void sink_close_files(struct flow_sink *sink);
 /* Appends a record to the file of a flow that is closed already. */
 int sink_append(struct flow_sink *sink, const char *label, uint32_t use_number, const struct pcap_record *record,
                 const uint8_t *data, size_t length);
+/* Appends a record to the file `name` in the output directory; `create`:
+ * creates (or truncates) it first and writes a global header of linktype. */
+int sink_append_named(struct flow_sink *sink, const char *name, int create, uint32_t linktype,
+                      const struct pcap_record *record, const uint8_t *data, size_t length);
 /* "{label}[_{use}]{extension}", the file name pcapkit gives a flow. Returns 0 or -1 (too long). */
 int sink_file_name(const struct flow_sink *sink, const char *label, uint32_t use_number, char *out, size_t size);
 

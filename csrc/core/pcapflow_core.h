@@ -174,6 +174,10 @@ struct traced_frame {
     int fin;
     const struct pcap_record *record;
     const uint8_t *data;
+    /* the frame's LINKTYPE_ value, 0: not told. A pcap file holds one link
+     * type: a frame of another than its flow's file goes to a file beside it,
+     * "{label}[_{use}]~{linktype}{extension}" (see tracer.c). */
+    uint32_t linktype;
 };
 
 /* Asked only when the frame opens a flow: the label's timestamp text (at

@@ -72,6 +72,7 @@ static int tracer_init(struct tracer *tr, const struct tracer_config *config)
     tr->free_slot = tr->open_first = tr->open_last = tr->last_found = TRACER_NO_SLOT;
     tr->hash_seed = random_seed();
     label_set_init(&tr->labels, random_seed());
+    label_set_init(&tr->split_files, random_seed());
     if (!tr->config.max_open_files)
         tr->config.max_open_files = default_max_open_files();
     if (!tr->config.flush_bytes)
@@ -108,6 +109,7 @@ static void tracer_free(struct tracer *tr)
     free(tr->directory);
     free(tr->extension);
     label_set_free(&tr->labels);
+    label_set_free(&tr->split_files);
     memset(tr, 0, sizeof *tr);
 }
 
@@ -392,17 +394,57 @@ static __attribute__((noinline)) enum trace_status open_for_frame(struct tracer 
     return *slot == TRACER_NO_SLOT ? TRACE_FAILED : TRACE_OK;
 }
 
+/* A frame of another link type than its flow's pcap file (a series of an
+ * Ethernet and a raw-IP capture, a pcapng file with both) would be read
+ * under the wrong header: it goes to a file of its own link type beside the
+ * flow's, "{label}[_{use}]~{linktype}{extension}" ('~' is in no label), made
+ * on the first such frame of this trace and appended to after. The flow's
+ * index lists it all the same; fpout stays the flow's own file. Rare, so
+ * opened per frame. Returns 1 (written there), 0 (the flow's link type) or
+ * -1 (tr->error). */
+static int write_other_link(struct tracer *tr, const struct traced_frame *frame, uint32_t slot)
+{
+    const struct flow *flow = &tr->flows[slot];
+    if (!tr->config.write_pcap || !frame->linktype || frame->linktype == flow->linktype)
+        return 0;
+    char name[NAME_MAX + 1], split[NAME_MAX + 1];
+    size_t extension = strlen(tr->extension);
+    if (sink_file_name(&tr->sink, flow->label, flow->use_number, name, sizeof name) < 0 ||
+        snprintf(split, sizeof split, "%.*s~%u%s", (int)(strlen(name) - extension), name, frame->linktype,
+                 tr->extension) >= (int)sizeof split) {
+        set_error(tr, ENAMETOOLONG, "flow label too long for a file name", flow->label);
+        return -1;
+    }
+    const char *interned;
+    uint32_t uses;
+    if (label_set_use(&tr->split_files, split, strlen(split), &interned, &uses) < 0)
+        return tracer_out_of_memory(tr);
+    return sink_append_named(&tr->sink, split, uses == 1, frame->linktype, frame->record, frame->data,
+                             frame->record->incl_len) < 0 ? -1 : 1;
+}
+
 /* tracer_trace() once the frame number is recorded: its record and its FIN. */
 static enum trace_status write_and_close(struct tracer *tr, const struct traced_frame *frame,
                                          struct trace_outcome *outcome)
 {
     uint32_t slot = outcome->slot;
     if (frame->record) {
-        int written = tracer_write_frame(tr, slot, frame->record, frame->data, frame->record->incl_len);
+        int written = write_other_link(tr, frame, slot);
+        if (written == 0)
+            written = tracer_write_frame(tr, slot, frame->record, frame->data, frame->record->incl_len);
+        else if (written == 1)
+            written = 0;
         if (written == TRACER_QUEUED_UNWRITTEN)
             return TRACE_WRITE_PENDING;
         if (written < 0) {
             frame_list_drop_last(&tr->flows[slot].frames); /* the index lists exactly the frames the files hold */
+            if (tr->error.code == 0 && frame->number > 0) {
+                /* a frame the file format cannot hold: name it */
+                char message[sizeof tr->error.message];
+                snprintf(message, sizeof message, "frame %lld: %.*s", (long long)frame->number,
+                         (int)sizeof message - 32, tr->error.message);
+                memcpy(tr->error.message, message, sizeof message);
+            }
             if (outcome->opened) {
                 tracer_discard_flow(tr, slot);
                 outcome->slot = TRACER_NO_SLOT;

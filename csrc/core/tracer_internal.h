@@ -61,6 +61,7 @@ struct tracer {
     size_t closed_steps_length, closed_steps_capacity;
 
     struct label_set labels;
+    struct label_set split_files; /* "{name}~{linktype}" files made for frames of another link type */
 
     struct flow_sink sink; /* the flows' files (its own struct per slot) */
 
