@@ -347,7 +347,10 @@ static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const str
 {
     struct frame_origin origin = {c, captured};
     struct pcap_record record = {
-        .ts_sec = (uint64_t)captured->seconds, /* before 1970: too large, refused by pcap output */
+        /* a pcap record's seconds are unsigned 32 bits: a pcapng time before
+         * 1970 or from 2106 on is written modulo 2^32, as Wireshark's editcap
+         * writes it; the label keeps the true time */
+        .ts_sec = (uint32_t)captured->seconds,
         .ts_frac = captured->nanoseconds,
         .frac_is_nanosecond = 1,
         .incl_len = captured->caplen,
