@@ -245,3 +245,33 @@ def test_series_of_an_ethernet_and_a_raw_capture(tmp_path):
     # a second run over the same directory starts the files afresh
     pcapflow.trace_files([str(eth), str(raw)], str(tmp_path / "out"))
     assert len(read_capture(str(tmp_path / "out" / "10.0.0.1_1-10.0.0.2_2-1600000000.0~101.pcap")).records) == 2
+
+
+def corpus_pcapng():
+    from capture_tools import SHARED_CAPTURES  # pylint: disable=import-outside-toplevel
+    here = [p for p in (DATA_DIR).glob("*.pcapng")]
+    shared = sorted(SHARED_CAPTURES.glob("*/*.pcapng")) if SHARED_CAPTURES.is_dir() else []
+    names = {p.name for p in shared}
+    return shared + [p for p in here if p.name not in names]
+
+
+DATA_DIR = __import__("pathlib").Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.skipif(TSHARK is None, reason="editcap comes with tshark")
+@pytest.mark.parametrize("path", corpus_pcapng(), ids=lambda p: p.name)
+def test_corpus_pcapng_traces_as_its_pcap_conversion(path, tmp_path):
+    """The reader against libpcap: each pcapng capture of the corpus, converted to a nanosecond pcap file by
+    editcap (which libpcap reads), gives the same flows, labels and flow files byte for byte."""
+    converted = tmp_path / "converted.pcap"
+    subprocess.run([TSHARK.replace("tshark", "editcap"), "-F", "nsecpcap", str(path), str(converted)], check=True,
+                   capture_output=True)
+    runs = []
+    for name, source in (("ng", path), ("pcap", converted)):
+        stats = {}
+        index = pcapflow.trace_file(str(source), str(tmp_path / name), nanosecond=True, stats=stats)
+        files = [open(flow.fpout, "rb").read() for flow in index]
+        for size_dependent in ("bytes", "buffer_bytes", "file_writes", "file_reopens", "budget_flushes"):
+            del stats[size_dependent]  # the input's size sets the output budget
+        runs.append(([(os.path.basename(flow.fpout), flow.index, flow.label) for flow in index], files, stats))
+    assert runs[0] == runs[1]

@@ -400,13 +400,11 @@ static __attribute__((noinline)) enum trace_status open_for_frame(struct tracer 
  * flow's, "{label}[_{use}]~{linktype}{extension}" ('~' is in no label), made
  * on the first such frame of this trace and appended to after. The flow's
  * index lists it all the same; fpout stays the flow's own file. Rare, so
- * opened per frame. Returns 1 (written there), 0 (the flow's link type) or
- * -1 (tr->error). */
-static int write_other_link(struct tracer *tr, const struct traced_frame *frame, uint32_t slot)
+ * opened per frame. Returns 1 (written there) or -1 (tr->error). */
+static __attribute__((noinline)) int write_other_link(struct tracer *tr, const struct traced_frame *frame,
+                                                      uint32_t slot)
 {
     const struct flow *flow = &tr->flows[slot];
-    if (!tr->config.write_pcap || !frame->linktype || frame->linktype == flow->linktype)
-        return 0;
     char name[NAME_MAX + 1], split[NAME_MAX + 1];
     size_t extension = strlen(tr->extension);
     if (sink_file_name(&tr->sink, flow->label, flow->use_number, name, sizeof name) < 0 ||
@@ -429,7 +427,9 @@ static enum trace_status write_and_close(struct tracer *tr, const struct traced_
 {
     uint32_t slot = outcome->slot;
     if (frame->record) {
-        int written = write_other_link(tr, frame, slot);
+        /* out of line: the common frame's path keeps no file name buffers */
+        int other = tr->config.write_pcap && frame->linktype && frame->linktype != tr->flows[slot].linktype;
+        int written = other ? write_other_link(tr, frame, slot) : 0;
         if (written == 0)
             written = tracer_write_frame(tr, slot, frame->record, frame->data, frame->record->incl_len);
         else if (written == 1)
