@@ -61,6 +61,18 @@ int info_types_add(PyObject *module, struct module_state *state);
 PyObject *index_new(const struct module_state *state, PyObject *fpout, PyObject *index, PyObject *label);
 /* Whether object is a Packet, Buffer or Index (of any module instance). */
 int info_check(PyObject *object);
+/* Field `position` of an Info object as stored (borrowed; NULL when absent),
+ * compact frame numbers not turned into a tuple. */
+PyObject *info_raw_field(PyObject *info, int position);
+
+/* ---- An Index's compact frame numbers (frame_numbers.c) ---- */
+
+/* A capsule holding a copy of the view's frame numbers, compact. */
+PyObject *frame_numbers_new(const struct flow_view *flow);
+int frame_numbers_check(PyObject *value);
+/* The tuple of ints pcapkit's Index holds. */
+PyObject *frame_numbers_tuple(PyObject *capsule);
+PyObject *frame_text(PyObject *module, PyObject *args);
 /* A field of a packet (pcapflow's, pcapkit's or a mapping) by Packet position: a new reference. */
 PyObject *packet_field(PyObject *packet, int position);
 /* The interned name of a Packet field (borrowed). */

@@ -129,6 +129,7 @@ struct tracer_config {
     int write_pcap;        /* the tracer writes pcap records itself */
     struct pcap_layout layout;
     int mapped_as_dotted;  /* see format_address() */
+    int no_frame_numbers;  /* keep no frame numbers (flows' views have none): memory flat in the packets */
     uint32_t max_open_files;   /* 0: choose from RLIMIT_NOFILE */
     uint32_t flush_bytes;      /* a flow's buffer is written once it holds this much */
     uint64_t max_pending_bytes; /* the largest buffers are written once all together hold this much memory */
@@ -255,8 +256,10 @@ size_t tracer_flow_bytes(void);
 uint64_t tracer_available_memory(void);
 /* An output budget (max_pending_bytes) for tracing a capture of
  * capture_bytes (0: size unknown, a pipe, say): an eighth of the available
- * memory, at most the capture's size (its records can never need more) or
- * TRACER_STREAM_BUDGET when the size is unknown, at least
+ * memory, at most four times the capture's size (its records can never
+ * need more: a flow's buffer holds at least half its capacity, or a first
+ * record of 70 bytes or more in 256) or TRACER_STREAM_BUDGET when the size
+ * is unknown, at least
  * TRACER_LEAST_BUDGET (unless the capture is smaller), and at most limit
  * when limit is not 0. TRACER_DEFAULT_BUDGET when the memory cannot be told. */
 uint64_t tracer_choose_budget(uint64_t capture_bytes, uint64_t limit);
@@ -291,6 +294,15 @@ struct frame_reader {
 static inline struct frame_reader frame_reader_start(const struct flow_view *flow)
 {
     return (struct frame_reader){(uint64_t)flow->first_frame, flow->steps, flow->frame_count};
+}
+
+/* Bytes of a view's steps (they end where the frame_count - 1st difference does). */
+static inline size_t flow_view_steps_length(const struct flow_view *flow)
+{
+    size_t length = 0;
+    for (uint32_t ended = 1; ended < flow->frame_count; length++)
+        ended += flow->steps[length] < 0x80;
+    return length;
 }
 
 /* The flow's next frame number: call it frame_count times. */
