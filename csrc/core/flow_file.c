@@ -90,29 +90,46 @@ void tracer_close_files(struct tracer *tr)
 }
 
 /* Opens name, accepting only a regular file. A new file is made with
- * O_EXCL, so it is regular by construction; an existing one (an earlier
- * run's, replaced as pcapkit does) is opened without blocking (a FIFO
- * planted at the path would wait for a reader forever) and checked.
+ * O_EXCL, so it is regular by construction. An existing one is replaced (an
+ * earlier run's, truncated as pcapkit does) only if it is ours: a regular
+ * file owned by the effective user with no other link. Anything else may be
+ * planted: in a world-writable directory another user can create the
+ * predictable name first (mode 0666) for a root run to write the capture
+ * into, or link it to a file of ours elsewhere; it is refused with EEXIST and
+ * left as it is. The checks are made on the open descriptor, before
+ * truncating, so the name cannot be swapped in between. The existing file is
+ * opened without O_CREAT (fs.protected_regular does not apply) and without
+ * blocking (a FIFO planted at the path would wait for a reader forever).
  * O_NONBLOCK changes nothing for a regular file, so it stays set. */
 static int open_regular(int directory_fd, const char *name, int flags)
 {
+    int truncate = flags & O_TRUNC;
     if (flags & O_CREAT) {
         int fd = openat(directory_fd, name, flags | O_EXCL, 0666);
         if (fd >= 0 || errno != EEXIST)
             return fd;
-        flags &= ~O_CREAT;
     }
-    int fd = openat(directory_fd, name, flags | O_NONBLOCK);
+    int fd = openat(directory_fd, name, (flags & ~(O_CREAT | O_TRUNC)) | O_NONBLOCK);
     if (fd < 0)
         return -1;
     struct stat info;
-    int failure = fstat(fd, &info) < 0 ? errno : !S_ISREG(info.st_mode) ? EINVAL : 0;
+    int failure = fstat(fd, &info) < 0                               ? errno
+                  : !S_ISREG(info.st_mode)                           ? EINVAL
+                  : info.st_uid != geteuid() || info.st_nlink != 1 ? EEXIST
+                  : truncate && ftruncate(fd, 0) < 0                 ? errno
+                                                                     : 0;
     if (failure) {
         close(fd);
         errno = failure;
         return -1;
     }
     return fd;
+}
+
+const char *flow_file_open_failure(int code)
+{
+    return code == EEXIST ? "output file exists and is another user's or has other links; not replaced"
+                          : "cannot open output file";
 }
 
 static int open_flags(int create)
@@ -158,7 +175,7 @@ static int ensure_open(struct tracer *tr, uint32_t slot)
     }
     int fd = flow_file_open(tr, name, !f->exists);
     if (fd < 0) {
-        flow_file_set_error(tr, "cannot open output file", name);
+        flow_file_set_error(tr, flow_file_open_failure(errno), name);
         return -1;
     }
     f->fd = fd;
@@ -394,7 +411,7 @@ static int write_job_here(struct tracer *tr, const struct write_job *job)
 {
     int fd = flow_file_open(tr, job->name, 1);
     if (fd < 0) {
-        flow_file_set_error(tr, "cannot open output file", job->name);
+        flow_file_set_error(tr, flow_file_open_failure(errno), job->name);
         return -1;
     }
     if (write_job_into(tr->directory_fd, fd, job) < 0) {
@@ -455,7 +472,7 @@ int tracer_append_to_closed(struct tracer *tr, const char *label, uint32_t use_n
     }
     int fd = flow_file_open(tr, name, 0);
     if (fd < 0) {
-        flow_file_set_error(tr, "cannot open output file", name);
+        flow_file_set_error(tr, flow_file_open_failure(errno), name);
         return -1;
     }
     /* the record goes whole or not at all: a short write is cut back off */

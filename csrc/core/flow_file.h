@@ -19,8 +19,9 @@ void flow_file_release(struct tracer *tr, uint32_t slot);
 /* Opens name (relative to the output directory) for appending, creating or
  * truncating it when `create` is set; never follows a symbolic link. */
 int flow_file_open(struct tracer *tr, const char *name, int create);
-/* Creates name in directory_fd (or truncates an existing regular file) for
- * appending, without following a symbolic link. Returns the descriptor or -1. */
+/* Creates name in directory_fd (or truncates an existing regular file of the
+ * effective user's with one link: others fail with EEXIST) for appending,
+ * without following a symbolic link. Returns the descriptor or -1. */
 int flow_file_create_at(int directory_fd, const char *name);
 /* Writes both buffers, in one system call when it can. Returns 0 or -1. */
 int flow_file_write_two(int fd, const uint8_t *first, size_t first_length, const uint8_t *second,
@@ -28,6 +29,8 @@ int flow_file_write_two(int fd, const uint8_t *first, size_t first_length, const
 /* Writes what is queued for a flow that is closing: by a background writer
  * when one runs and the file is still to be made, otherwise at once. */
 int flow_file_finish(struct tracer *tr, uint32_t slot);
+/* What to say when opening an output file failed with errno `code`. */
+const char *flow_file_open_failure(int code);
 /* Sets tr->error from errno for an operation on name. */
 void flow_file_set_error(struct tracer *tr, const char *what, const char *name);
 /* Writes all of length bytes; returns 0 or -1 with errno set. */
