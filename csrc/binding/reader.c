@@ -12,8 +12,7 @@ typedef struct {
     struct capture capture;
     int open;
     uint64_t frame_number;
-    PyObject *name;
-    PyObject *keep;
+    struct input input;
     PyObject *addresses; /* dict: family byte + address bytes -> the one ipaddress object for it */
     PyThreadState *released; /* while the GIL is released (opening), else NULL */
 } CaptureReaderObject;
@@ -47,18 +46,20 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         return NULL;
     if (!(self->addresses = PyDict_New()))
         goto fail;
-    FILE *file = open_input(fin, &self->name, &self->keep);
+    FILE *file = open_input(fin, &self->input);
     if (!file)
         goto fail;
     int opened;
     const struct capture_check check = {.function = reader_check, .arg = self, .interval_ns = 50000000u};
     self->released = PyEval_SaveThread(); /* reading the file header may wait on a pipe */
-    opened = capture_open(&self->capture, file, &check);
+    PyObject *head = self->input.head;
+    opened = capture_open_after(&self->capture, head ? PyBytes_AS_STRING(head) : NULL,
+                                head ? (size_t)PyBytes_GET_SIZE(head) : 0, file, &check);
     PyEval_RestoreThread(self->released);
     self->released = NULL;
     if (opened < 0) {
         if (!self->capture.interrupted)
-            raise_damaged(self->name, self->capture.errbuf, 1, 0);
+            raise_input_error(&self->input, self->capture.errbuf, 1, 0);
         goto fail;
     }
     self->open = 1;
@@ -172,8 +173,8 @@ static PyObject *reader_next(PyObject *op)
         return make_packet(self, frame.header, frame.data, &frame.decoded);
     /* CAPTURE_INTERRUPTED: reader_check's exception stands; a frame begun is
      * lost, so no more are read */
-    if (status == CAPTURE_DAMAGED)
-        raise_damaged(self->name, self->capture.errbuf, self->frame_number + 1, capture_offset(&self->capture));
+    if (status == CAPTURE_DAMAGED || (status == CAPTURE_DONE && self->input.read_error))
+        raise_input_error(&self->input, self->capture.errbuf, self->frame_number + 1, capture_offset(&self->capture));
     capture_close(&self->capture);
     self->open = 0;
     return NULL;
@@ -200,8 +201,7 @@ static void reader_dealloc(PyObject *op)
     CaptureReaderObject *self = (CaptureReaderObject *)op;
     if (self->open)
         capture_close(&self->capture);
-    Py_XDECREF(self->name);
-    Py_XDECREF(self->keep);
+    input_clear(&self->input);
     Py_XDECREF(self->addresses);
     Py_TYPE(op)->tp_free(op);
 }

@@ -45,6 +45,8 @@ static uint32_t file_linktype(pcap_t *pcap)
 /* libpcap reads through this stream so that the bytes read are known even
  * where ftell() cannot tell them (a pipe). */
 struct counted_stream {
+    const uint8_t *head; /* bytes that come before inner's (capture_open_after) */
+    size_t head_left;
     FILE *inner;
     uint64_t bytes;
     uint8_t magic[4]; /* the first bytes of the file */
@@ -111,7 +113,12 @@ static ssize_t counted_read(void *cookie, char *buffer, size_t size)
         errno = EINTR;
         return -1;
     }
-    if (fd >= 0) {
+    if (stream->head_left > 0) {
+        n = (ssize_t)(size < stream->head_left ? size : stream->head_left);
+        memcpy(buffer, stream->head, (size_t)n);
+        stream->head += n;
+        stream->head_left -= (size_t)n;
+    } else if (fd >= 0) {
         /* one read(): what a pipe holds now, so that frames from a live
          * `tcpdump -w -` reach the tracer as they come, not 256 KiB at a time */
         for (;;) {
@@ -122,6 +129,15 @@ static ssize_t counted_read(void *cookie, char *buffer, size_t size)
             n = read(fd, buffer, size);
             if (n >= 0)
                 break;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                /* a descriptor in non-blocking mode (a socket with a timeout):
+                 * wait for it, checking meanwhile */
+                if ((c->check.function ? wait_readable(c, fd) : poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, -1)) < 0) {
+                    errno = EINTR;
+                    return -1;
+                }
+                continue;
+            }
             if (errno != EINTR)
                 return -1;
             /* a signal: its handler may want the capture stopped */
@@ -155,7 +171,8 @@ static int counted_close(void *cookie)
 
 /* Wraps file for counting, with one large buffer in front of the inner
  * stream (which gets none, so bytes are copied once). */
-static FILE *counted_open(FILE *file, struct capture *owner, struct counted_stream **counter)
+static FILE *counted_open(const void *head, size_t head_length, FILE *file, struct capture *owner,
+                          struct counted_stream **counter)
 {
     struct counted_stream *stream = malloc(sizeof *stream);
     cookie_io_functions_t functions = {.read = counted_read, .close = counted_close};
@@ -164,6 +181,8 @@ static FILE *counted_open(FILE *file, struct capture *owner, struct counted_stre
         free(stream);
         return NULL;
     }
+    stream->head = head;
+    stream->head_left = head_length;
     stream->inner = file;
     stream->bytes = 0;
     stream->owner = owner;
@@ -179,12 +198,18 @@ static FILE *counted_open(FILE *file, struct capture *owner, struct counted_stre
 
 int capture_open(struct capture *c, FILE *file, const struct capture_check *check)
 {
+    return capture_open_after(c, NULL, 0, file, check);
+}
+
+int capture_open_after(struct capture *c, const void *head, size_t head_length, FILE *file,
+                       const struct capture_check *check)
+{
     memset(c, 0, sizeof *c);
     if (check) {
         c->check = *check;
         c->next_check_ns = monotonic_ns() + check->interval_ns;
     }
-    FILE *counted = counted_open(file, c, &c->counter);
+    FILE *counted = counted_open(head, head_length, file, c, &c->counter);
     if (!counted) {
         snprintf(c->errbuf, sizeof c->errbuf, "out of memory");
         fclose(file);

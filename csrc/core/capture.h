@@ -68,6 +68,11 @@ enum capture_status {
  * so it may block on a pipe. `check` may be NULL; c must stay where it is
  * while the capture is open (the stream points back to it). */
 int capture_open(struct capture *c, FILE *file, const struct capture_check *check);
+/* The same for a capture whose first head_length bytes were already taken
+ * from `file` by someone else (a Python file object's buffer): they are read
+ * first. head must stay valid while the capture is open. */
+int capture_open_after(struct capture *c, const void *head, size_t head_length, FILE *file,
+                       const struct capture_check *check);
 /* Compiles a BPF expression for the capture's link type. Returns 0 or -1 (errbuf). */
 int capture_set_filter(struct capture *c, const char *expression);
 void capture_close(struct capture *c);
