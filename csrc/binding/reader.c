@@ -14,7 +14,8 @@ typedef struct {
     uint64_t frame_number;
     struct input input;
     PyObject *addresses; /* dict: family byte + address bytes -> the one ipaddress object for it */
-    PyThreadState *released; /* while the GIL is released (opening), else NULL */
+    PyThreadState *released; /* while the GIL is released (opening, reading), else NULL */
+    int busy; /* a thread is reading: others are refused, not let in while the GIL is released */
 } CaptureReaderObject;
 
 /* The core calls this while it waits for input (a pipe) and when a read is
@@ -161,14 +162,31 @@ static PyObject *make_packet(CaptureReaderObject *self, const struct pcap_pkthdr
     return packet;
 }
 
+static int refuse_busy(CaptureReaderObject *self)
+{
+    if (!self->busy)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "the capture is being read by another thread");
+    return -1;
+}
+
 static PyObject *reader_next(PyObject *op)
 {
     CaptureReaderObject *self = (CaptureReaderObject *)op;
     if (!self->open)
         return NULL;
+    if (refuse_busy(self) < 0)
+        return NULL;
     struct capture_frame frame;
     struct capture_stats uncounted = {0}; /* packets() reports no counters */
+    /* without the GIL: a pipe may be fed by another Python thread, which
+     * needs it to write (reader_check takes it back to run signal handlers) */
+    self->busy = 1;
+    self->released = PyEval_SaveThread();
     enum capture_status status = capture_next(&self->capture, &frame, &self->frame_number, &uncounted);
+    PyEval_RestoreThread(self->released);
+    self->released = NULL;
+    self->busy = 0;
     if (status == CAPTURE_FRAME)
         return make_packet(self, frame.header, frame.data, &frame.decoded);
     /* CAPTURE_INTERRUPTED: reader_check's exception stands; a frame begun is
@@ -184,6 +202,8 @@ static PyObject *reader_close(PyObject *op, PyObject *unused)
 {
     (void)unused;
     CaptureReaderObject *self = (CaptureReaderObject *)op;
+    if (refuse_busy(self) < 0)
+        return NULL;
     if (self->open)
         capture_close(&self->capture);
     self->open = 0;
@@ -216,7 +236,9 @@ static PyObject *reader_exit(PyObject *op, PyObject *args)
 {
     (void)args;
     PyObject *closed = reader_close(op, NULL);
-    Py_XDECREF(closed);
+    if (!closed)
+        return NULL;
+    Py_DECREF(closed);
     Py_RETURN_FALSE;
 }
 
