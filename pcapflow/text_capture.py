@@ -121,8 +121,9 @@ class _Source:
                 self.path = path
                 self.size = os.path.getsize(path)
                 return
-            with open(path, "rb") as file:
-                data, self.interrupted = _read_until_interrupted(file)
+            else:
+                with open(path, "rb") as file:
+                    data, self.interrupted = _read_until_interrupted(file)
         else:
             self.name = fin.name if hasattr(fin, "name") else repr(fin)
             read = getattr(fin, "read", None)

@@ -355,3 +355,42 @@ def test_cli_reads_compressed_paths_and_standard_input(how, tmp_path):
             feeder.stdout.close()
     assert result.returncode == 0, result.stderr
     assert files_of(out) == files_of(expected_out)
+
+
+def test_compressed_capture_under_a_plain_name_says_so(tmp_path):
+    path = tmp_path / "in.pcap"
+    path.write_bytes(gzip.compress(generated_capture(tmp_path / "plain.pcap").read_bytes()))
+    with pytest.raises(pcapflow.CaptureError, match=r"gz-compressed: a path ending in \.gz is decompressed"):
+        pcapflow.trace_file(str(path), None)
+
+
+def test_text_format_of_a_compressed_path(tmp_path):
+    pytest.importorskip("pcapkit")
+    capture = DATA / "dns_tcp.pcap"
+    pcapflow.trace_file(str(capture), str(tmp_path / "expected"), "json")
+    pcapflow.trace_file(compressed_path(capture, tmp_path, ".xz"), str(tmp_path / "out"), "json")
+    assert files_of(tmp_path / "out") == files_of(tmp_path / "expected")
+
+
+def test_cli_interrupted_while_a_gz_fifo_stalls(tmp_path):
+    """Ctrl-C stops a read() that waits (the decompressor's source is an idle FIFO): exit 130, no hang."""
+    import signal  # pylint: disable=import-outside-toplevel
+    import time  # pylint: disable=import-outside-toplevel
+    fifo = tmp_path / "live.pcap.gz"
+    os.mkfifo(fifo)
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with subprocess.Popen([sys.executable, "-m", "pcapflow", str(fifo), "-o", str(tmp_path / "out")], env=env,
+                          cwd=REPO, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            with open(fifo, "wb") as writer:  # opens once the command has opened its end
+                writer.write(gzip.compress(generated_capture(tmp_path / "in.pcap").read_bytes())[:5000])
+                writer.flush()
+                time.sleep(1)
+                process.send_signal(signal.SIGINT)
+                status = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        stderr = process.stderr.read()
+    assert status == 130, stderr
+    assert "interrupted by SIGINT" in stderr

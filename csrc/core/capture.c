@@ -196,6 +196,31 @@ static FILE *counted_open(const void *head, size_t head_length, FILE *file, stru
     return outer;
 }
 
+/* libpcap's "unknown file format" for a compressed capture says which
+ * compression its first bytes show, and how to have it decompressed. */
+static void explain_compressed(struct capture *c)
+{
+    static const struct {
+        uint8_t magic[4];
+        size_t length;
+        const char *extension;
+    } kinds[] = {{{0x1f, 0x8b}, 2, ".gz"},
+                 {{0xfd, '7', 'z', 'X'}, 4, ".xz"},
+                 {{'B', 'Z', 'h'}, 3, ".bz2"},
+                 {{0x28, 0xb5, 0x2f, 0xfd}, 4, ".zst"}};
+    if (c->counter->bytes < 4)
+        return;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (memcmp(c->counter->magic, kinds[i].magic, kinds[i].length) == 0) {
+            size_t used = strlen(c->errbuf);
+            snprintf(c->errbuf + used, sizeof c->errbuf - used,
+                     " (it looks %s-compressed: a path ending in %s is decompressed)", kinds[i].extension + 1,
+                     kinds[i].extension);
+            return;
+        }
+    }
+}
+
 int capture_open(struct capture *c, FILE *file, const struct capture_check *check)
 {
     return capture_open_after(c, NULL, 0, file, check);
@@ -217,6 +242,7 @@ int capture_open_after(struct capture *c, const void *head, size_t head_length, 
     }
     c->pcap = pcap_fopen_offline_with_tstamp_precision(counted, PCAP_TSTAMP_PRECISION_NANO, c->errbuf);
     if (!c->pcap) {
+        explain_compressed(c);
         fclose(counted);
         return -1;
     }

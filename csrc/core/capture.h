@@ -49,7 +49,7 @@ struct capture {
     uint64_t next_check_ns; /* CLOCK_MONOTONIC time of the next call of check.function */
     int interrupted;        /* check.function asked to stop */
     uint32_t frames_read;   /* counts reads, for the clock read every 256 */
-    char errbuf[PCAP_ERRBUF_SIZE + 64];
+    char errbuf[PCAP_ERRBUF_SIZE + 128]; /* room for what pcapflow adds */
 };
 
 enum capture_status {
