@@ -169,17 +169,16 @@ static FILE *open_prepared(PyObject *prepared, struct input *in)
     PyObject *read = PyObject_GetAttrString(prepared, "read");
     PyObject *close = PyObject_GetAttrString(prepared, "close");
     FILE *file = NULL;
-    if (fd_obj && offset_obj && head && read && close && PyBytes_Check(head)) {
-        int fd = PyLong_AsLong(fd_obj);
-        long long offset = PyLong_AsLongLong(offset_obj);
-        if (PyErr_Occurred())
-            ;
-        else if (fd >= 0 && (file = open_descriptor(fd, offset, in->name)) && PyBytes_GET_SIZE(head) > 0)
-            in->head = Py_NewRef(head);
-        else if (fd < 0)
-            file = open_read_stream(read, close, in);
-    } else if (!PyErr_Occurred()) {
-        PyErr_SetString(PyExc_TypeError, "prepare() gave no Input");
+    int fd = fd_obj ? PyLong_AsLong(fd_obj) : -1;
+    long long offset = offset_obj ? PyLong_AsLongLong(offset_obj) : -1;
+    if (PyErr_Occurred() || !head || !read || !close) {
+        /* an attribute missing: the exception says which */
+    } else if (!PyBytes_Check(head)) {
+        PyErr_SetString(PyExc_TypeError, "Input.head must be bytes");
+    } else if (fd < 0) {
+        file = open_read_stream(read, close, in);
+    } else if ((file = open_descriptor(fd, offset, in->name)) && PyBytes_GET_SIZE(head) > 0) {
+        in->head = Py_NewRef(head);
     }
     Py_XDECREF(fd_obj);
     Py_XDECREF(offset_obj);
