@@ -394,3 +394,24 @@ def test_cli_interrupted_while_a_gz_fifo_stalls(tmp_path):
         stderr = process.stderr.read()
     assert status == 130, stderr
     assert "interrupted by SIGINT" in stderr
+
+
+def test_packets_waiting_on_a_pipe_refuses_a_second_thread(tmp_path):
+    """packets() waits for input without the GIL: another thread may run, but not read the same capture."""
+    import time  # pylint: disable=import-outside-toplevel
+    from capture_tools import pcap_header  # pylint: disable=import-outside-toplevel
+    read_end, write_end = os.pipe()
+    os.write(write_end, pcap_header(ETHERNET))
+    reader = pcapflow.packets(open(read_end, "rb", buffering=0))  # pylint: disable=consider-using-with
+    got = []
+    waiting = threading.Thread(target=lambda: got.extend(reader), daemon=True)
+    waiting.start()
+    time.sleep(0.3)  # the thread now waits in next() for a frame
+    with pytest.raises(RuntimeError, match="another thread"):
+        next(reader)
+    with pytest.raises(RuntimeError, match="another thread"):
+        reader.close()
+    os.close(write_end)
+    waiting.join(timeout=30)
+    assert not waiting.is_alive() and got == []
+    reader.close()
