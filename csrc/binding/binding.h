@@ -190,6 +190,10 @@ struct input {
     PyObject *head; /* bytes the file object had taken from its descriptor, read first; or NULL */
     PyObject *read_error; /* what the object's read() raised, or NULL */
     int read_error_is_usage; /* read() gave no bytes (str, say) */
+    /* where the reading thread keeps its state while it runs without the
+     * GIL, NULL while it holds it: read() takes the GIL back from there.
+     * The caller points it at its own slot before opening the capture. */
+    PyThreadState **released;
 };
 /* A stdio stream over fin: a path (decompressed when named .gz, .xz, .bz2 or
  * .zst), a file object's descriptor or its read(), as pcapflow._inputs

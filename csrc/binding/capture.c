@@ -147,10 +147,12 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     struct trace_loop loop = {.self = self, .capture = &capture, .progress = progress, .total = total};
     const struct capture_check check = {.function = check_python, .arg = &loop, .interval_ns = CHECK_INTERVAL_NS};
     int opened;
+    in.released = &loop.thread; /* read() takes the GIL back from there */
     loop.thread = PyEval_SaveThread(); /* reading the file header may wait on a pipe */
     opened = capture_open_after(&capture, in.head ? PyBytes_AS_STRING(in.head) : NULL,
                                 in.head ? (size_t)PyBytes_GET_SIZE(in.head) : 0, file, &check);
     PyEval_RestoreThread(loop.thread);
+    loop.thread = NULL; /* the GIL is held */
     if (opened < 0) {
         if (!capture.interrupted) /* else check_python's exception stands */
             raise_input_error(&in, capture.errbuf, first_frame + 1, 0);
@@ -183,6 +185,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     loop.thread = PyEval_SaveThread();
     status = capture_trace(&capture, self->tracer, &frame_number, UINT64_MAX, &stats);
     PyEval_RestoreThread(loop.thread);
+    loop.thread = NULL; /* the GIL is held */
     Py_CLEAR(self->submitted);
     int writes_failed;
     Py_BEGIN_ALLOW_THREADS

@@ -11,9 +11,11 @@
 
 /* A stream over read(size) of a Python object (gzip.GzipFile, BytesIO, ...),
  * read by libpcap in the capture loop, which runs without the GIL: each read
- * takes it (PyGILState_Ensure also works where the GIL is already held, as
- * in packets()). An exception read() raises is kept in the input, not left
- * set: the loop runs Python (signal handlers, progress) between reads. */
+ * takes it back from the thread state the loop saved (input.released), as
+ * the loop's check function does; not PyGILState_Ensure, which does not
+ * know subinterpreters. An exception read() raises is kept in the input,
+ * not left set: the loop runs Python (signal handlers, progress) between
+ * reads. */
 struct read_stream {
     PyObject *read, *close; /* close: None or what ends the reading */
     PyObject *pending;      /* a chunk longer than was asked for, from pending_offset on */
@@ -21,6 +23,23 @@ struct read_stream {
     struct input *owner; /* outlives the stream: it takes read()'s exception */
     int failed;          /* no more reads once one failed */
 };
+
+/* Takes the GIL if the reading thread runs without it; returns what
+ * give_back_gil() needs. */
+static PyThreadState **take_gil(struct read_stream *s)
+{
+    PyThreadState **slot = s->owner->released;
+    if (!slot || !*slot)
+        return NULL;
+    PyEval_RestoreThread(*slot);
+    return slot;
+}
+
+static void give_back_gil(PyThreadState **slot)
+{
+    if (slot)
+        *slot = PyEval_SaveThread();
+}
 
 static void keep_read_error(struct read_stream *s, int usage)
 {
@@ -63,7 +82,7 @@ static ssize_t read_stream_read(void *cookie, char *buffer, size_t size)
         errno = EIO;
         return -1;
     }
-    PyGILState_STATE gil = PyGILState_Ensure();
+    PyThreadState **gil = take_gil(s);
     PyObject *type, *value, *traceback; /* none is expected; kept as they are */
     PyErr_Fetch(&type, &value, &traceback);
     ssize_t n = -1;
@@ -84,7 +103,7 @@ static ssize_t read_stream_read(void *cookie, char *buffer, size_t size)
     if (n < 0)
         keep_read_error(s, usage);
     PyErr_Restore(type, value, traceback);
-    PyGILState_Release(gil);
+    give_back_gil(gil);
     if (n < 0)
         errno = EIO;
     return n;
@@ -93,7 +112,7 @@ static ssize_t read_stream_read(void *cookie, char *buffer, size_t size)
 static int read_stream_close(void *cookie)
 {
     struct read_stream *s = cookie;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    PyThreadState **gil = take_gil(s);
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     if (s->close != Py_None) {
@@ -106,7 +125,7 @@ static int read_stream_close(void *cookie)
     Py_DECREF(s->close);
     Py_XDECREF(s->pending);
     PyErr_Restore(type, value, traceback);
-    PyGILState_Release(gil);
+    give_back_gil(gil);
     PyMem_RawFree(s);
     return 0;
 }

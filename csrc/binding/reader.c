@@ -52,6 +52,7 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         goto fail;
     int opened;
     const struct capture_check check = {.function = reader_check, .arg = self, .interval_ns = 50000000u};
+    self->input.released = &self->released; /* read() takes the GIL back from there */
     self->released = PyEval_SaveThread(); /* reading the file header may wait on a pipe */
     PyObject *head = self->input.head;
     opened = capture_open_after(&self->capture, head ? PyBytes_AS_STRING(head) : NULL,
