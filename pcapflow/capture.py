@@ -3,7 +3,7 @@ writes; Python only sees the result."""
 import os
 import sys
 
-from pcapflow import _core
+from pcapflow import _core, _inputs
 from pcapflow._signals import HeldSignals
 from pcapflow.exceptions import CaptureError
 from pcapflow.tcp import TCP
@@ -14,6 +14,13 @@ __all__ = ["trace_file", "trace_files", "packets"]
 def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
                filter=None, progress=None, stats=None, buffer_bytes=None, tunnels=False, index=True):
     """Trace every TCP flow of a capture (pcap or pcapng; a path or a binary file object).
+
+    A path ending in .gz, .xz, .bz2 or .zst is decompressed as it is read (.zst needs
+    the zstandard package before Python 3.14). A file object is read from its position:
+    a file, pipe or socket opened by ``io`` through its descriptor, anything else
+    (``gzip.open()``, ``BytesIO``, any object with ``read(size)``) through ``read1()``
+    or ``read()``, a chunk at a time. An exception read() raises ends the capture as
+    damage does (a CaptureError caused by it; a KeyboardInterrupt stays one).
 
     Returns the tuple of Index that pcapkit.extract(fin, trace=True, tcp=True) gives in
     ``.trace.tcp``: open flows first, then flows closed by FIN. With format 'pcap' (the
@@ -120,8 +127,10 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
 
 
 def _size(fin):
+    """The capture's size in bytes, 0 when unknown: a file object, a pipe, or a
+    compressed file (whose size on disk would cut the output budget short)."""
     try:
-        return os.path.getsize(fin)
+        return 0 if _inputs.is_compressed(os.fspath(fin)) else os.path.getsize(fin)
     except (TypeError, OSError):
         return 0
 

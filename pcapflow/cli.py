@@ -44,7 +44,8 @@ def _buffer_mb(text):
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(
         prog="pcapflow", description="Trace every TCP flow of packet captures into one pcap file per flow.")
-    parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files, read in this order")
+    parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files, read in this order (- for standard input; .gz, .xz, .bz2 "
+                             "and .zst are decompressed)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the flow files")
     parser.add_argument("-f", "--format", default="pcap", choices=FORMATS,
                         help="output format (pcap; the text formats need pcapkit and run at its speed)")
@@ -208,7 +209,9 @@ def _finish(args, stats, bar, started, flows, interrupted):
 
 
 def _trace(args, stats, bar):
-    return trace_files(args.captures, args.output, args.format, args.byteorder, args.nanosecond,
+    # '-' is standard input, as tcpdump -r - reads it
+    captures = [sys.stdin.buffer if capture == "-" else capture for capture in args.captures]
+    return trace_files(captures, args.output, args.format, args.byteorder, args.nanosecond,
                        filter=args.filter, progress=bar, stats=stats,
                        buffer_bytes=args.buffer_mb << 20 if args.buffer_mb else None, tunnels=args.tunnels,
                        index=bool(args.index))  # without --index no frame numbers are kept

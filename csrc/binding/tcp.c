@@ -299,24 +299,25 @@ static int read_key(TCPObject *self, PyObject *const *value, struct flow_key *ke
 }
 
 /* dictdumper opens its files with open(), which follows a symbolic link
- * planted at the flow's path: create the file here first, refusing links,
- * as the C writer does. Returns 0, or -1 with OSError naming the path. */
+ * planted at the flow's path and writes into a file planted by another user:
+ * create the file here first, as the C writer does (flow_file_create_at:
+ * no links, no FIFOs, no one else's file). Returns 0, or -1 with OSError
+ * naming the path. */
 static int refuse_symlink(PyObject *path)
 {
     PyObject *encoded = NULL;
     if (!PyUnicode_FSConverter(path, &encoded))
         return -1;
-    /* without blocking on a planted FIFO, and only onto a regular file */
-    int fd = open(PyBytes_AS_STRING(encoded), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
+    int fd = flow_file_create_at(AT_FDCWD, PyBytes_AS_STRING(encoded));
+    int code = errno;
     Py_DECREF(encoded);
-    struct stat info;
-    if (fd >= 0 && (fstat(fd, &info) < 0 || !S_ISREG(info.st_mode))) {
-        close(fd);
-        fd = -1;
-        errno = EINVAL;
-    }
     if (fd < 0) {
-        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        PyObject *args = Py_BuildValue("(iNO)", code,
+                                       PyUnicode_FromFormat("%s: %s", flow_file_open_failure(code), strerror(code)),
+                                       path);
+        if (args)
+            PyErr_SetObject(PyExc_OSError, args);
+        Py_XDECREF(args);
         return -1;
     }
     close(fd);

@@ -347,6 +347,16 @@ uint64_t tracer_output_budget(const struct tracer *tr);
 /* What the last failed call failed on. */
 const struct tracer_error *tracer_last_error(const struct tracer *tr);
 
+/* ---- Output files made by others (the text formats' dumpers) ---- */
+
+/* Creates name in directory_fd (AT_FDCWD: the working directory) for
+ * appending, or truncates an existing regular file of the effective user's
+ * with one link; a symbolic link, a FIFO or anyone else's file is refused
+ * (EEXIST for the last) and left as it is. Returns the descriptor or -1. */
+int flow_file_create_at(int directory_fd, const char *name);
+/* What to say when opening an output file failed with errno `code`. */
+const char *flow_file_open_failure(int code);
+
 /* ---- Reading captures (libpcap, pcap and pcapng) ---- */
 
 struct capture_stats {
@@ -396,6 +406,11 @@ void capture_set_decode_options(struct capture *c, unsigned options);
  * file closed; capture_interrupted() when check asked to stop). Reads the
  * file header, so it may block on a pipe. `check` may be NULL. */
 int capture_open(struct capture *c, FILE *file, const struct capture_check *check);
+/* The same for a capture whose first head_length bytes were already taken
+ * from `file` by someone else (a Python file object's buffer): they are read
+ * first. head must stay valid while the capture is open. */
+int capture_open_after(struct capture *c, const void *head, size_t head_length, FILE *file,
+                       const struct capture_check *check);
 /* What the last failure was (libpcap's words). */
 const char *capture_error(const struct capture *c);
 /* The check function asked to stop. */
