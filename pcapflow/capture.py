@@ -3,7 +3,7 @@ writes; Python only sees the result."""
 import os
 import sys
 
-from pcapflow import _core
+from pcapflow import _core, _inputs
 from pcapflow._signals import HeldSignals
 from pcapflow.exceptions import CaptureError
 from pcapflow.tcp import TCP
@@ -12,8 +12,15 @@ __all__ = ["trace_file", "trace_files", "packets"]
 
 
 def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-               filter=None, progress=None, stats=None, buffer_bytes=None, tunnels=False):
+               filter=None, progress=None, stats=None, buffer_bytes=None, tunnels=False, index=True):
     """Trace every TCP flow of a capture (pcap or pcapng; a path or a binary file object).
+
+    A path ending in .gz, .xz, .bz2 or .zst is decompressed as it is read (.zst needs
+    the zstandard package before Python 3.14). A file object is read from its position:
+    a file, pipe or socket opened by ``io`` through its descriptor, anything else
+    (``gzip.open()``, ``BytesIO``, any object with ``read(size)``) through ``read1()``
+    or ``read()``, a chunk at a time. An exception read() raises ends the capture as
+    damage does (a CaptureError caused by it; a KeyboardInterrupt stays one).
 
     Returns the tuple of Index that pcapkit.extract(fin, trace=True, tcp=True) gives in
     ``.trace.tcp``: open flows first, then flows closed by FIN. With format 'pcap' (the
@@ -25,22 +32,25 @@ def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=
     ``stats``, a dict, receives the counters (frames, tcp_frames, truncated, ...), the output
     budget used (buffer_bytes) and how often files were created, written and reopened.
     The output buffered in memory is bounded by a budget: an eighth of the memory available,
-    no more than the capture, at most ``buffer_bytes`` when given (more means fewer writes
+    no more than four times the capture, at most ``buffer_bytes`` when given (more means fewer writes
     when very many flows are open at once).
     ``tunnels=True`` opens GRE, IP-in-IP, VXLAN and GENEVE tunnels and traces the innermost
     TCP, keyed by the innermost addresses; by default, as in pcapkit, only TCP right after
     the first IP header is traced. The text formats are pcapkit's decode and cannot open them.
+    ``index=False`` keeps no frame numbers (each Index's ``index`` is empty): memory then
+    grows with the flows, not with the packets. Otherwise each frame number costs a byte
+    or two until an Index's ``index`` is first read.
     A damaged capture raises CaptureError after writing every flow read before the damage;
     ``exc.index`` holds those flows. So does a KeyboardInterrupt (Ctrl-C, or raised by
     ``progress``), which also stops the reading of a pipe that delivers nothing: every
     frame read before it is in its file, and the interrupt is raised again with ``index``
     and ``stats`` set."""
     return trace_files([fin], fout, format, byteorder, nanosecond, filter=filter, progress=progress, stats=stats,
-                       buffer_bytes=buffer_bytes, tunnels=tunnels)
+                       buffer_bytes=buffer_bytes, tunnels=tunnels, index=index)
 
 
 def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-                filter=None, progress=None, stats=None, buffer_bytes=None, tunnels=False):
+                filter=None, progress=None, stats=None, buffer_bytes=None, tunnels=False, index=True):
     """trace_file() over several captures taken as one (a rotated tcpdump -C/-G series,
     say): frame numbers continue from one file to the next and flows span files."""
     if isinstance(fins, (str, bytes)):
@@ -59,7 +69,7 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
             return tracer._trace_capture(fin, filter, report, first_frame)  # pylint: disable=protected-access
     sizes = [_size(fin) for fin in fins]
     budget = _core.output_budget(sum(sizes) if all(sizes) else 0, buffer_bytes)  # 0: a size is unknown
-    tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=budget, tunnels=tunnels)
+    tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=budget, tunnels=tunnels, frame_numbers=index)
     totals = {}
     last_frame = 0
     # progress counts bytes and packets over the whole series
@@ -117,8 +127,10 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
 
 
 def _size(fin):
+    """The capture's size in bytes, 0 when unknown: a file object, a pipe, or a
+    compressed file (whose size on disk would cut the output budget short)."""
     try:
-        return os.path.getsize(fin)
+        return 0 if _inputs.is_compressed(os.fspath(fin)) else os.path.getsize(fin)
     except (TypeError, OSError):
         return 0
 

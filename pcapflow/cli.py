@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 
+from pcapflow import _core
 from pcapflow.capture import trace_files
 from pcapflow.exceptions import CaptureError, FilterError, Terminated
 
@@ -24,6 +25,8 @@ FORMATS = ("pcap", "cap", "json", "plist", "xml", "tree", "txt", "text")
 
 #: The largest --buffer-mb: its bytes must fit in a C ssize_t.
 MAX_BUFFER_MB = sys.maxsize >> 20
+# frame numbers written to --index at a time (about 8 MB of text)
+FRAMES_PER_WRITE = 1 << 20
 
 
 def _buffer_mb(text):
@@ -41,7 +44,8 @@ def _buffer_mb(text):
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(
         prog="pcapflow", description="Trace every TCP flow of packet captures into one pcap file per flow.")
-    parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files, read in this order")
+    parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files, read in this order (- for standard input; .gz, .xz, .bz2 "
+                             "and .zst are decompressed)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the flow files")
     parser.add_argument("-f", "--format", default="pcap", choices=FORMATS,
                         help="output format (pcap; the text formats need pcapkit and run at its speed)")
@@ -55,7 +59,7 @@ def parse_arguments(argv):
                              "(pcap output only; by default, as in pcapkit, tunnels are not opened)")
     parser.add_argument("--buffer-mb", type=_buffer_mb, metavar="MB",
                         help="at most this much output held in memory before the largest buffers are written "
-                             "(default: an eighth of the memory available, no more than the captures)")
+                             "(default: an eighth of the memory available, no more than four times the captures)")
     args = parser.parse_args(argv)
     if args.tunnels and args.format not in ("pcap", "cap"):
         parser.error(f"--tunnels needs format pcap: {args.format} holds pcapkit's decode, which opens no tunnels")
@@ -82,15 +86,33 @@ class ProgressBar:
 
 
 def write_index(path, flows):
-    """Writes one JSON object per flow; returns False (after saying why) when the file cannot be written."""
+    """Writes one JSON object per flow (as json.dumps spells it); returns False (after saying why)
+    when the file cannot be written. Frame numbers are written a million at a time from their
+    compact form, never all as ints at once: a flow of 10,000,000 frames costs no more memory
+    here than its text's chunk."""
     try:
         with open(path, "w", encoding="utf-8") as out:
             for flow in flows:
-                out.write(json.dumps({"label": flow.label, "fpout": flow.fpout, "index": list(flow.index)}) + "\n")
+                # the line json.dumps() writes, its list's items written piecewise
+                out.write(json.dumps({"label": flow.label, "fpout": flow.fpout, "index": []})[:-2])
+                _write_frames(out, flow)
+                out.write("]}\n")
     except OSError as error:
         print(f"pcapflow: cannot write the index: {error}", file=sys.stderr)
         return False
     return True
+
+
+def _write_frames(out, flow):
+    start, first = 0, True
+    while start is not None:
+        chunk = _core.frame_text(flow, start, FRAMES_PER_WRITE)
+        if chunk is None:  # a tuple already
+            out.write(", ".join(map(str, flow.index)))
+            return
+        text, start = chunk
+        out.write(text if first else ", " + text)
+        first = False
 
 
 class _StopSignals:
@@ -187,6 +209,9 @@ def _finish(args, stats, bar, started, flows, interrupted):
 
 
 def _trace(args, stats, bar):
-    return trace_files(args.captures, args.output, args.format, args.byteorder, args.nanosecond,
+    # '-' is standard input, as tcpdump -r - reads it
+    captures = [sys.stdin.buffer if capture == "-" else capture for capture in args.captures]
+    return trace_files(captures, args.output, args.format, args.byteorder, args.nanosecond,
                        filter=args.filter, progress=bar, stats=stats,
-                       buffer_bytes=args.buffer_mb << 20 if args.buffer_mb else None, tunnels=args.tunnels)
+                       buffer_bytes=args.buffer_mb << 20 if args.buffer_mb else None, tunnels=args.tunnels,
+                       index=bool(args.index))  # without --index no frame numbers are kept

@@ -65,7 +65,11 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
     (see pcapflow._at_exit). With ``tunnels=True`` a capture it reads itself
     (``pcapflow.trace_file``) has its tunnels opened: GRE, IP in IP, VXLAN and
     GENEVE, the innermost TCP traced; packets given to trace() and dump() are
-    already decoded, and the option does not concern them."""
+    already decoded, and the option does not concern them. With
+    ``frame_numbers=False`` no frame numbers are kept (each Index's ``index``
+    is empty), so memory does not grow with the packets, only with the flows;
+    otherwise each takes a byte or two, and an Index turns them into a tuple
+    of ints when its ``index`` is first read."""
 
     __protocol_name__ = "TCP"
     __protocol_type__ = _ProtocolType()
@@ -125,7 +129,7 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
         return make_dumper(output), ext
 
     def __init__(self, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-                 buffer_bytes=32 * 1024 * 1024, tunnels=False):
+                 buffer_bytes=32 * 1024 * 1024, tunnels=False, frame_numbers=True):
         # what to write and where is decided here, in Python (make_fout may be
         # overridden); the C tracer is handed the result
         root = _output_root(fout)
@@ -141,7 +145,8 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
         dumper, extension = made
         native = bool(getattr(dumper, "__pcapflow_native__", False))
         super().__init__(root, str(byteorder), nanosecond, buffer_bytes=buffer_bytes, dumper=dumper,
-                         extension=extension, native=native, tunnels=bool(tunnels))
+                         extension=extension, native=native, tunnels=bool(tunnels),
+                         frame_numbers=bool(frame_numbers))
         _at_exit.register(self)  # buffered frames are written at exit even if it is never collected
 
     def __repr__(self):

@@ -29,6 +29,7 @@ import struct
 import time
 
 from pcapflow import _core
+from pcapflow._inputs import open_compressed
 from pcapflow._signals import HeldSignals
 from pcapflow.exceptions import CaptureError
 from pcapflow.tcp import TCP
@@ -106,12 +107,23 @@ class _Source:
         if isinstance(fin, (str, os.PathLike)):
             path = os.fspath(fin)
             self.name = path
-            if stat.S_ISREG(os.stat(path).st_mode):
+            compressed = open_compressed(path)
+            if compressed is not None:
+                # decompressed into memory, as a pipe is; damage is found before tracing
+                with compressed:
+                    try:
+                        data, self.interrupted = _read_until_interrupted(compressed)
+                    except Exception as error:  # pylint: disable=broad-exception-caught
+                        damaged = CaptureError(f"cannot read the capture: {type(error).__name__}: {error}")
+                        damaged.filename, damaged.frame, damaged.offset = path, 1, 0
+                        raise damaged from error
+            elif stat.S_ISREG(os.stat(path).st_mode):
                 self.path = path
                 self.size = os.path.getsize(path)
                 return
-            with open(path, "rb") as file:
-                data, self.interrupted = _read_until_interrupted(file)
+            else:
+                with open(path, "rb") as file:
+                    data, self.interrupted = _read_until_interrupted(file)
         else:
             self.name = fin.name if hasattr(fin, "name") else repr(fin)
             read = getattr(fin, "read", None)

@@ -203,14 +203,14 @@ def test_frames_skipped_in_the_summary(tmp_path):
 
 def test_output_budget_in_the_summary(tmp_path):
     """The summary says how much output the run could hold in memory: the
-    budget trace_file chose (no more than the capture when memory allows),
-    or --buffer-mb when that is smaller."""
+    budget trace_file chose (four times the capture, what its buffers can
+    take, when memory allows), or --buffer-mb when that is smaller."""
     capture = DATA / "http_espn.pcapng"
-    assert budget_mib(run(capture, "-o", tmp_path / "a").stderr) == round(capture.stat().st_size / 2**20, 1)
+    assert budget_mib(run(capture, "-o", tmp_path / "a").stderr) == round(4 * capture.stat().st_size / 2**20, 1)
     pair = write_pcap(tmp_path / "pair.pcap", [Record(1_600_000_000, 0, ethernet(ipv4("10.0.0.1", "10.0.0.2",
                                                                                           tcp(1, 2))))], ETHERNET)
     assert budget_mib(run(pair, "-o", tmp_path / "b").stderr) == 0.0
-    # the same capture twice is 1.3 MiB of input: --buffer-mb caps the budget below that
+    # the same capture twice is 1.3 MiB of input (5.2 MiB of buffers): --buffer-mb caps the budget below that
     assert budget_mib(run(capture, capture, "-o", tmp_path / "c", "--buffer-mb", "1").stderr) == 1.0
 
 

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from _hardening import SANITIZED, fast_capture, python_env, run_measured
-from capture_tools import SYN, ethernet, ipv4, tcp
+from capture_tools import ACK, SYN, ethernet, ipv4, tcp
 
 pytestmark = pytest.mark.skipif(SANITIZED, reason="RSS under AddressSanitizer does not measure pcapflow's memory")
 
@@ -140,6 +140,42 @@ def test_idle_flow_buffers_count_against_the_budget(tmp_path):
           f"{extra / MB:.0f} MiB more, bound {bound / MB:.0f} MiB")
     assert extra < bound, f"files cost {extra / MB:.0f} MiB more than no files; bound {bound / MB:.0f} MiB"
     assert report["stats"]["budget_flushes"] > 0
+
+
+# ---------------------------------------------------------------------------
+# The CLI on 5,000,000 packets of one flow: memory flat in the packets
+# ---------------------------------------------------------------------------
+
+ONE_FLOW_PACKETS = 5_000_000
+# Before frame numbers were kept compact, the CLI peaked at 252 MiB here without --index (an int64
+# per frame in C, copied at close, then an int object per frame in the returned Index).
+CLI_PEAK_BOUND = 100 * MB
+
+
+@pytest.mark.parametrize("with_index", [False, True], ids=["no-index", "index"])
+def test_cli_on_one_long_flow_stays_under_100_mib(tmp_path, with_index):
+    """python -m pcapflow on 5,000,000 54-byte frames of one flow peaks under CLI_PEAK_BOUND: without
+    --index no frame number is kept; with it they are kept a byte each and written to the index a
+    million at a time from that compact form."""
+    capture = tmp_path / "one.pcap"
+    fast_capture(capture, ONE_FLOW_PACKETS, ethernet(ipv4("10.0.0.1", "10.0.0.2", tcp(1000, 80, ACK))),
+                 lambda buffer, frame, i: None)
+    index = tmp_path / "index.jsonl"
+    argv = [sys.executable, "-m", "pcapflow", str(capture), "-o", str(tmp_path / "out")]
+    status, peak = run_measured(argv + (["--index", str(index)] if with_index else []), timeout=300,
+                                stdout_path=tmp_path / "out.txt", stderr_path=tmp_path / "err.txt")
+    assert status == 0, (tmp_path / "err.txt").read_text()[-3000:]
+    (written,) = os.listdir(tmp_path / "out")
+    assert os.path.getsize(tmp_path / "out" / written) == os.path.getsize(capture)  # same records, same header size
+    capture.unlink()
+    if with_index:
+        with open(index, encoding="utf-8") as lines:
+            (line,) = lines
+        assert line.endswith(", 4999999, 5000000]}\n") and '"index": [1, 2, 3, ' in line
+        assert len(json.loads(line)["index"]) == ONE_FLOW_PACKETS
+    print(f"\nCLI, {ONE_FLOW_PACKETS:,} packets of one flow, {'with' if with_index else 'without'} --index: "
+          f"peak RSS {peak / MB:.0f} MiB (bound {CLI_PEAK_BOUND / MB:.0f})")
+    assert peak < CLI_PEAK_BOUND, f"peak RSS {peak / MB:.0f} MiB"
 
 
 # ---------------------------------------------------------------------------

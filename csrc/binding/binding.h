@@ -61,6 +61,18 @@ int info_types_add(PyObject *module, struct module_state *state);
 PyObject *index_new(const struct module_state *state, PyObject *fpout, PyObject *index, PyObject *label);
 /* Whether object is a Packet, Buffer or Index (of any module instance). */
 int info_check(PyObject *object);
+/* Field `position` of an Info object as stored (borrowed; NULL when absent),
+ * compact frame numbers not turned into a tuple. */
+PyObject *info_raw_field(PyObject *info, int position);
+
+/* ---- An Index's compact frame numbers (frame_numbers.c) ---- */
+
+/* A capsule holding a copy of the view's frame numbers, compact. */
+PyObject *frame_numbers_new(const struct flow_view *flow);
+int frame_numbers_check(PyObject *value);
+/* The tuple of ints pcapkit's Index holds. */
+PyObject *frame_numbers_tuple(PyObject *capsule);
+PyObject *frame_text(PyObject *module, PyObject *args);
 /* A field of a packet (pcapflow's, pcapkit's or a mapping) by Packet position: a new reference. */
 PyObject *packet_field(PyObject *packet, int position);
 /* The interned name of a Packet field (borrowed). */
@@ -192,9 +204,28 @@ void raise_error(const struct tracer_error *error);
 
 /* ---- capture files (capture.c, reader.c) ---- */
 
-/* A stdio stream over fin: a path, a file object with a descriptor, or an
- * object with read() (its bytes held in *keep). Sets *name for messages. */
-FILE *open_input(PyObject *fin, PyObject **name, PyObject **keep);
+/* What a capture is read from (input.c). */
+struct input {
+    PyObject *name; /* for messages: the path, or the object's name or repr */
+    PyObject *head; /* bytes the file object had taken from its descriptor, read first; or NULL */
+    PyObject *read_error; /* what the object's read() raised, or NULL */
+    int read_error_is_usage; /* read() gave no bytes (str, say) */
+    /* where the reading thread keeps its state while it runs without the
+     * GIL, NULL while it holds it: read() takes the GIL back from there.
+     * The caller points it at its own slot before opening the capture. */
+    PyThreadState **released;
+};
+/* A stdio stream over fin: a path (decompressed when named .gz, .xz, .bz2 or
+ * .zst), a file object's descriptor or its read(), as pcapflow._inputs
+ * decides; in (which must outlive the stream) is filled in. NULL with an
+ * exception set when it cannot be opened. */
+FILE *open_input(PyObject *fin, struct input *in);
+/* Raises why the capture stopped: read()'s exception (a CaptureError caused
+ * by it, or itself for a KeyboardInterrupt and bad usage), else
+ * CaptureError(why). */
+void raise_input_error(const struct module_state *state, struct input *in, const char *why, uint64_t frame,
+                       uint64_t offset);
+void input_clear(struct input *in);
 /* Raises pcapflow.CaptureError with filename, frame and offset. */
 void raise_damaged(const struct module_state *state, PyObject *name, const char *why, uint64_t frame,
                    uint64_t offset);

@@ -23,74 +23,6 @@ static double now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* A stdio stream over `fin`: a path, a file object with a descriptor, or any
- * object with read() (held in *keep while the stream is in use). */
-FILE *open_input(PyObject *fin, PyObject **name, PyObject **keep)
-{
-    *keep = NULL;
-    PyObject *path = PyUnicode_Check(fin) || PyObject_HasAttrString(fin, "__fspath__") ? PyOS_FSPath(fin) : NULL;
-    if (path) {
-        PyObject *encoded = NULL;
-        *name = path;
-        if (!PyUnicode_FSConverter(path, &encoded))
-            return NULL;
-        FILE *file;
-        Py_BEGIN_ALLOW_THREADS /* a FIFO blocks here until a writer comes */
-        file = fopen(PyBytes_AS_STRING(encoded), "rb");
-        Py_END_ALLOW_THREADS
-        Py_DECREF(encoded);
-        if (!file)
-            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
-        return file;
-    }
-    if (PyErr_Occurred())
-        return NULL;
-    *name = PyObject_HasAttrString(fin, "name") ? PyObject_GetAttrString(fin, "name") : PyObject_Repr(fin);
-    if (!*name)
-        return NULL;
-    PyObject *fileno = PyObject_CallMethod(fin, "fileno", NULL);
-    if (fileno) {
-        int fd = PyLong_AsLong(fileno);
-        Py_DECREF(fileno);
-        PyObject *position = fd >= 0 ? PyObject_CallMethod(fin, "tell", NULL) : NULL;
-        long offset = position ? PyLong_AsLong(position) : -1;
-        Py_XDECREF(position);
-        if (PyErr_Occurred())
-            return NULL;
-        /* our own descriptor at the file object's position, closed with the stream */
-        int copy = dup(fd);
-        if (copy < 0 || lseek(copy, offset, SEEK_SET) < 0) {
-            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, *name);
-            if (copy >= 0)
-                close(copy);
-            return NULL;
-        }
-        FILE *file = fdopen(copy, "rb");
-        if (!file) {
-            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, *name);
-            close(copy);
-        }
-        return file;
-    }
-    PyErr_Clear();
-    PyObject *content = PyObject_CallMethod(fin, "read", NULL);
-    if (!content)
-        return NULL;
-    if (!PyBytes_Check(content)) {
-        PyErr_Format(PyExc_TypeError, "fin must be a path or a binary file object, not one whose read() gives %.100s",
-                     Py_TYPE(content)->tp_name);
-        Py_DECREF(content);
-        return NULL;
-    }
-    *keep = content;
-    if (PyBytes_GET_SIZE(content) == 0) /* fmemopen() refuses empty buffers; libpcap says what is wrong */
-        return fopen("/dev/null", "rb");
-    FILE *file = fmemopen(PyBytes_AS_STRING(content), (size_t)PyBytes_GET_SIZE(content), "rb");
-    if (!file)
-        PyErr_SetFromErrno(PyExc_OSError);
-    return file;
-}
-
 static PyObject *stats_dict(const struct capture_stats *stats, uint64_t frame_number, uint64_t bytes)
 {
     return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsK}", "frames", stats->frames, "tcp_frames", stats->tcp_frames,
@@ -202,9 +134,10 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     TRACER_FOR_EACH_OPEN(self->tracer, slot)
         Py_CLEAR(*(PyObject **)tracer_carried(self->tracer, slot));
 
-    PyObject *name = NULL, *keep = NULL, *result = NULL;
+    PyObject *result = NULL;
     struct capture *capture = NULL;
-    FILE *file = open_input(fin, &name, &keep);
+    struct input in;
+    FILE *file = open_input(fin, &in);
     if (!file)
         goto done;
     if (!(capture = capture_new())) {
@@ -212,19 +145,22 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
         PyErr_NoMemory();
         goto done;
     }
-    struct stat info;
-    uint64_t total = fstat(fileno(file), &info) == 0 && S_ISREG(info.st_mode) ? (uint64_t)info.st_size
-                     : keep                                                  ? (uint64_t)PyBytes_GET_SIZE(keep)
-                                                                             : 0;
+    struct stat info; /* a stream read through read() has no descriptor: its size is unknown */
+    uint64_t total = fileno(file) >= 0 && fstat(fileno(file), &info) == 0 && S_ISREG(info.st_mode)
+                         ? (uint64_t)info.st_size
+                         : 0;
     struct trace_loop loop = {.self = self, .capture = capture, .progress = progress, .total = total};
     const struct capture_check check = {.function = check_python, .arg = &loop, .interval_ns = CHECK_INTERVAL_NS};
     int opened;
+    in.released = &loop.thread; /* read() takes the GIL back from there */
     loop.thread = PyEval_SaveThread(); /* reading the file header may wait on a pipe */
-    opened = capture_open(capture, file, &check);
+    opened = capture_open_after(capture, in.head ? PyBytes_AS_STRING(in.head) : NULL,
+                                in.head ? (size_t)PyBytes_GET_SIZE(in.head) : 0, file, &check);
     PyEval_RestoreThread(loop.thread);
+    loop.thread = NULL; /* the GIL is held */
     if (opened < 0) {
         if (!capture_interrupted(capture)) /* else check_python's exception stands */
-            raise_damaged(self->state, name, capture_error(capture), first_frame + 1, 0);
+            raise_input_error(self->state, &in, capture_error(capture), first_frame + 1, 0);
         goto done;
     }
     capture_set_decode_options(capture, self->tunnels ? DECODE_TUNNELS : 0);
@@ -253,6 +189,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     loop.thread = PyEval_SaveThread();
     status = capture_trace(capture, self->tracer, &frame_number, UINT64_MAX, &stats);
     PyEval_RestoreThread(loop.thread);
+    loop.thread = NULL; /* the GIL is held */
     Py_CLEAR(self->submitted);
     int writes_failed;
     Py_BEGIN_ALLOW_THREADS
@@ -262,8 +199,8 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
         raise_tracer_error(self->tracer); /* it stopped the loop early if it could */
     uint64_t offset = capture_offset(capture);
     if (!PyErr_Occurred()) {
-        if (status == CAPTURE_DAMAGED)
-            raise_damaged(self->state, name, capture_error(capture), frame_number + 1, offset);
+        if (status == CAPTURE_DAMAGED || in.read_error)
+            raise_input_error(self->state, &in, capture_error(capture), frame_number + 1, offset);
         else if (status == CAPTURE_TRACER_ERROR)
             raise_tracer_error(self->tracer);
         else if (status == CAPTURE_INTERRUPTED) /* check_python stops only with an exception */
@@ -289,7 +226,6 @@ done:
     capture_delete(capture);
     self->busy = 0;
     tcp_leave(self);
-    Py_XDECREF(name);
-    Py_XDECREF(keep);
+    input_clear(&in);
     return result;
 }

@@ -223,12 +223,34 @@ fail:
 
 /* ---- reading ---- */
 
+PyObject *info_raw_field(PyObject *info, int position) { return ((InfoObject *)info)->values[position]; }
+
+/* Field i (borrowed), an Index's compact frame numbers turned into their
+ * tuple on this first read; NULL when absent, or with an error. */
+static PyObject *field_value(InfoObject *self, int i)
+{
+    PyObject *value = self->values[i];
+    if (!value || i != INDEX_INDEX || self->spec != &index_spec || !frame_numbers_check(value))
+        return value;
+    /* making the ints may run a collection, and finalizers with it, which
+     * may read this field too: the capsule is held while it is read, and the
+     * field replaced only if it still holds it */
+    Py_INCREF(value);
+    PyObject *tuple = frame_numbers_tuple(value);
+    if (tuple && self->values[i] == value)
+        Py_SETREF(self->values[i], tuple);
+    else
+        Py_XDECREF(tuple);
+    Py_DECREF(value);
+    return tuple ? self->values[i] : NULL;
+}
+
 /* The value under key (borrowed), or NULL without an error. */
 static PyObject *info_lookup(InfoObject *self, PyObject *key)
 {
     int i = field_position(self->spec, key);
     if (i >= 0)
-        return self->values[i];
+        return field_value(self, i);
     if (self->extra) {
         PyObject *value = PyDict_GetItemWithError(self->extra, key);
         if (value || PyErr_Occurred())
@@ -291,8 +313,10 @@ static PyObject *info_getattro(PyObject *op, PyObject *name)
 {
     InfoObject *self = (InfoObject *)op;
     int i = field_position(self->spec, name);
-    if (i >= 0 && self->values[i])
-        return Py_NewRef(self->values[i]);
+    if (i >= 0 && self->values[i]) {
+        PyObject *value = field_value(self, i);
+        return value ? Py_NewRef(value) : NULL;
+    }
     PyObject *result = PyObject_GenericGetAttr(op, name);
     if (result || !self->extra || !PyErr_ExceptionMatches(PyExc_AttributeError))
         return result;

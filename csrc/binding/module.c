@@ -151,6 +151,9 @@ static PyObject *output_stats(PyObject *module, PyObject *tracer)
 }
 
 static PyMethodDef module_methods[] = {
+    {"frame_text", frame_text, METH_VARARGS,
+     "frame_text(index, start=0, limit=65536)\n--\n\nAn Index's frame numbers from position start, at most limit, as "
+     "JSON list items, and where to go on (None at the end); None when they are a tuple already."},
     {"output_budget", output_budget, METH_VARARGS,
      "output_budget(capture_bytes, buffer_bytes=None)\n--\n\nThe output buffer budget trace_file() chooses for a "
      "capture of capture_bytes (0: unknown), at most buffer_bytes."},

@@ -10,10 +10,10 @@ typedef struct {
     struct capture *capture;
     int open;
     uint64_t frame_number;
-    PyObject *name;
-    PyObject *keep;
+    struct input input;
     PyObject *addresses; /* dict: family byte + address bytes -> the one ipaddress object for it */
-    PyThreadState *released; /* while the GIL is released (opening), else NULL */
+    PyThreadState *released; /* while the GIL is released (opening, reading), else NULL */
+    int busy; /* a thread is reading: others are refused, not let in while the GIL is released */
 } CaptureReaderObject;
 
 /* The core calls this while it waits for input (a pipe) and when a read is
@@ -56,18 +56,21 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         PyErr_NoMemory();
         goto fail;
     }
-    FILE *file = open_input(fin, &self->name, &self->keep);
+    FILE *file = open_input(fin, &self->input);
     if (!file)
         goto fail;
     int opened;
     const struct capture_check check = {.function = reader_check, .arg = self, .interval_ns = 50000000u};
+    self->input.released = &self->released; /* read() takes the GIL back from there */
     self->released = PyEval_SaveThread(); /* reading the file header may wait on a pipe */
-    opened = capture_open(self->capture, file, &check);
+    PyObject *head = self->input.head;
+    opened = capture_open_after(self->capture, head ? PyBytes_AS_STRING(head) : NULL,
+                                head ? (size_t)PyBytes_GET_SIZE(head) : 0, file, &check);
     PyEval_RestoreThread(self->released);
     self->released = NULL;
     if (opened < 0) {
         if (!capture_interrupted(self->capture))
-            raise_damaged(state, self->name, capture_error(self->capture), 1, 0);
+            raise_input_error(state, &self->input, capture_error(self->capture), 1, 0);
         goto fail;
     }
     self->open = 1;
@@ -175,24 +178,41 @@ static PyObject *make_packet(const struct module_state *state, CaptureReaderObje
     return packet;
 }
 
+static int refuse_busy(CaptureReaderObject *self)
+{
+    if (!self->busy)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "the capture is being read by another thread");
+    return -1;
+}
+
 static PyObject *reader_next(PyObject *op)
 {
     CaptureReaderObject *self = (CaptureReaderObject *)op;
     if (!self->open)
+        return NULL;
+    if (refuse_busy(self) < 0)
         return NULL;
     const struct module_state *state = PyType_GetModuleState(Py_TYPE(op));
     if (!state)
         return NULL;
     struct capture_frame frame;
     struct capture_stats uncounted = {0}; /* packets() reports no counters */
+    /* without the GIL: a pipe may be fed by another Python thread, which
+     * needs it to write (reader_check takes it back to run signal handlers) */
+    self->busy = 1;
+    self->released = PyEval_SaveThread();
     enum capture_status status = capture_next(self->capture, &frame, &self->frame_number, &uncounted);
+    PyEval_RestoreThread(self->released);
+    self->released = NULL;
+    self->busy = 0;
     if (status == CAPTURE_FRAME)
         return make_packet(state, self, &frame);
     /* CAPTURE_INTERRUPTED: reader_check's exception stands; a frame begun is
      * lost, so no more are read */
-    if (status == CAPTURE_DAMAGED)
-        raise_damaged(state, self->name, capture_error(self->capture), self->frame_number + 1,
-                      capture_offset(self->capture));
+    if (status == CAPTURE_DAMAGED || (status == CAPTURE_DONE && self->input.read_error))
+        raise_input_error(state, &self->input, capture_error(self->capture), self->frame_number + 1,
+                          capture_offset(self->capture));
     capture_close(self->capture);
     self->open = 0;
     return NULL;
@@ -202,6 +222,8 @@ static PyObject *reader_close(PyObject *op, PyObject *unused)
 {
     (void)unused;
     CaptureReaderObject *self = (CaptureReaderObject *)op;
+    if (refuse_busy(self) < 0)
+        return NULL;
     if (self->open)
         capture_close(self->capture);
     self->open = 0;
@@ -218,8 +240,7 @@ static void reader_dealloc(PyObject *op)
 {
     CaptureReaderObject *self = (CaptureReaderObject *)op;
     capture_delete(self->capture); /* closes it if open */
-    Py_XDECREF(self->name);
-    Py_XDECREF(self->keep);
+    input_clear(&self->input);
     Py_XDECREF(self->addresses);
     PyTypeObject *type = Py_TYPE(op);
     type->tp_free(op);
@@ -236,7 +257,9 @@ static PyObject *reader_exit(PyObject *op, PyObject *args)
 {
     (void)args;
     PyObject *closed = reader_close(op, NULL);
-    Py_XDECREF(closed);
+    if (!closed)
+        return NULL;
+    Py_DECREF(closed);
     Py_RETURN_FALSE;
 }
 

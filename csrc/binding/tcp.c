@@ -61,31 +61,12 @@ static PyObject *output_path(TCPObject *self, const char *label, uint32_t use_nu
     return PyUnicode_FromFormat("%U/%s%U", self->root, label, self->extension);
 }
 
-static PyObject *frame_tuple(const struct flow_view *flow)
-{
-    PyObject *tuple = PyTuple_New(flow->frame_count);
-    struct frame_reader frames = frame_reader_start(flow);
-    for (uint32_t i = 0; tuple && i < flow->frame_count; i++) {
-        PyObject *number = PyLong_FromLongLong(frame_reader_next(&frames));
-        if (!number) {
-            Py_CLEAR(tuple);
-            break;
-        }
-        PyTuple_SET_ITEM(tuple, i, number);
-    }
-    /* ints only: the collector need not scan it (it would untrack it itself,
-     * after scanning it once) */
-    if (tuple)
-        PyObject_GC_UnTrack(tuple);
-    return tuple;
-}
-
 /* The Index of a flow; text is its label str if there is one already (a
  * new reference, which is consumed), or NULL. */
 static PyObject *make_index(TCPObject *self, PyObject *text, const struct flow_view *flow)
 {
     PyObject *fpout = output_path(self, flow->label, flow->use_number);
-    PyObject *index = fpout ? frame_tuple(flow) : NULL;
+    PyObject *index = fpout ? frame_numbers_new(flow) : NULL; /* a tuple when first read */
     if (!text && index)
         text = label_str(flow->label, flow->label_length);
     /* untracked: it holds only strings, None and a tuple of ints */
@@ -318,24 +299,25 @@ static int read_key(TCPObject *self, PyObject *const *value, struct flow_key *ke
 }
 
 /* dictdumper opens its files with open(), which follows a symbolic link
- * planted at the flow's path: create the file here first, refusing links,
- * as the C writer does. Returns 0, or -1 with OSError naming the path. */
+ * planted at the flow's path and writes into a file planted by another user:
+ * create the file here first, as the C writer does (flow_file_create_at:
+ * no links, no FIFOs, no one else's file). Returns 0, or -1 with OSError
+ * naming the path. */
 static int refuse_symlink(PyObject *path)
 {
     PyObject *encoded = NULL;
     if (!PyUnicode_FSConverter(path, &encoded))
         return -1;
-    /* without blocking on a planted FIFO, and only onto a regular file */
-    int fd = open(PyBytes_AS_STRING(encoded), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
+    int fd = flow_file_create_at(AT_FDCWD, PyBytes_AS_STRING(encoded));
+    int code = errno;
     Py_DECREF(encoded);
-    struct stat info;
-    if (fd >= 0 && (fstat(fd, &info) < 0 || !S_ISREG(info.st_mode))) {
-        close(fd);
-        fd = -1;
-        errno = EINVAL;
-    }
     if (fd < 0) {
-        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        PyObject *args = Py_BuildValue("(iNO)", code,
+                                       PyUnicode_FromFormat("%s: %s", flow_file_open_failure(code), strerror(code)),
+                                       path);
+        if (args)
+            PyErr_SetObject(PyExc_OSError, args);
+        Py_XDECREF(args);
         return -1;
     }
     close(fd);
@@ -967,7 +949,7 @@ static void release(TCPObject *self)
  * class and extension, whether the dumper is the C pcap writer), checked. */
 struct tracer_options {
     PyObject *root, *byteorder, *dumper, *extension;
-    int big_endian, nanosecond, native, tunnels;
+    int big_endian, nanosecond, native, tunnels, frame_numbers;
     Py_ssize_t buffer_bytes;
 };
 
@@ -977,12 +959,12 @@ static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     TCPObject *self = (TCPObject *)op;
     static char *kwlist[] = {"root", "byteorder", "nanosecond", "buffer_bytes", "dumper", "extension", "native",
-                             "tunnels", NULL};
+                             "tunnels", "frame_numbers", NULL};
     struct tracer_options options = {.buffer_bytes = 32 * 1024 * 1024, .extension = Py_None};
-    PyObject *nanosecond = Py_False, *native = Py_False, *tunnels = Py_False;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UUO|$nOOOO:TCPBase", kwlist, &options.root, &options.byteorder,
+    PyObject *nanosecond = Py_False, *native = Py_False, *tunnels = Py_False, *frame_numbers = Py_True;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UUO|$nOOOOO:TCPBase", kwlist, &options.root, &options.byteorder,
                                      &nanosecond, &options.buffer_bytes, &options.dumper, &options.extension, &native,
-                                     &tunnels))
+                                     &tunnels, &frame_numbers))
         return -1;
     if (options.buffer_bytes < 4096) {
         PyErr_Format(PyExc_ValueError, "buffer_bytes must be at least 4096, not %zd", options.buffer_bytes);
@@ -999,7 +981,8 @@ static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
         return -1;
     }
     if ((options.nanosecond = PyObject_IsTrue(nanosecond)) < 0 || (options.native = PyObject_IsTrue(native)) < 0 ||
-        (options.tunnels = PyObject_IsTrue(tunnels)) < 0)
+        (options.tunnels = PyObject_IsTrue(tunnels)) < 0 ||
+        (options.frame_numbers = PyObject_IsTrue(frame_numbers)) < 0)
         return -1;
     if (!options.dumper)
         options.dumper = Py_None;
@@ -1046,6 +1029,7 @@ static int init_owned(TCPObject *self, const struct tracer_options *options)
         .write_pcap = self->mode == OUTPUT_PCAP,
         .layout = {.big_endian = big, .nanosecond = self->nanosecond},
         .mapped_as_dotted = self->state->mapped_as_dotted,
+        .no_frame_numbers = !options->frame_numbers,
         .max_pending_bytes = (uint64_t)buffer_bytes,
         .flush_bytes = buffer_bytes < 64 * 1024 ? (uint32_t)buffer_bytes : 64 * 1024,
     };

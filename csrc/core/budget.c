@@ -130,7 +130,7 @@ uint64_t tracer_choose_budget(uint64_t capture_bytes, uint64_t limit)
     uint64_t budget = available ? available / 8 : TRACER_DEFAULT_BUDGET;
     if (budget < TRACER_LEAST_BUDGET)
         budget = TRACER_LEAST_BUDGET;
-    budget = min_u64(budget, capture_bytes ? capture_bytes : TRACER_STREAM_BUDGET);
+    budget = min_u64(budget, capture_bytes ? min_u64(capture_bytes, UINT64_MAX / 4) * 4 : TRACER_STREAM_BUDGET);
     if (limit)
         budget = min_u64(budget, limit);
     /* a 32-bit process cannot hold more whatever the machine has */

@@ -35,7 +35,7 @@ struct capture {
     uint64_t next_check_ns; /* CLOCK_MONOTONIC time of the next call of check.function */
     int interrupted;        /* check.function asked to stop */
     uint32_t frames_read;   /* counts reads, for the clock read every 256 */
-    char errbuf[PCAP_ERRBUF_SIZE + 64];
+    char errbuf[PCAP_ERRBUF_SIZE + 128]; /* room for what pcapflow adds */
 };
 
 
@@ -67,6 +67,8 @@ static uint32_t file_linktype(pcap_t *pcap)
 /* libpcap reads through this stream so that the bytes read are known even
  * where ftell() cannot tell them (a pipe). */
 struct counted_stream {
+    const uint8_t *head; /* bytes that come before inner's (capture_open_after) */
+    size_t head_left;
     FILE *inner;
     uint64_t bytes;
     uint8_t magic[4]; /* the first bytes of the file */
@@ -133,7 +135,12 @@ static ssize_t counted_read(void *cookie, char *buffer, size_t size)
         errno = EINTR;
         return -1;
     }
-    if (fd >= 0) {
+    if (stream->head_left > 0) {
+        n = (ssize_t)(size < stream->head_left ? size : stream->head_left);
+        memcpy(buffer, stream->head, (size_t)n);
+        stream->head += n;
+        stream->head_left -= (size_t)n;
+    } else if (fd >= 0) {
         /* one read(): what a pipe holds now, so that frames from a live
          * `tcpdump -w -` reach the tracer as they come, not 256 KiB at a time */
         for (;;) {
@@ -144,6 +151,15 @@ static ssize_t counted_read(void *cookie, char *buffer, size_t size)
             n = read(fd, buffer, size);
             if (n >= 0)
                 break;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                /* a descriptor in non-blocking mode (a socket with a timeout):
+                 * wait for it, checking meanwhile */
+                if ((c->check.function ? wait_readable(c, fd) : poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, -1)) < 0) {
+                    errno = EINTR;
+                    return -1;
+                }
+                continue;
+            }
             if (errno != EINTR)
                 return -1;
             /* a signal: its handler may want the capture stopped */
@@ -177,7 +193,8 @@ static int counted_close(void *cookie)
 
 /* Wraps file for counting, with one large buffer in front of the inner
  * stream (which gets none, so bytes are copied once). */
-static FILE *counted_open(FILE *file, struct capture *owner, struct counted_stream **counter)
+static FILE *counted_open(const void *head, size_t head_length, FILE *file, struct capture *owner,
+                          struct counted_stream **counter)
 {
     struct counted_stream *stream = malloc(sizeof *stream);
     cookie_io_functions_t functions = {.read = counted_read, .close = counted_close};
@@ -186,6 +203,8 @@ static FILE *counted_open(FILE *file, struct capture *owner, struct counted_stre
         free(stream);
         return NULL;
     }
+    stream->head = head;
+    stream->head_left = head_length;
     stream->inner = file;
     stream->bytes = 0;
     stream->owner = owner;
@@ -228,14 +247,45 @@ static int starts_pcapng(FILE *stream)
     return got == sizeof first && type == PCAPNG_SECTION_HEADER;
 }
 
+/* libpcap's "unknown file format" for a compressed capture says which
+ * compression its first bytes show, and how to have it decompressed. */
+static void explain_compressed(struct capture *c)
+{
+    static const struct {
+        uint8_t magic[4];
+        size_t length;
+        const char *extension;
+    } kinds[] = {{{0x1f, 0x8b}, 2, ".gz"},
+                 {{0xfd, '7', 'z', 'X'}, 4, ".xz"},
+                 {{'B', 'Z', 'h'}, 3, ".bz2"},
+                 {{0x28, 0xb5, 0x2f, 0xfd}, 4, ".zst"}};
+    if (c->counter->bytes < 4)
+        return;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (memcmp(c->counter->magic, kinds[i].magic, kinds[i].length) == 0) {
+            size_t used = strlen(c->errbuf);
+            snprintf(c->errbuf + used, sizeof c->errbuf - used,
+                     " (it looks %s-compressed: a path ending in %s is decompressed)", kinds[i].extension + 1,
+                     kinds[i].extension);
+            return;
+        }
+    }
+}
+
 int capture_open(struct capture *c, FILE *file, const struct capture_check *check)
+{
+    return capture_open_after(c, NULL, 0, file, check);
+}
+
+int capture_open_after(struct capture *c, const void *head, size_t head_length, FILE *file,
+                       const struct capture_check *check)
 {
     memset(c, 0, sizeof *c);
     if (check) {
         c->check = *check;
         c->next_check_ns = monotonic_ns() + check->interval_ns;
     }
-    FILE *counted = counted_open(file, c, &c->counter);
+    FILE *counted = counted_open(head, head_length, file, c, &c->counter);
     if (!counted) {
         snprintf(c->errbuf, sizeof c->errbuf, "out of memory");
         fclose(file);
@@ -257,6 +307,7 @@ int capture_open(struct capture *c, FILE *file, const struct capture_check *chec
     }
     c->pcap = pcap_fopen_offline_with_tstamp_precision(counted, PCAP_TSTAMP_PRECISION_NANO, c->errbuf);
     if (!c->pcap) {
+        explain_compressed(c);
         fclose(counted);
         return -1;
     }

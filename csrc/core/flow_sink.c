@@ -121,29 +121,46 @@ void sink_close_files(struct flow_sink *sink)
 }
 
 /* Opens name, accepting only a regular file. A new file is made with
- * O_EXCL, so it is regular by construction; an existing one (an earlier
- * run's, replaced as pcapkit does) is opened without blocking (a FIFO
- * planted at the path would wait for a reader forever) and checked.
+ * O_EXCL, so it is regular by construction. An existing one is replaced (an
+ * earlier run's, truncated as pcapkit does) only if it is ours: a regular
+ * file owned by the effective user with no other link. Anything else may be
+ * planted: in a world-writable directory another user can create the
+ * predictable name first (mode 0666) for a root run to write the capture
+ * into, or link it to a file of ours elsewhere; it is refused with EEXIST and
+ * left as it is. The checks are made on the open descriptor, before
+ * truncating, so the name cannot be swapped in between. The existing file is
+ * opened without O_CREAT (fs.protected_regular does not apply) and without
+ * blocking (a FIFO planted at the path would wait for a reader forever).
  * O_NONBLOCK changes nothing for a regular file, so it stays set. */
 static int open_regular(int directory_fd, const char *name, int flags)
 {
+    int truncate = flags & O_TRUNC;
     if (flags & O_CREAT) {
         int fd = openat(directory_fd, name, flags | O_EXCL, 0666);
         if (fd >= 0 || errno != EEXIST)
             return fd;
-        flags &= ~O_CREAT;
     }
-    int fd = openat(directory_fd, name, flags | O_NONBLOCK);
+    int fd = openat(directory_fd, name, (flags & ~(O_CREAT | O_TRUNC)) | O_NONBLOCK);
     if (fd < 0)
         return -1;
     struct stat info;
-    int failure = fstat(fd, &info) < 0 ? errno : !S_ISREG(info.st_mode) ? EINVAL : 0;
+    int failure = fstat(fd, &info) < 0                               ? errno
+                  : !S_ISREG(info.st_mode)                           ? EINVAL
+                  : info.st_uid != geteuid() || info.st_nlink != 1 ? EEXIST
+                  : truncate && ftruncate(fd, 0) < 0                 ? errno
+                                                                     : 0;
     if (failure) {
         close(fd);
         errno = failure;
         return -1;
     }
     return fd;
+}
+
+const char *flow_file_open_failure(int code)
+{
+    return code == EEXIST ? "output file exists and is another user's or has other links; not replaced"
+                          : "cannot open output file";
 }
 
 static int open_flags(int create)
@@ -191,7 +208,7 @@ static int ensure_open(struct flow_sink *sink, uint32_t slot)
     }
     int fd = open_in_directory(sink, name, !f->exists);
     if (fd < 0) {
-        set_error(sink, "cannot open output file", name);
+        set_error(sink, flow_file_open_failure(errno), name);
         return -1;
     }
     f->fd = fd;
@@ -431,7 +448,7 @@ static int write_job_here(struct flow_sink *sink, const struct write_job *job)
 {
     int fd = open_in_directory(sink, job->name, 1);
     if (fd < 0) {
-        set_error(sink, "cannot open output file", job->name);
+        set_error(sink, flow_file_open_failure(errno), job->name);
         return -1;
     }
     if (write_job_into(sink->directory_fd, fd, job) < 0) {
@@ -493,7 +510,7 @@ int sink_append_named(struct flow_sink *sink, const char *name, int create, uint
     }
     int fd = open_in_directory(sink, name, create);
     if (fd < 0) {
-        set_error(sink, "cannot open output file", name);
+        set_error(sink, flow_file_open_failure(errno), name);
         return -1;
     }
     /* the record goes whole or not at all: a short write is cut back off */

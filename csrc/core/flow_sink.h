@@ -101,9 +101,6 @@ int sink_start_writers(struct flow_sink *sink, int threads);
  * could not be written. */
 int sink_finish_writers(struct flow_sink *sink);
 
-/* Creates name in directory_fd (or truncates an existing regular file) for
- * appending, without following a symbolic link. Returns the descriptor or -1. */
-int flow_file_create_at(int directory_fd, const char *name);
 /* Writes both buffers, in one system call when it can. Returns 0 or -1. */
 int flow_file_write_two(int fd, const uint8_t *first, size_t first_length, const uint8_t *second,
                         size_t second_length);

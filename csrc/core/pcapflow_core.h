@@ -133,6 +133,7 @@ struct tracer_config {
     int write_pcap;        /* the tracer writes pcap records itself */
     struct pcap_layout layout;
     int mapped_as_dotted;  /* see format_address() */
+    int no_frame_numbers;  /* keep no frame numbers (flows' views have none): memory flat in the packets */
     uint32_t max_open_files;   /* 0: choose from RLIMIT_NOFILE */
     uint32_t flush_bytes;      /* a flow's buffer is written once it holds this much */
     uint64_t max_pending_bytes; /* the largest buffers are written once all together hold this much memory */
@@ -263,8 +264,10 @@ size_t tracer_flow_bytes(void);
 uint64_t tracer_available_memory(void);
 /* An output budget (max_pending_bytes) for tracing a capture of
  * capture_bytes (0: size unknown, a pipe, say): an eighth of the available
- * memory, at most the capture's size (its records can never need more) or
- * TRACER_STREAM_BUDGET when the size is unknown, at least
+ * memory, at most four times the capture's size (its records can never
+ * need more: a flow's buffer holds at least half its capacity, or a first
+ * record of 70 bytes or more in 256) or TRACER_STREAM_BUDGET when the size
+ * is unknown, at least
  * TRACER_LEAST_BUDGET (unless the capture is smaller), and at most limit
  * when limit is not 0. TRACER_DEFAULT_BUDGET when the memory cannot be told. */
 uint64_t tracer_choose_budget(uint64_t capture_bytes, uint64_t limit);
@@ -299,6 +302,15 @@ struct frame_reader {
 static inline struct frame_reader frame_reader_start(const struct flow_view *flow)
 {
     return (struct frame_reader){(uint64_t)flow->first_frame, flow->steps, flow->frame_count};
+}
+
+/* Bytes of a view's steps (they end where the frame_count - 1st difference does). */
+static inline size_t flow_view_steps_length(const struct flow_view *flow)
+{
+    size_t length = 0;
+    for (uint32_t ended = 1; ended < flow->frame_count; length++)
+        ended += flow->steps[length] < 0x80;
+    return length;
 }
 
 /* The flow's next frame number: call it frame_count times. */
@@ -342,6 +354,16 @@ struct tracer_output_counts tracer_output_counts(const struct tracer *tr);
 uint64_t tracer_output_budget(const struct tracer *tr);
 /* What the last failed call failed on. */
 const struct tracer_error *tracer_last_error(const struct tracer *tr);
+
+/* ---- Output files made by others (the text formats' dumpers) ---- */
+
+/* Creates name in directory_fd (AT_FDCWD: the working directory) for
+ * appending, or truncates an existing regular file of the effective user's
+ * with one link; a symbolic link, a FIFO or anyone else's file is refused
+ * (EEXIST for the last) and left as it is. Returns the descriptor or -1. */
+int flow_file_create_at(int directory_fd, const char *name);
+/* What to say when opening an output file failed with errno `code`. */
+const char *flow_file_open_failure(int code);
 
 /* ---- Reading captures (libpcap, pcap and pcapng) ---- */
 
@@ -392,6 +414,11 @@ void capture_set_decode_options(struct capture *c, unsigned options);
  * file closed; capture_interrupted() when check asked to stop). Reads the
  * file header, so it may block on a pipe. `check` may be NULL. */
 int capture_open(struct capture *c, FILE *file, const struct capture_check *check);
+/* The same for a capture whose first head_length bytes were already taken
+ * from `file` by someone else (a Python file object's buffer): they are read
+ * first. head must stay valid while the capture is open. */
+int capture_open_after(struct capture *c, const void *head, size_t head_length, FILE *file,
+                       const struct capture_check *check);
 /* What the last failure was (libpcap's words). */
 const char *capture_error(const struct capture *c);
 /* The check function asked to stop. */

@@ -74,6 +74,8 @@ int tracer_out_of_memory(struct tracer *tr);
 /* tracer_add_frame(), inline for the core's own per-frame loop. */
 static inline int tracer_add_frame_inline(struct tracer *tr, uint32_t slot, int64_t frame_number)
 {
+    if (tr->config.no_frame_numbers)
+        return 0;
     return frame_list_add(&tr->flows[slot].frames, frame_number) == 0 ? 0 : tracer_out_of_memory(tr);
 }
 

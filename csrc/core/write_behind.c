@@ -32,7 +32,7 @@ static int run_job(int directory_fd, const struct write_job *job, struct write_f
         return 0;
     failure->code = errno;
     snprintf(failure->message, sizeof failure->message, "%s",
-             fd < 0 ? "cannot open output file" : "cannot write output file");
+             fd < 0 ? flow_file_open_failure(failure->code) : "cannot write output file");
     snprintf(failure->name, sizeof failure->name, "%s", job->name);
     return -1;
 }
