@@ -280,3 +280,18 @@ def test_corpus_pcapng_traces_as_its_pcap_conversion(path, tmp_path):
             del stats[size_dependent]  # the input's size sets the output budget
         runs.append(([(os.path.basename(flow.fpout), flow.index, flow.label) for flow in index], files, stats))
     assert runs[0] == runs[1]
+
+
+def test_multi_interface_file_from_a_file_object_and_compressed(tmp_path):
+    import gzip  # pylint: disable=import-outside-toplevel
+    import io  # pylint: disable=import-outside-toplevel
+    blob = multi_interface_file("big")
+    (tmp_path / "m.pcapng").write_bytes(blob)
+    (tmp_path / "m.pcapng.gz").write_bytes(gzip.compress(blob))
+    reference = [(flow.label, flow.index) for flow in pcapflow.trace_file(str(tmp_path / "m.pcapng"), str(tmp_path / "a"))]
+    assert len(reference) == 7
+    compressed = pcapflow.trace_file(str(tmp_path / "m.pcapng.gz"), str(tmp_path / "b"))
+    from_object = pcapflow.trace_file(io.BytesIO(blob), str(tmp_path / "c"))
+    assert [(flow.label, flow.index) for flow in compressed] == reference
+    assert [(flow.label, flow.index) for flow in from_object] == reference
+    assert [p.protocol for p in pcapflow.packets(io.BytesIO(blob))][:3] == [ETHERNET, RAW, RAW]
