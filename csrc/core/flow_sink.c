@@ -502,7 +502,7 @@ int sink_append_named(struct flow_sink *sink, const char *name, int create, uint
         pcap_write_global_header(&sink->layout, linktype, header);
     if (pcap_write_record_header(&sink->layout, record, header + header_length - PCAP_RECORD_HEADER_SIZE) < 0) {
         char message[96];
-        snprintf(message, sizeof message, "time %lld s does not fit a pcap file's unsigned 32-bit seconds",
+        snprintf(message, sizeof message, "time %lld s does not fit in 32 bits (a pcap file's unsigned seconds)",
                  (long long)record->ts_sec);
         errno = EOVERFLOW;
         set_error(sink, record->ts_sec > UINT32_MAX ? message : "record field does not fit in 32 bits", name);
@@ -547,7 +547,7 @@ int sink_queue(struct flow_sink *sink, uint32_t slot, const struct pcap_record *
         *sink->error = (struct tracer_error){.code = 0};
         if (record->ts_sec > UINT32_MAX) /* (int64_t): a pcapng time before 1970 */
             snprintf(sink->error->message, sizeof sink->error->message,
-                     "time %lld s does not fit a pcap file's unsigned 32-bit seconds (1970 to 2106)",
+                     "time %lld s does not fit in 32 bits (a pcap file's unsigned seconds: 1970 to 2106)",
                      (long long)record->ts_sec);
         else
             snprintf(sink->error->message, sizeof sink->error->message,
