@@ -271,7 +271,7 @@ static PyMethodDef reader_methods[] = {
 };
 
 static PyGetSetDef reader_getset[] = {
-    {"linktype", reader_linktype, NULL, "The capture's link type (the LINKTYPE_ number files carry).", NULL},
+    {"linktype", reader_linktype, NULL, "The capture's link type (the LINKTYPE_ number files carry; pcapng: the first interface's, each Packet's protocol is its own).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
