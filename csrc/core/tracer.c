@@ -11,7 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 size_t tracer_flow_bytes(void) { return sizeof(struct flow); }
 
 static void set_error(struct tracer *tr, int code, const char *message, const char *path)
