@@ -37,8 +37,9 @@ def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=
     ``tunnels=True`` opens GRE, IP-in-IP, VXLAN and GENEVE tunnels and traces the innermost
     TCP, keyed by the innermost addresses; by default, as in pcapkit, only TCP right after
     the first IP header is traced. The text formats are pcapkit's decode and cannot open them.
-    ``index=False`` keeps no frame numbers (each Index's ``index`` is empty): memory then
-    grows with the flows, not with the packets. Otherwise each frame number costs a byte
+    ``index=False`` keeps no frame numbers and makes no Index: it returns None (``stats``
+    has the counts; ``exc.index`` is None too), and memory grows with the flows by the C
+    tracer's record alone, not with the packets. Otherwise each frame number costs a byte
     or two until an Index's ``index`` is first read.
     A damaged capture raises CaptureError after writing every flow read before the damage;
     ``exc.index`` holds those flows. So does a KeyboardInterrupt (Ctrl-C, or raised by
@@ -86,13 +87,13 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
             counters = trace_capture(tracer, fin, report, last_frame)
             last_frame = counters["last_frame"]
             _add(totals, counters)
-        index = tracer.submit()
+        flows = _submit(tracer, index)
         tracer.close()
-        return index
+        return flows
     except CaptureError as error:
         _add(totals, error.stats or {})
         try:
-            error.index = tracer.submit()
+            error.index = _submit(tracer, index)
         except OSError:
             tracer._abandon()  # pylint: disable=protected-access
             raise
@@ -105,7 +106,7 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
         with HeldSignals(deliver_on_exit=False) as held:
             _add(totals, getattr(interrupt, "stats", None) or {})
             try:
-                interrupt.index = tracer.submit()
+                interrupt.index = _submit(tracer, index)
                 tracer.close()
             except OSError:
                 tracer._abandon()  # pylint: disable=protected-access
@@ -124,6 +125,14 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
     finally:
         if stats is not None:
             stats.update(totals, **_core._output_stats(tracer))  # pylint: disable=protected-access
+
+
+def _submit(tracer, index):
+    """The tracer's Index objects, or None (after writing every frame) when none are wanted."""
+    if index:
+        return tracer.submit()
+    tracer.close()
+    return None
 
 
 def _size(fin):

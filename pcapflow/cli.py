@@ -173,7 +173,8 @@ def _run(args, stats, bar, started):
     except CaptureError as error:
         if bar:
             bar.finish()
-        print(f"pcapflow: {error}; {len(error.index)} flows read before it were written", file=sys.stderr)
+        print(f"pcapflow: {error}; {_flow_count(error.index, stats)} flows read before it were written",
+              file=sys.stderr)
         if args.index:
             write_index(args.index, error.index)
         return 1
@@ -193,11 +194,12 @@ def _finish(args, stats, bar, started, flows, interrupted):
         bar.finish()
     if args.index and not write_index(args.index, flows):
         return 1
-    files = len({flow.fpout for flow in flows})
+    # without --index trace_files makes no Index: the counts come from stats
+    files = len({flow.fpout for flow in flows}) if flows is not None else stats.get("files_created", 0)
     skipped = sum(stats.get(key, 0) for key in ("truncated", "fragments", "unsupported_link"))
     # the output budget trace_file chose (pcap output only): more memory than expected is explained here
     budget = f"{stats['buffer_bytes'] / 2**20:.1f} MiB output buffer, " if "buffer_bytes" in stats else ""
-    summary = (f"{stats.get('frames', 0)} packets, {stats.get('tcp_frames', 0)} TCP packets, {len(flows)} flows, "
+    summary = (f"{stats.get('frames', 0)} packets, {stats.get('tcp_frames', 0)} TCP packets, {_flow_count(flows, stats)} flows, "
                f"{files} files in {args.output}, {skipped} frames skipped, {budget}"
                f"{time.monotonic() - started:.2f} seconds")
     if interrupted is None:
@@ -208,10 +210,15 @@ def _finish(args, stats, bar, started, flows, interrupted):
     return 128 + signum
 
 
+def _flow_count(flows, stats):
+    return len(flows) if flows is not None else stats.get("flows_opened", 0)
+
+
 def _trace(args, stats, bar):
     # '-' is standard input, as tcpdump -r - reads it
     captures = [sys.stdin.buffer if capture == "-" else capture for capture in args.captures]
     return trace_files(captures, args.output, args.format, args.byteorder, args.nanosecond,
                        filter=args.filter, progress=bar, stats=stats,
                        buffer_bytes=args.buffer_mb << 20 if args.buffer_mb else None, tunnels=args.tunnels,
-                       index=bool(args.index))  # without --index no frame numbers are kept
+                       # without --index (and pcap output) no frame number and no Index is kept
+                       index=bool(args.index) or args.format not in ("pcap", "cap", None))
