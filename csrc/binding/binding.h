@@ -230,6 +230,8 @@ void input_clear(struct input *in);
 void raise_damaged(const struct module_state *state, PyObject *name, const char *why, uint64_t frame,
                    uint64_t offset);
 int capture_reader_type_add(PyObject *module, struct module_state *state);
+/* FollowReader (follow.c): Follow TCP Stream over a capture */
+int follow_reader_type_add(PyObject *module);
 
 /* ---- the module's state (module.c) ---- */
 

@@ -238,7 +238,7 @@ static int module_exec(PyObject *module)
     /* on failure the module is dropped, and module_free releases what was made */
     if (intern_all(state) < 0 || look_up_foreign(state) < 0 || info_types_add(module, state) < 0 ||
         tcp_type_add(module, state) < 0 || flow_writer_type_add(module, state) < 0 ||
-        capture_reader_type_add(module, state) < 0 || make_exceptions(state) < 0 ||
+        capture_reader_type_add(module, state) < 0 || follow_reader_type_add(module) < 0 || make_exceptions(state) < 0 ||
         PyModule_AddObjectRef(module, "UnsupportedCall", state->unsupported_call) < 0 ||
         PyModule_AddObjectRef(module, "FilterError", state->filter_error) < 0 ||
         PyModule_AddObjectRef(module, "CaptureError", state->capture_error) < 0)

@@ -440,8 +440,12 @@ static enum capture_status pcapng_next(struct capture *c, struct capture_frame *
         }
         const struct pcapng_frame *f = &got.frame;
         switch (decode_frame(got.dlt, f->data, f->caplen, c->decode_options, &frame->decoded)) {
+        case DECODE_FOLLOW_EXTRA: /* a fragment or an ICMP error, for Follow TCP Stream */
         case DECODE_TCP:
-            stats->tcp_frames++;
+            if (frame->decoded.kind == DECODED_TCP)
+                stats->tcp_frames++;
+            else
+                stats->not_tcp++;
             frame->seconds = f->seconds;
             frame->nanoseconds = f->nanoseconds;
             frame->caplen = f->caplen;
@@ -487,8 +491,12 @@ enum capture_status capture_next(struct capture *c, struct capture_frame *frame,
             continue;
         }
         switch (decode_frame(c->linktype, data, header->caplen, c->decode_options, &frame->decoded)) {
+        case DECODE_FOLLOW_EXTRA: /* a fragment or an ICMP error, for Follow TCP Stream */
         case DECODE_TCP:
-            stats->tcp_frames++;
+            if (frame->decoded.kind == DECODED_TCP)
+                stats->tcp_frames++;
+            else
+                stats->not_tcp++;
             frame_time(c, header, &frame->seconds, &frame->nanoseconds);
             frame->caplen = header->caplen;
             frame->len = header->len;

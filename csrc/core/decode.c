@@ -24,7 +24,7 @@ enum { ETHERTYPE_IPV4 = 0x0800, ETHERTYPE_IPV6 = 0x86dd, ETHERTYPE_VLAN = 0x8100
        ETHERTYPE_QINQ_OLD = 0x9100, ETHERTYPE_MPLS = 0x8847, ETHERTYPE_MPLS_MULTICAST = 0x8848,
        ETHERTYPE_PPPOE_SESSION = 0x8864 };
 
-enum { IPPROTO_TCP_ = 6, IPPROTO_AH_ = 51 };
+enum { IPPROTO_ICMP_ = 1, IPPROTO_TCP_ = 6, IPPROTO_AH_ = 51, IPPROTO_ICMPV6_ = 58 };
 
 #define read_u16 decode_u16
 #define HOT static inline __attribute__((always_inline))
@@ -59,8 +59,13 @@ static enum decode_status decode_tcp(const uint8_t *p, size_t length, struct dec
     out->key.src_port = read_u16(p);
     out->key.dst_port = read_u16(p + 2);
     out->tcp_flags = p[13];
+    out->tcp = p;
+    out->tcp_captured = (uint32_t)length;
     return DECODE_TCP;
 }
+
+static enum decode_status decode_icmp_quote(uint8_t protocol, const uint8_t *p, size_t length,
+                                            struct decoded_frame *out);
 
 /* What follows an IP header (and its extension headers): TCP, or with
  * tunnels open, an inner packet. */
@@ -69,23 +74,11 @@ static inline enum decode_status decode_transport(uint8_t protocol, const uint8_
 {
     if (protocol == IPPROTO_TCP_)
         return decode_tcp(p, length, out);
+    if ((protocol == IPPROTO_ICMP_ || protocol == IPPROTO_ICMPV6_) && (out->options & DECODE_FOLLOW))
+        return decode_icmp_quote(protocol, p, length, out);
     if (tunnels > 0)
         return decode_tunnel(protocol, p, length, tunnels - 1, out);
     return DECODE_NOT_TCP;
-}
-
-/* The IPv4 total length bounds the datagram: bytes past it (Ethernet
- * padding) are not part of it. 0 is what TCP segmentation offload leaves
- * there, and tshark then takes the captured bytes: so do we. Returns the
- * bytes of the datagram captured, or 0 when the length is below the header. */
-static inline size_t ipv4_captured(const uint8_t *p, size_t header, size_t length)
-{
-    size_t total = read_u16(p + 2);
-    if (total == 0)
-        return length;
-    if (total < header)
-        return 0;
-    return total < length ? total : length;
 }
 
 static inline void ipv4_key(const uint8_t *p, struct decoded_frame *out)
@@ -95,17 +88,55 @@ static inline void ipv4_key(const uint8_t *p, struct decoded_frame *out)
     memcpy(out->key.dst, p + 16, 4);
 }
 
+/* The IPv4 total length bounds the datagram: bytes past it (Ethernet
+ * padding) are not part of it. 0 is what TCP segmentation offload leaves
+ * there, and tshark then takes the captured bytes: so do we. Returns the
+ * bytes of the datagram captured, or 0 when the length is below the header. */
+static inline size_t ipv4_captured(const uint8_t *p, size_t header, size_t length, struct decoded_frame *out)
+{
+    size_t total = read_u16(p + 2);
+    out->ip = p;
+    out->ip_stated = (uint32_t)(total == 0 ? length : total);
+    if (total == 0)
+        return length;
+    if (total < header)
+        return 0;
+    return total < length ? total : length;
+}
+
+/* An IPv4 datagram with more-fragments set or an offset. Follow TCP Stream
+ * (DECODE_FOLLOW) reassembles fragments that are whole in the capture, as
+ * Wireshark does; other first fragments are decoded as far as they go (what
+ * pcapkit traces, and what Wireshark shows of a fragment it cannot
+ * reassemble); later fragments hold no TCP header. Returns DECODE_TCP when
+ * the caller is to decode the fragment's payload itself. */
+static enum decode_status ipv4_fragment(const uint8_t *p, size_t header, size_t length, struct decoded_frame *out)
+{
+    size_t total = read_u16(p + 2);
+    if ((out->options & DECODE_FOLLOW) && total > header && total <= length) {
+        ipv4_key(p, out);
+        out->ip = p;
+        out->ip_captured = out->ip_stated = (uint32_t)total;
+        out->kind = DECODED_IP_FRAGMENT;
+        return DECODE_FOLLOW_EXTRA;
+    }
+    return (read_u16(p + 6) & 0x1fff) != 0 ? DECODE_FRAGMENT : DECODE_TCP;
+}
+
 /* An IPv4 datagram whose protocol is not TCP: authentication headers (RFC
  * 4302, as IPv6 has them) before TCP, a tunnel, or no TCP. Out of line, so
  * that decode_ipv4()'s common path, plain TCP, stays short. */
 static enum decode_status decode_ipv4_other(uint8_t protocol, const uint8_t *p, size_t header, size_t length,
                                             int tunnels, struct decoded_frame *out)
 {
-    if (protocol != IPPROTO_AH_ && tunnels == 0)
+    if (protocol != IPPROTO_AH_ && tunnels == 0 && !(out->options & DECODE_FOLLOW))
         return DECODE_NOT_TCP;
-    if ((read_u16(p + 6) & 0x1fff) != 0)
-        return protocol == IPPROTO_AH_ ? DECODE_FRAGMENT : DECODE_NOT_TCP;
-    if ((length = ipv4_captured(p, header, length)) == 0)
+    if ((read_u16(p + 6) & 0x3fff) != 0) {
+        enum decode_status status = ipv4_fragment(p, header, length, out);
+        if (status != DECODE_TCP)
+            return status == DECODE_FRAGMENT && protocol != IPPROTO_AH_ ? DECODE_NOT_TCP : status;
+    }
+    if ((length = ipv4_captured(p, header, length, out)) == 0)
         return DECODE_TRUNCATED;
     ipv4_key(p, out);
     size_t offset = header;
@@ -135,9 +166,12 @@ static enum decode_status decode_ipv4(const uint8_t *p, size_t length, int tunne
     uint8_t protocol = p[9];
     if (protocol != IPPROTO_TCP_)
         return decode_ipv4_other(protocol, p, header, length, tunnels, out);
-    if ((read_u16(p + 6) & 0x1fff) != 0)
-        return DECODE_FRAGMENT;
-    if ((length = ipv4_captured(p, header, length)) == 0)
+    if ((read_u16(p + 6) & 0x3fff) != 0) {
+        enum decode_status status = ipv4_fragment(p, header, length, out);
+        if (status != DECODE_TCP)
+            return status;
+    }
+    if ((length = ipv4_captured(p, header, length, out)) == 0)
         return DECODE_TRUNCATED;
     ipv4_key(p, out);
     return decode_tcp(p + header, length - header, out);
@@ -186,6 +220,9 @@ static enum decode_status decode_ipv6(const uint8_t *p, size_t length, int tunne
     size_t stated = 40 + (size_t)read_u16(p + 4);
     if (stated == 40 && next == 0)
         stated += ipv6_jumbo_length(p + 40, length - 40);
+    out->ip = p;
+    out->ip_stated = (uint32_t)stated;
+    int whole = stated <= length;
     if (stated < length)
         length = stated;
     size_t offset = 40;
@@ -204,6 +241,15 @@ static enum decode_status decode_ipv6(const uint8_t *p, size_t length, int tunne
         case 44: /* fragment */
             if (offset + 8 > length)
                 return DECODE_TRUNCATED;
+            if ((out->options & DECODE_FOLLOW) && whole && (read_u16(p + offset + 2) & 0xfff9) != 0) {
+                /* whole in the capture, with an offset or more to come: reassembled first */
+                out->key.src_family = out->key.dst_family = FLOW_FAMILY_IPV6;
+                memcpy(out->key.src, p + 8, 16);
+                memcpy(out->key.dst, p + 24, 16);
+                out->ip_captured = (uint32_t)stated;
+                out->kind = DECODED_IP_FRAGMENT;
+                return DECODE_FOLLOW_EXTRA;
+            }
             if ((read_u16(p + offset + 2) & 0xfff8) != 0)
                 return DECODE_FRAGMENT;
             extension = 8;
@@ -214,7 +260,7 @@ static enum decode_status decode_ipv6(const uint8_t *p, size_t length, int tunne
             extension = ((size_t)p[offset + 1] + 2) * 4;
             break;
         default:
-            if (tunnels == 0)
+            if (tunnels == 0 && !(next == IPPROTO_ICMPV6_ && (out->options & DECODE_FOLLOW)))
                 return DECODE_NOT_TCP;
             goto header_done;
         }
@@ -354,6 +400,9 @@ enum decode_status decode_frame(int linktype, const uint8_t *data, size_t caplen
 {
     flow_key_clear(&out->key);
     out->tcp_flags = 0;
+    out->kind = DECODED_TCP;
+    out->options = (uint8_t)options;
+    out->ip = out->tcp = NULL;
     int tunnels = options & DECODE_TUNNELS ? DECODE_MAX_TUNNELS : 0;
     switch (linktype) {
     case LINK_ETHERNET:
@@ -377,6 +426,8 @@ enum decode_status decode_frame(int linktype, const uint8_t *data, size_t caplen
     case LINK_PPP: case LINK_PPP_HDLC:
         return decode_ppp(data, caplen, tunnels, out);
     default:
+        if (options & DECODE_FOLLOW)
+            return decode_follow_link(linktype, data, caplen, tunnels, out);
         return DECODE_UNSUPPORTED_LINK;
     }
 }
@@ -405,4 +456,53 @@ enum decode_status decode_inner_ethertype(uint16_t type, const uint8_t *p, size_
 enum decode_status decode_inner_ppp(const uint8_t *p, size_t length, int tunnels, struct decoded_frame *out)
 {
     return decode_ppp(p, length, tunnels, out);
+}
+
+/* An ICMP or ICMPv6 error quotes the start of the datagram it reports on.
+ * When that was TCP and at least 16 bytes of its header are there (ports,
+ * sequence and acknowledgement numbers, flags), Wireshark dissects it and
+ * gives it a tcp.stream number, though Follow TCP Stream never shows it. */
+static enum decode_status decode_icmp_quote(uint8_t protocol, const uint8_t *p, size_t length,
+                                            struct decoded_frame *out)
+{
+    if (length < 8)
+        return DECODE_NOT_TCP;
+    uint8_t type = p[0];
+    int error = protocol == IPPROTO_ICMP_ ? (type == 3 || type == 4 || type == 5 || type == 11 || type == 12)
+                                          : (type >= 1 && type <= 4);
+    if (!error)
+        return DECODE_NOT_TCP;
+    const uint8_t *q = p + 8;
+    size_t left = length - 8, offset;
+    uint8_t quoted;
+    struct flow_key key;
+    flow_key_clear(&key);
+    if (left >= 20 && q[0] >> 4 == 4) {
+        offset = (size_t)(q[0] & 0x0f) * 4;
+        if (offset < 20 || (read_u16(q + 6) & 0x1fff) != 0)
+            return DECODE_NOT_TCP;
+        quoted = q[9];
+        key.src_family = key.dst_family = FLOW_FAMILY_IPV4;
+        memcpy(key.src, q + 12, 4);
+        memcpy(key.dst, q + 16, 4);
+    } else if (left >= 40 && q[0] >> 4 == 6) {
+        offset = 40;
+        quoted = q[6];
+        key.src_family = key.dst_family = FLOW_FAMILY_IPV6;
+        memcpy(key.src, q + 8, 16);
+        memcpy(key.dst, q + 24, 16);
+    } else {
+        return DECODE_NOT_TCP;
+    }
+    if (quoted != IPPROTO_TCP_ || offset > left || left - offset < 16)
+        return DECODE_NOT_TCP;
+    const uint8_t *tcp = q + offset;
+    key.src_port = read_u16(tcp);
+    key.dst_port = read_u16(tcp + 2);
+    out->key = key;
+    out->tcp_flags = tcp[13];
+    out->tcp = tcp;
+    out->tcp_captured = (uint32_t)(left - offset);
+    out->kind = DECODED_ICMP_QUOTE;
+    return DECODE_FOLLOW_EXTRA;
 }

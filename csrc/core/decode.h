@@ -15,6 +15,7 @@ enum decode_status {
     DECODE_FRAGMENT,         /* a non-first IP fragment: no TCP header in it */
     DECODE_TRUNCATED,        /* shorter than its headers claim (captured or stated length) */
     DECODE_UNSUPPORTED_LINK, /* a link type pcapflow does not decode */
+    DECODE_FOLLOW_EXTRA,     /* DECODE_FOLLOW: an IP fragment or an ICMP quote (decoded_frame.kind) */
 };
 
 /* How many tunnels deep DECODE_TUNNELS looks: a crafted frame of nested

@@ -26,4 +26,8 @@ enum decode_status decode_inner_ppp(const uint8_t *p, size_t length, int tunnels
 enum decode_status decode_tunnel(uint8_t protocol, const uint8_t *p, size_t length, int tunnels,
                                  struct decoded_frame *out);
 
+/* decode_links.c: link types only Follow TCP Stream decodes */
+enum decode_status decode_follow_link(int linktype, const uint8_t *data, size_t caplen, int tunnels,
+                                      struct decoded_frame *out);
+
 #endif

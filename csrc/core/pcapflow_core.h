@@ -76,7 +76,7 @@ struct pcap_record {
 
 /* ---- Decoded frames ---- */
 
-enum { TCP_FLAG_FIN = 0x01, TCP_FLAG_SYN = 0x02, TCP_FLAG_RST = 0x04 };
+enum { TCP_FLAG_FIN = 0x01, TCP_FLAG_SYN = 0x02, TCP_FLAG_RST = 0x04, TCP_FLAG_ACK = 0x10 };
 
 /* decode_frame()'s options, or-ed together */
 enum {
@@ -84,11 +84,33 @@ enum {
      * Without it only TCP right after the first IP header is traced
      * (pcapkit's rule). */
     DECODE_TUNNELS = 1,
+    /* What Follow TCP Stream needs besides TCP segments, as Wireshark sees
+     * them: IP fragments (any with more-fragments set or an offset, whole in
+     * the capture) come back as DECODED_IP_FRAGMENT to be reassembled, and
+     * TCP headers quoted in ICMP errors as DECODED_ICMP_QUOTE. */
+    DECODE_FOLLOW = 2,
+};
+
+/* What a decoded frame holds (decoded_frame.kind) */
+enum {
+    DECODED_TCP = 0,         /* a TCP segment */
+    DECODED_IP_FRAGMENT = 1, /* DECODE_FOLLOW: a whole IP fragment at ip (ip_captured bytes) */
+    DECODED_ICMP_QUOTE = 2,  /* DECODE_FOLLOW: an ICMP error quoting at least 16 bytes of a TCP header */
 };
 
 struct decoded_frame {
     struct flow_key key;
     uint8_t tcp_flags;
+    uint8_t kind;
+    uint8_t options;       /* decode_frame()'s options, for the decoders it calls */
+    /* the innermost IP header, and its stated length (IPv4 total length,
+     * IPv6 40 + payload length), which may exceed what was captured */
+    const uint8_t *ip;
+    uint32_t ip_captured, ip_stated;
+    /* the TCP header (or the quoted part of it), and the bytes from it on
+     * that were captured and lie inside the IP datagram */
+    const uint8_t *tcp;
+    uint32_t tcp_captured;
 };
 
 /* ---- Numbers as text, whatever the C locale ---- */
@@ -458,5 +480,85 @@ enum capture_status capture_next(struct capture *c, struct capture_frame *frame,
  * to deliver is not traced, and the capture cannot be read further. */
 enum capture_status capture_trace(struct capture *c, struct tracer *tr, uint64_t *frame_number, uint64_t max_frames,
                                   struct capture_stats *stats);
+
+/* ---- Follow TCP Stream (follow.c): TCP conversations reassembled as
+ * Wireshark 4.0's "Follow TCP Stream" shows them ---- */
+
+/* Conversations are numbered as tshark's tcp.stream: by first appearance,
+ * keyed by the innermost addresses and ports in either direction; a SYN
+ * (without ACK) whose sequence number differs from the one its side began
+ * with starts a new one. Each side's bytes come out as records, in the
+ * order Wireshark accepts them: a segment's new bytes when they continue
+ * what came before; a segment further on is held back until the bytes
+ * before it arrive, or until the other side acknowledges past it (then a
+ * gap record says how much is missing). Retransmitted bytes come out once,
+ * as first seen.
+ *
+ * Memory: a conversation costs about FOLLOW_CONVERSATION_BYTES for the
+ * whole run (its number must still be found for a late segment); held
+ * segments cost their bytes, bounded per conversation and in all (a
+ * segment past a bound is dropped and counted). */
+
+struct follow_record {
+    uint64_t stream;
+    int node;              /* 0: the side that sent the conversation's first segment */
+    int64_t frame;         /* the frame it came in (a gap record: the acknowledging frame) */
+    int64_t seconds;       /* its time (a gap record: 0) */
+    uint32_t nanoseconds;
+    const uint8_t *data;   /* valid during the call only */
+    size_t length;
+    uint32_t missing;      /* a gap record: the bytes missing; data holds Wireshark's text for them */
+};
+
+struct follow_callbacks {
+    void *context;
+    /* Each returns 0, or -1 to stop the run (follow_frame() then returns -1). */
+    /* A conversation took its number: key is its first frame's (sender first). */
+    int (*stream)(void *context, uint64_t stream, const struct flow_key *key);
+    /* Node 0 of a conversation is (now) key's sender, node 1 its receiver. */
+    int (*nodes)(void *context, uint64_t stream, const struct flow_key *key);
+    /* A frame belongs to the conversation (every frame with a TCP header, ICMP errors quoting one too). */
+    int (*frame)(void *context, uint64_t stream, int64_t frame, int64_t seconds, uint32_t nanoseconds);
+    int (*record)(void *context, const struct follow_record *record);
+};
+
+struct follow_config {
+    struct follow_callbacks callbacks;
+    uint64_t max_held_per_stream; /* bytes held back per conversation; 0: FOLLOW_DEFAULT_HELD_PER_STREAM */
+    uint64_t max_held;            /* in all; 0: FOLLOW_DEFAULT_HELD */
+    uint64_t max_fragment_bytes;  /* IP fragments waiting for the rest; 0: FOLLOW_DEFAULT_FRAGMENT_BYTES */
+};
+
+#define FOLLOW_DEFAULT_HELD_PER_STREAM ((uint64_t)16 << 20)
+#define FOLLOW_DEFAULT_HELD ((uint64_t)512 << 20)
+#define FOLLOW_DEFAULT_FRAGMENT_BYTES ((uint64_t)64 << 20)
+
+struct follow_stats {
+    uint64_t streams;
+    uint64_t records, gap_records;
+    uint64_t bytes;             /* payload bytes in records (gap texts not counted) */
+    uint64_t held_bytes;        /* held back now */
+    uint64_t peak_held_bytes;
+    uint64_t dropped_segments;  /* held segments dropped at a bound */
+    uint64_t dropped_bytes;
+    uint64_t fragments, reassembled, fragments_dropped;
+};
+
+struct follow;
+
+/* NULL: no memory. */
+struct follow *follow_new(const struct follow_config *config);
+void follow_delete(struct follow *f);
+/* One frame as capture_next() gives it with DECODE_FOLLOW | DECODE_TUNNELS.
+ * Returns 0, or -1: memory (errno ENOMEM) or a callback asked to stop. */
+int follow_frame(struct follow *f, const struct capture_frame *frame, int64_t frame_number);
+struct follow_stats follow_stats(const struct follow *f);
+size_t follow_conversation_bytes(void);
+
+/* Reads up to max_frames frames of c (opened; its decode options are set
+ * here) into f, numbering them after *frame_number. CAPTURE_TRACER_ERROR:
+ * follow_frame() failed. */
+enum capture_status follow_capture(struct capture *c, struct follow *f, uint64_t *frame_number,
+                                   uint64_t max_frames, struct capture_stats *stats);
 
 #endif
