@@ -12,11 +12,13 @@ from pcapflow.capture import packets, trace_file, trace_files
 from pcapflow import text_capture  # noqa: F401  loaded now, not by trace_files() when descriptors may be short
 from pcapflow.exceptions import (CaptureError, FileExists, FileWarning, FilterError, FlushWarning, FormatWarning,
                                  RegistryError, RegistryWarning, UnsupportedCall)
+from pcapflow.follow import Conversation, follow, follow_records
 from pcapflow.pcapkit_compat import use_in_pcapkit
 from pcapflow.tcp import TCP
 
 __all__ = [
     "TCP", "Packet", "Buffer", "Index", "use_in_pcapkit", "trace_file", "trace_files", "packets",
+    "follow", "follow_records", "Conversation",
     "CaptureError", "FilterError", "UnsupportedCall", "FileExists", "RegistryError", "FormatWarning", "FileWarning", "RegistryWarning",
     "FlushWarning",
 ]

@@ -105,6 +105,31 @@ def _batches(reader):
         reader.close()
 
 
+class _Run:
+    """The iterator follow() and follow_records() return; .stats holds the
+    run's counters (streams, records, bytes, peak_held_bytes, dropped_segments,
+    dropped_bytes, fragments, reassembled, ...) once the capture is read."""
+
+    def __init__(self, reader, items):
+        self._reader = reader
+        self._items = items
+        self.stats = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self._items)
+        except StopIteration:
+            self.stats = self._reader.stats()
+            raise
+
+    def close(self):
+        """Stops reading and closes the capture."""
+        self._items.close()
+
+
 def follow(fin, *, filter=None, max_held_per_stream=None, max_held=None):  # pylint: disable=redefined-builtin
     """Every TCP conversation of a capture, as Wireshark's Follow TCP Stream gives it.
 
@@ -113,9 +138,13 @@ def follow(fin, *, filter=None, max_held_per_stream=None, max_held=None):  # pyl
     BPF expression frames must match. Segments held back waiting for the bytes
     before them are bounded per conversation (max_held_per_stream, default
     16 MiB) and in all (max_held, default 512 MiB); one past a bound is
-    dropped and counted (see follow_stats). All payload is kept until the
+    dropped and counted (the iterator's .stats). All payload is kept until the
     capture is read: for captures larger than memory use follow_records()."""
     reader = _core.FollowReader(fin, filter, True, max_held_per_stream, max_held)
+    return _Run(reader, _conversations(reader))
+
+
+def _conversations(reader):
     nodes, records = {}, {}
     for streams, batch_records in _batches(reader):
         for stream, is_nodes, src, dst in streams:
@@ -124,7 +153,6 @@ def follow(fin, *, filter=None, max_held_per_stream=None, max_held=None):  # pyl
             records.setdefault(stream, [])
         for stream, node, frame, seconds, nanoseconds, data, missing in batch_records:
             records[stream].append(Record(node, frame, seconds, nanoseconds, data, missing))
-    follow.last_stats = reader.stats()
     for stream in range(len(nodes)):
         frames, first_s, first_ns, last_s, last_ns = reader.frames(stream)
         yield Conversation(stream, nodes[stream], records.pop(stream), frames, _timestamp(first_s, first_ns),
@@ -136,8 +164,12 @@ def follow_records(fin, *, filter=None, max_held_per_stream=None, max_held=None)
 
     Yields StreamRecords; memory stays at the segments held back for
     reordering (bounded as in follow()) and a batch of records, whatever the
-    capture's size. A stream's src/dst are its node's sender and receiver."""
+    capture's size. src/dst are the record's sender and receiver."""
     reader = _core.FollowReader(fin, filter, False, max_held_per_stream, max_held)
+    return _Run(reader, _stream_records(reader))
+
+
+def _stream_records(reader):
     nodes = {}
     for streams, batch_records in _batches(reader):
         for stream, is_nodes, src, dst in streams:
