@@ -54,6 +54,10 @@ typedef struct {
     struct stream_frames *frames;
     size_t frames_count, frames_capacity;
     struct capture_stats stats;
+    /* payload files instead of batches (split=DIR) */
+    struct payload_split *split;
+    PyObject *split_path; /* bytes: outlives the splitter, which keeps the pointer */
+    struct tracer_error split_error;
 } FollowReaderObject;
 
 static int grow(void **array, size_t *capacity, size_t need, size_t item)
@@ -153,10 +157,10 @@ static uint64_t size_argument(PyObject *value, const char *name, int *failed)
 
 static PyObject *follow_new_object(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"fin", "filter", "keep_frames", "max_held_per_stream", "max_held", NULL};
-    PyObject *fin, *filter = Py_None, *keep = Py_True, *per_stream = Py_None, *total = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOO:follow", kwlist, &fin, &filter, &keep, &per_stream,
-                                     &total))
+    static char *kwlist[] = {"fin", "filter", "keep_frames", "max_held_per_stream", "max_held", "split", NULL};
+    PyObject *fin, *filter = Py_None, *keep = Py_True, *per_stream = Py_None, *total = Py_None, *split = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOOO:follow", kwlist, &fin, &filter, &keep, &per_stream,
+                                     &total, &split))
         return NULL;
     if (filter != Py_None && !PyUnicode_Check(filter)) {
         PyErr_Format(PyExc_TypeError, "filter must be a str (a BPF expression), not %.100s", Py_TYPE(filter)->tp_name);
@@ -178,6 +182,18 @@ static PyObject *follow_new_object(PyTypeObject *type, PyObject *args, PyObject 
         return NULL;
     self->keep_frames = keep_frames;
     config.callbacks = (struct follow_callbacks){self, on_new_stream, on_nodes, on_frame, on_record};
+    if (split != Py_None) {
+        if (!PyUnicode_FSConverter(split, &self->split_path))
+            goto fail;
+        self->split = payload_split_new(PyBytes_AS_STRING(self->split_path), 0, &self->split_error);
+        if (!self->split) {
+            raise_error(&self->split_error);
+            goto fail;
+        }
+        self->keep_frames = 0;
+        config.callbacks = (struct follow_callbacks){self->split, payload_split_stream, payload_split_nodes,
+                                                     payload_split_frame, payload_split_record};
+    }
     if (!(self->capture = capture_new()) || !(self->follow = follow_new(&config))) {
         PyErr_NoMemory();
         goto fail;
@@ -285,14 +301,22 @@ static PyObject *follow_read(PyObject *op, PyObject *unused)
     enum capture_status status = CAPTURE_MORE;
     self->busy = 1;
     self->released = PyEval_SaveThread();
-    for (uint64_t read = 0; status == CAPTURE_MORE && read < BATCH_FRAMES && self->byte_count < BATCH_BYTES;
+    /* payload files: the whole capture in one call (the check still runs) */
+    uint64_t batch = self->split ? UINT64_MAX : BATCH_FRAMES;
+    for (uint64_t read = 0; status == CAPTURE_MORE && read < batch && self->byte_count < BATCH_BYTES;
          read += STEP_FRAMES)
         status = follow_capture(self->capture, self->follow, &self->frame_number, STEP_FRAMES, &self->stats);
+    int finished = 0;
+    if (self->split && status != CAPTURE_MORE && status != CAPTURE_TRACER_ERROR)
+        finished = payload_split_finish(self->split); /* what was read before damage or a stop is written too */
     PyEval_RestoreThread(self->released);
     self->released = NULL;
     self->busy = 0;
-    if (status == CAPTURE_TRACER_ERROR) {
-        PyErr_NoMemory();
+    if (status == CAPTURE_TRACER_ERROR || finished < 0) {
+        if (self->split && (self->split_error.code || self->split_error.message[0]))
+            raise_error(&self->split_error);
+        else
+            PyErr_NoMemory();
         return NULL;
     }
     if (status == CAPTURE_INTERRUPTED)
@@ -346,6 +370,70 @@ static PyObject *follow_frames(PyObject *op, PyObject *arg)
     return result;
 }
 
+static PyObject *direction_tuple(FollowReaderObject *self, uint64_t stream, int node,
+                                 const struct payload_direction *d)
+{
+    char name[256];
+    PyObject *file = Py_None;
+    Py_INCREF(file);
+    if (d->records) {
+        Py_DECREF(file);
+        if (payload_split_file_name(self->split, stream, node, name, sizeof name) < 0 ||
+            !(file = PyUnicode_DecodeFSDefault(name)))
+            return NULL;
+    }
+    PyObject *gaps = PyList_New(d->gap_count);
+    for (uint32_t i = 0; gaps && i < d->gap_count; i++) {
+        PyObject *gap = Py_BuildValue("(KIL)", (unsigned long long)d->gaps[i].offset, d->gaps[i].length,
+                                      (long long)d->gaps[i].frame);
+        if (!gap)
+            Py_CLEAR(gaps);
+        else
+            PyList_SET_ITEM(gaps, i, gap);
+    }
+    PyObject *t = gaps ? Py_BuildValue("(OKKLILIO)", file, (unsigned long long)d->bytes,
+                                       (unsigned long long)d->records, (long long)d->first_seconds,
+                                       d->first_nanoseconds, (long long)d->last_seconds, d->last_nanoseconds, gaps)
+                       : NULL;
+    Py_DECREF(file);
+    Py_XDECREF(gaps);
+    return t;
+}
+
+/* split_index() -> [(stream, node 0, node 1, frames, first s, ns, last s, ns, (direction 0, direction 1))],
+ * a direction being (file or None, bytes, records, first s, ns, last s, ns, [(offset, length, frame)]). */
+static PyObject *follow_split_index(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    FollowReaderObject *self = (FollowReaderObject *)op;
+    if (!self->split) {
+        PyErr_SetString(PyExc_ValueError, "not a payload split");
+        return NULL;
+    }
+    uint64_t count = payload_split_count(self->split);
+    PyObject *list = PyList_New((Py_ssize_t)count);
+    for (uint64_t i = 0; list && i < count; i++) {
+        const struct payload_stream *s = &payload_split_streams(self->split)[i];
+        struct pending_stream ends = {i, s->key, 1};
+        PyObject *nodes = stream_tuple(&ends);
+        PyObject *d0 = nodes ? direction_tuple(self, i, 0, &s->directions[0]) : NULL;
+        PyObject *d1 = d0 ? direction_tuple(self, i, 1, &s->directions[1]) : NULL;
+        PyObject *t = d1 ? Py_BuildValue("(KOOKLILI(OO))", (unsigned long long)i, PyTuple_GET_ITEM(nodes, 2),
+                                         PyTuple_GET_ITEM(nodes, 3), (unsigned long long)s->frames,
+                                         (long long)s->first_seconds, s->first_nanoseconds,
+                                         (long long)s->last_seconds, s->last_nanoseconds, d0, d1)
+                         : NULL;
+        Py_XDECREF(nodes);
+        Py_XDECREF(d0);
+        Py_XDECREF(d1);
+        if (!t)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    return list;
+}
+
 static PyObject *follow_statistics(PyObject *op, PyObject *unused)
 {
     (void)unused;
@@ -380,6 +468,8 @@ static void follow_dealloc(PyObject *op)
     FollowReaderObject *self = (FollowReaderObject *)op;
     capture_delete(self->capture);
     follow_delete(self->follow);
+    payload_split_delete(self->split);
+    Py_XDECREF(self->split_path);
     input_clear(&self->input);
     for (size_t i = 0; i < self->frames_count; i++)
         frame_list_free(&self->frames[i].frames);
@@ -397,6 +487,7 @@ static PyMethodDef follow_methods[] = {
     {"frames", follow_frames, METH_O,
      "frames(stream) -> (frame numbers, first seconds, first nanoseconds, last seconds, last nanoseconds)."},
     {"stats", follow_statistics, METH_NOARGS, "Counters of the run so far."},
+    {"split_index", follow_split_index, METH_NOARGS, "What the payload split wrote, stream by stream."},
     {"close", follow_close, METH_NOARGS, "Close the capture."},
     {NULL, NULL, 0, NULL},
 };

@@ -268,7 +268,7 @@ int sink_flush(struct flow_sink *sink, uint32_t slot)
      * would swallow the frames: say so instead. */
     uint8_t header[PCAP_GLOBAL_HEADER_SIZE];
     off_t size_before = 0;
-    if (created) {
+    if (created && !sink->raw) {
         pcap_write_global_header(&sink->layout, flow.linktype, header);
     } else {
         struct stat info;
@@ -281,7 +281,7 @@ int sink_flush(struct flow_sink *sink, uint32_t slot)
         }
         size_before = info.st_size;
     }
-    if (flow_file_write_two(f->fd, header, created ? sizeof header : 0, f->pending, f->pending_length) < 0) {
+    if (flow_file_write_two(f->fd, header, created && !sink->raw ? sizeof header : 0, f->pending, f->pending_length) < 0) {
         /* cut the file back to its last complete record (or remove a file
          * just made) and keep the whole buffer: the file stays readable, and
          * a later flush (after space was freed, say) writes the frames */
@@ -393,6 +393,11 @@ static int queue_two(struct flow_sink *sink, uint32_t slot, const void *first, s
     return 0;
 }
 
+int sink_queue_bytes(struct flow_sink *sink, uint32_t slot, const uint8_t *data, size_t length)
+{
+    return queue_two(sink, slot, data, length, NULL, 0);
+}
+
 void sink_release(struct flow_sink *sink, uint32_t slot)
 {
     struct flow_file *f = &sink->files[slot];
@@ -426,7 +431,7 @@ int sink_finish(struct flow_sink *sink, uint32_t slot)
 
 int sink_start_writers(struct flow_sink *sink, int threads)
 {
-    if (!sink->writes || sink->behind || threads < 1)
+    if (!sink->writes || sink->raw || sink->behind || threads < 1)
         return 0;
     /* queued records count against the same budget as buffered ones, roughly:
      * a quarter of it, and no more than 8 MiB (a quarter of the default

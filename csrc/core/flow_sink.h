@@ -30,6 +30,7 @@ struct flow_file {
 
 struct flow_sink {
     int writes;              /* pcap records are written (else the sink only names files) */
+    int raw;                 /* files hold bytes as queued: no pcap headers (payload files) */
     const char *directory;   /* as the user gave it, for error messages and paths */
     const char *extension;
     int directory_fd;        /* every file is opened relative to it */
@@ -72,6 +73,8 @@ void sink_start_flow(struct flow_sink *sink, uint32_t slot);
  * next flush tries again). */
 int sink_queue(struct flow_sink *sink, uint32_t slot, const struct pcap_record *record, const uint8_t *data,
                size_t length);
+/* Queues bytes as they are for a raw sink's file (see sink_queue). */
+int sink_queue_bytes(struct flow_sink *sink, uint32_t slot, const uint8_t *data, size_t length);
 /* Writes the flow's pending bytes, creating the file on first use. */
 int sink_flush(struct flow_sink *sink, uint32_t slot);
 /* Writes what is queued for a flow that is closing: by a background writer

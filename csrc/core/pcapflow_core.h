@@ -561,4 +561,51 @@ size_t follow_conversation_bytes(void);
 enum capture_status follow_capture(struct capture *c, struct follow *f, uint64_t *frame_number,
                                    uint64_t max_frames, struct capture_stats *stats);
 
+/* ---- Payload files (payload_split.c): each direction of each followed
+ * conversation in a file of its own, "{stream}-{src}.{port}-{dst}.{port}" in
+ * the output directory, created when its first byte comes. Bytes the
+ * capture lacks are not written: they are kept as gaps. Its functions of
+ * (context, ...) are follow_callbacks for a follow run. ---- */
+
+struct payload_gap {
+    uint64_t offset; /* bytes of the file before it */
+    uint32_t length;
+    int64_t frame;   /* where it was found missing */
+};
+
+struct payload_direction {
+    uint64_t bytes, records;
+    int64_t first_seconds, last_seconds; /* of its first and last record */
+    uint32_t first_nanoseconds, last_nanoseconds;
+    struct payload_gap *gaps;
+    uint32_t gap_count, gap_capacity;
+};
+
+struct payload_stream {
+    struct flow_key key; /* node 0 sends */
+    uint64_t frames;
+    int64_t first_seconds, last_seconds;
+    uint32_t first_nanoseconds, last_nanoseconds;
+    struct payload_direction directions[2]; /* by node */
+};
+
+struct payload_split;
+
+/* NULL with *error set (the directory cannot be opened, or memory); error
+ * must outlive the splitter, and so must directory. max_pending_bytes: the
+ * memory buffers may hold (0: TRACER_DEFAULT_BUDGET). */
+struct payload_split *payload_split_new(const char *directory, uint64_t max_pending_bytes, struct tracer_error *error);
+void payload_split_delete(struct payload_split *ps);
+int payload_split_stream(void *context, uint64_t stream, const struct flow_key *key);
+int payload_split_nodes(void *context, uint64_t stream, const struct flow_key *key);
+int payload_split_frame(void *context, uint64_t stream, int64_t frame, int64_t seconds, uint32_t nanoseconds);
+int payload_split_record(void *context, const struct follow_record *record);
+/* Writes what is buffered and closes the files. Returns 0 or -1 (*error). */
+int payload_split_finish(struct payload_split *ps);
+uint64_t payload_split_count(const struct payload_split *ps);
+/* The streams (payload_split_count() of them), valid until the next call. */
+const struct payload_stream *payload_split_streams(const struct payload_split *ps);
+/* The file name of a direction (whether or not it has a file). Returns 0 or -1 (size). */
+int payload_split_file_name(struct payload_split *ps, uint64_t stream, int node, char *out, size_t size);
+
 #endif
