@@ -4,6 +4,7 @@ import json
 import os
 
 from pcapflow import _core
+from pcapflow.exceptions import CaptureError
 
 __all__ = ["split_payload"]
 
@@ -42,18 +43,27 @@ def split_payload(fin, directory, *, filter=None, index=None, max_held_per_strea
     (stream, nodes, frames, first and last time, and per direction its file,
     bytes, records, times and gaps); `index`, a path, also gets it as JSON
     lines. Memory: the segments held for reordering and the write buffers,
-    not the streams' lengths."""
+    not the streams' lengths. A damaged capture (CaptureError) or a stop
+    (KeyboardInterrupt) still leaves every byte read before it in the files
+    and the index; the exception carries the index as .conversations."""
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
     reader = _core.FollowReader(fin, filter, False, max_held_per_stream, max_held, directory)
+    stopped = None
     try:
         while reader.read() is not None:
             pass
-        entries = [_entry(*stream) for stream in reader.split_index()]
+    except (CaptureError, KeyboardInterrupt) as error:
+        # a damaged capture or a stop: what was read is in the files, and goes in the index too
+        stopped = error
     finally:
         reader.close()
+    entries = [_entry(*stream) for stream in reader.split_index()]
     if index is not None:
         with open(index, "w", encoding="utf-8") as out:
             for entry in entries:
                 out.write(json.dumps(entry) + "\n")
+    if stopped is not None:
+        stopped.conversations = entries
+        raise stopped
     return entries
