@@ -154,7 +154,11 @@ class _StopSignals:
 
 
 def main(argv=None):
-    args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["split"]:  # a capture named split: ./split
+        from pcapflow import split_cli  # pylint: disable=import-outside-toplevel
+        return split_cli.main(argv[1:])
+    args = parse_arguments(argv)
     started = time.monotonic()
     stats = {}
     bar = None

@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 
 #include "binding.h"
-#include "core/frame_list.h"
 
 /* A batch ends after this many frames, or once its records hold this many
  * bytes: the streaming form's memory stays near it. */

@@ -296,6 +296,10 @@ uint64_t tracer_choose_budget(uint64_t capture_bytes, uint64_t limit);
 
 /* ---- Flows as the caller sees them ---- */
 
+/* Compact frame number lists (frame_list.h), which flows keep and callers
+ * may keep too (the Follow TCP Stream binding keeps each stream's). */
+#include "frame_list.h"
+
 /* An open flow across calls that may move the table: tracer_slot_of() gives
  * its slot while it is open, TRACER_NO_SLOT once it closed. */
 struct flow_handle {
