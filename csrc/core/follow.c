@@ -308,6 +308,13 @@ static int hold(struct follow *f, struct conversation *c, int node, uint32_t seq
     return 0;
 }
 
+static void release_held(struct follow *f, struct conversation *c)
+{
+    if (c->held)
+        f->stats.held_bytes -= c->held->bytes;
+    free_held(c);
+}
+
 /* What Follow is given of one segment. */
 struct segment {
     int direction;
@@ -386,9 +393,12 @@ static int tcp_header(struct follow *f, const struct decoded_frame *d, const uin
     if (stream >= 0) {
         const struct conversation *c = &f->conversations[stream];
         uint8_t base_set = direction ? BASE_SET_1 : BASE_SET_0;
-        if (syn && !ack_flag && (c->flags & base_set) && seq != c->base[direction])
-            stream = conversation_new(f, &key, slot, 1); /* a new connection on the same ports */
-        else
+        if (syn && !ack_flag && (c->flags & base_set) && seq != c->base[direction]) {
+            /* a new connection on the same ports: the old one gets no more segments, so
+             * what it held back can never come out (Wireshark loses it too) */
+            release_held(f, &f->conversations[stream]);
+            stream = conversation_new(f, &key, slot, 1);
+        } else
             goto found;
     } else {
         stream = conversation_new(f, &key, slot, 0);
