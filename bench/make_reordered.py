@@ -7,8 +7,8 @@ Each connection: a handshake, then both sides send a random byte stream in
 segments of 1 to 1460 bytes. On the wire, a sender's segments are shuffled
 within a window of 8, about 10% are retransmitted later (the same bytes,
 sometimes re-cut so the copy overlaps two originals), about 5% are sent twice
-in a row, and about 1% never arrive (the peer's acknowledgement runs past
-them, so Follow TCP Stream reports a gap). Connections are interleaved
+in a row, and about 1% are missing from the capture (the peer acknowledges
+each window, past them, so Follow TCP Stream reports a gap). Connections are interleaved
 segment by segment, up to 64 at once. Ends with FINs. Ethernet / IPv4 / TCP,
 deterministic for a seed. Prints "PACKETS CONNECTIONS BYTES" on stdout."""
 import argparse
@@ -59,25 +59,24 @@ def connection_segments(rng, n, size):
             step = rng.randint(1, 1460)
             cuts.append((at, data[at:at + step]))
             at += step
-        wire = []
         for start in range(0, len(cuts), 8):  # shuffled within a window of 8
             window = cuts[start:start + 8]
+            end = window[-1][0] + len(window[-1][1])
             rng.shuffle(window)
-            wire.extend(window)
-        out = []
-        for offset, payload in wire:
-            roll = rng.random()
-            if roll < 0.01:
-                continue  # lost: never captured
-            out.append((offset, payload))
-            if roll < 0.06:
-                out.append((offset, payload))  # duplicated at once
-            elif roll < 0.16:
-                cut = rng.randint(0, len(payload) - 1)  # retransmitted later, re-cut to overlap
-                out.append((offset + cut, data[offset + cut:offset + cut + 1460]))
-        for offset, payload in out:
-            yield ("data", src, ports, isn, side, (offset, payload))
-        yield ("ack", src, ports, isn, side, len(data))  # the peer acknowledges everything
+            late = []
+            for offset, payload in window:
+                roll = rng.random()
+                if roll < 0.01:
+                    continue  # lost: never captured, though the peer got it
+                yield ("data", src, ports, isn, side, (offset, payload))
+                if roll < 0.06:
+                    yield ("data", src, ports, isn, side, (offset, payload))  # duplicated at once
+                elif roll < 0.16:
+                    cut = rng.randint(0, len(payload) - 1)  # retransmitted later, re-cut to overlap
+                    late.append((offset + cut, data[offset + cut:offset + cut + 1460]))
+            for item in late:
+                yield ("data", src, ports, isn, side, item)
+            yield ("ack", src, ports, isn, side, end)  # the peer acknowledges the window
     yield ("fin", src, ports, isn, 0, [len(s) for s in streams])
 
 
