@@ -3,7 +3,9 @@
 `from pcapflow import TCP, Packet, Buffer, Index` gives pcapkit's flow tracer
 API (pcapkit.foundation.traceflow.tcp), much faster. `use_in_pcapkit()` makes
 `pcapkit.extract(..., trace=True, tcp=True)` use it. `trace_file()` traces a
-whole capture in C through libpcap."""
+whole capture in C through libpcap. `follow_tcp_stream()` is pcapkit's
+(pcapkit.interface.misc), and `pcapflow.reassembly` has pcapkit's TCP, IPv4
+and IPv6 reassembly classes."""
 import collections.abc
 
 from pcapflow import _core
@@ -13,10 +15,13 @@ from pcapflow import text_capture  # noqa: F401  loaded now, not by trace_files(
 from pcapflow.exceptions import (CaptureError, FileExists, FileWarning, FilterError, FlushWarning, FormatWarning,
                                  RegistryError, RegistryWarning, UnsupportedCall)
 from pcapflow.pcapkit_compat import use_in_pcapkit
+from pcapflow import reassembly  # noqa: F401
+from pcapflow.follow import Stream, follow_tcp_stream
 from pcapflow.tcp import TCP
 
 __all__ = [
     "TCP", "Packet", "Buffer", "Index", "use_in_pcapkit", "trace_file", "trace_files", "packets",
+    "follow_tcp_stream", "Stream", "reassembly",
     "CaptureError", "FilterError", "UnsupportedCall", "FileExists", "RegistryError", "FormatWarning", "FileWarning", "RegistryWarning",
     "FlushWarning",
 ]
