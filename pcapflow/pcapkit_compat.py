@@ -73,8 +73,11 @@ def pcapkit_reassembly_class(cls):
     """A pcapflow.reassembly class, registered as a subclass of pcapkit's Reassembly
     so that pcapkit's checks (issubclass, Extractor.register_reassembly) accept it."""
     if cls not in _registered:
+        import abc  # pylint: disable=import-outside-toplevel
+
         from pcapkit.foundation.reassembly.reassembly import Reassembly  # pylint: disable=import-outside-toplevel
 
-        Reassembly.register(cls)
+        # ABCMeta's register: pcapkit's class method of that name registers callbacks
+        abc.ABCMeta.register(Reassembly, cls)
         _registered.add(cls)
     return cls

@@ -591,7 +591,8 @@ class _IP(Reassembly):
         buffer.index.append(num)
         buffer.bytes.put(fo, payload)
         if not mf:
-            buffer.TDL = tl - ihl + fo
+            # a total length of 0 (TCP segmentation offload) states nothing: the bytes captured count
+            buffer.TDL = (tl - ihl if tl >= ihl else len(payload)) + fo
         if buffer.TDL > 0 and buffer.bytes.complete(buffer.TDL):
             self._finished(self.submit(buffers.pop(bufid), bufid=bufid))
 
