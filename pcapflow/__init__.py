@@ -16,7 +16,7 @@ from pcapflow.exceptions import (CaptureError, FileExists, FileWarning, FilterEr
                                  RegistryError, RegistryWarning, UnsupportedCall)
 from pcapflow.pcapkit_compat import use_in_pcapkit
 from pcapflow import reassembly  # noqa: F401
-from pcapflow.follow import Stream, follow_tcp_stream
+from pcapflow.follow_compat import Stream, follow_tcp_stream
 from pcapflow.tcp import TCP
 
 __all__ = [

@@ -12,7 +12,7 @@ def _swaps():
     from pcapkit.foundation.extraction import Extractor
 
     from pcapflow import reassembly
-    from pcapflow.follow import follow_tcp_stream
+    from pcapflow.follow_compat import follow_tcp_stream
 
     tcp, ipv4, ipv6 = (pcapkit_reassembly_class(cls) for cls in (reassembly.TCP, reassembly.IPv4, reassembly.IPv6))
     return [
