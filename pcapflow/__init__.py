@@ -3,7 +3,9 @@
 `from pcapflow import TCP, Packet, Buffer, Index` gives pcapkit's flow tracer
 API (pcapkit.foundation.traceflow.tcp), much faster. `use_in_pcapkit()` makes
 `pcapkit.extract(..., trace=True, tcp=True)` use it. `trace_file()` traces a
-whole capture in C through libpcap."""
+whole capture in C through libpcap. `follow()` is Wireshark's Follow TCP Stream; `follow_tcp_stream()` is pcapkit's
+(pcapkit.interface.misc), and `pcapflow.reassembly` has pcapkit's TCP, IPv4
+and IPv6 reassembly classes."""
 import collections.abc
 
 from pcapflow import _core
@@ -14,11 +16,13 @@ from pcapflow.exceptions import (CaptureError, FileExists, FileWarning, FilterEr
                                  RegistryError, RegistryWarning, UnsupportedCall)
 from pcapflow.follow import Conversation, follow, follow_records
 from pcapflow.pcapkit_compat import use_in_pcapkit
+from pcapflow import reassembly  # noqa: F401
+from pcapflow.follow_compat import Stream, follow_tcp_stream
 from pcapflow.tcp import TCP
 
 __all__ = [
     "TCP", "Packet", "Buffer", "Index", "use_in_pcapkit", "trace_file", "trace_files", "packets",
-    "follow", "follow_records", "Conversation",
+    "follow", "follow_records", "Conversation", "follow_tcp_stream", "Stream", "reassembly",
     "CaptureError", "FilterError", "UnsupportedCall", "FileExists", "RegistryError", "FormatWarning", "FileWarning", "RegistryWarning",
     "FlushWarning",
 ]
