@@ -11,6 +11,7 @@ separator, which an ascii record could contain.
 Everything is bytes: the ascii and yaml modes print capture bytes and text.
 """
 import base64
+import collections
 import dataclasses
 import functools
 import hashlib
@@ -203,6 +204,34 @@ def _line(out, pos):
     return out[pos:end], end + 1
 
 
+# --------------------------------------------------------------------------- tshark's stream as a Conversation
+
+GAP = re.compile(rb"\[(\d+) bytes missing in capture file\]\x00")
+FollowRecord = collections.namedtuple("FollowRecord", "node frame seconds nanoseconds data missing")
+
+
+class TsharkConversation:
+    """A stream as tshark's yaml gives it, in the shape of pcapflow.follow's Conversation
+    (the attributes the printers and the differential checks read). Timestamps come from
+    the frames (frame_times), not from the yaml text, which is a rounded double."""
+
+    def __init__(self, block, times):
+        self.stream = block.stream
+        self.nodes = block.nodes
+        records = []
+        for r in block.records:
+            gap = GAP.fullmatch(r.data)
+            if gap and r.timestamp == "0.000000000":
+                records.append(FollowRecord(r.node, r.frame, 0, 0, r.data, int(gap.group(1))))
+            else:
+                records.append(FollowRecord(r.node, r.frame, *times[r.frame], r.data, 0))
+        self.records = tuple(records)
+        self.segments = tuple((r.node, r.data) for r in self.records)
+
+    def data(self, node, *, markers=True):
+        return b"".join(r.data for r in self.records if r.node == node and (markers or not r.missing))
+
+
 # --------------------------------------------------------------------------- captures
 
 def shared_captures():
@@ -277,6 +306,11 @@ class Oracle:
             self._blocks.update(follow(self.capture, range(self.streams), wanted))
             self._blocks.update({("done", m): None for m in wanted})
         return {key: block for key, block in self._blocks.items() if key[0] in modes}
+
+    def conversations(self):
+        """Every stream as a TsharkConversation."""
+        blocks = self.blocks(("yaml",))
+        return [TsharkConversation(blocks["yaml", s], self.times) for s in range(self.streams)]
 
     def raw(self, stream):
         return self.blocks(("raw",))["raw", stream]

@@ -175,8 +175,8 @@ def test_raw_and_yaml_parsers_agree(path, synthetic):
 
 # --------------------------------------------------------------------------- pcapflow.follow
 
-def check_follow(found):
-    conversations = list(pcapflow.follow(str(found.capture)))
+def check_follow(found, conversations):
+    """conversations (pcapflow.follow's, as a list) say what tshark says, stream by stream."""
     assert len(conversations) == found.streams, "number of conversations"
     blocks = found.blocks(("raw", "yaml"))
     for number, conversation in enumerate(conversations):
@@ -190,15 +190,56 @@ def check_follow(found):
             assert conversation.data(node) == b"".join(d for n, d in segments if n == node), f"{where} node {node}"
         got = [(r.frame, "%.9f" % (r.seconds + r.nanoseconds / 1e9)) for r in conversation.records]
         assert got == [(r.frame, r.timestamp) for r in yaml.records], f"{where}: frames and timestamps"
+        # exactly, too: yaml's text is a double, blind to a few hundred nanoseconds
+        times = [(0, 0) if GAP.fullmatch(r.data) and r.timestamp == "0.000000000" else found.times[r.frame]
+                 for r in yaml.records]
+        assert [(r.seconds, r.nanoseconds) for r in conversation.records] == times, f"{where}: exact times"
+        missing = [int(GAP.fullmatch(r.data).group(1)) if t == (0, 0) and GAP.fullmatch(r.data) else 0
+                   for r, t in zip(yaml.records, times)]
+        assert [r.missing for r in conversation.records] == missing, f"{where}: missing"
+        for node in (0, 1):
+            captured = b"".join(r.data for r, m in zip(yaml.records, missing) if r.node == node and not m)
+            assert conversation.data(node, markers=False) == captured, f"{where} node {node}, markers=False"
 
 
 @needs_follow
 @pytest.mark.parametrize("path", CAPTURES, ids=[capture_id(p) for p in CAPTURES])
 def test_follow_matches_tshark(path):
-    check_follow(readable(path))
+    found = readable(path)
+    check_follow(found, list(pcapflow.follow(str(path))))
 
 
 @needs_follow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_follow_matches_tshark_on_synthetic_capture(name, synthetic):
-    check_follow(oracle(synthetic[name]))
+    check_follow(oracle(synthetic[name]), list(pcapflow.follow(str(synthetic[name]))))
+
+
+# the check itself must be able to fail: tshark's own streams pass it, altered ones do not
+ALTERATIONS = {
+    "a byte": lambda c, r: setattr(c, "segments", ((0, c.segments[0][1][:-1] + b"?"),) + c.segments[1:]),
+    "a record's data": lambda c, r: setattr(c, "records", (r[0]._replace(data=b"?"),) + r[1:]),
+    "node order": lambda c, r: setattr(c, "nodes", c.nodes[::-1]),
+    "a frame number": lambda c, r: setattr(c, "records", (r[0]._replace(frame=r[0].frame + 1),) + r[1:]),
+    "a nanosecond": lambda c, r: setattr(c, "records", (r[0]._replace(nanoseconds=r[0].nanoseconds + 1),) + r[1:]),
+    "a gap's timestamp": lambda c, r: setattr(c, "records", r[:1] + (r[1]._replace(seconds=1),) + r[2:]),
+    "a stream dropped": None,
+    "a gap not marked missing": lambda c, r: setattr(c, "records", r[:1] + (r[1]._replace(missing=0),) + r[2:]),
+}
+
+
+def test_check_accepts_tshark_itself():
+    found = shared("linktypes/bgp-role.pcapng")
+    check_follow(found, found.conversations())
+
+
+@pytest.mark.parametrize("alteration", sorted(ALTERATIONS))
+def test_check_rejects_a_difference(alteration):
+    found = shared("linktypes/bgp-role.pcapng")  # one stream; record 1 is a gap record
+    conversations = found.conversations()
+    if ALTERATIONS[alteration] is None:
+        conversations = conversations[:-1]
+    else:
+        ALTERATIONS[alteration](conversations[0], conversations[0].records)
+    with pytest.raises(AssertionError):
+        check_follow(found, conversations)
