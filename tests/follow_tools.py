@@ -75,34 +75,29 @@ def _tshark(args):
     return done.stdout
 
 
-def stream_of_frames(capture):
-    """{frame number: [tcp.stream values]} for every frame, [] when it has no TCP header."""
-    out = _tshark(["-r", str(capture), "-T", "fields", "-e", "frame.number", "-e", "tcp.stream"])
-    frames = {}
-    for line in out.decode("ascii").splitlines():
-        number, _, streams = line.partition("\t")
-        frames[int(number)] = [int(s) for s in streams.split(",") if s]
-    return frames
+def frame_fields(capture):
+    """Two maps over every frame, from one tshark run: {frame number: [tcp.stream values]}
+    ([] when it has no TCP header) and {frame number: (seconds, nanoseconds)}.
 
-
-def frame_times(capture):
-    """{frame number: (seconds, nanoseconds)} as tshark reads them. frame.time_epoch is printed
-    from the integer time, digit for digit, never through a double, as "%d.%09d"; a pcap
-    nanosecond field of 10**9 or more shows as more digits (linktypes/timestamp_invalid_nano),
-    and a time before 1970 carries its sign on both parts, as Wireshark's nstime does."""
-    out = _tshark(["-r", str(capture), "-T", "fields", "-e", "frame.number", "-e", "frame.time_epoch"])
-    times = {}
+    frame.time_epoch is printed from the integer time, digit for digit, never through a
+    double, as "%d.%09d"; a pcap nanosecond field of 10**9 or more shows as more digits
+    (linktypes/timestamp_invalid_nano), and a time before 1970 carries its sign on both
+    parts, as Wireshark's nstime does."""
+    out = _tshark(["-r", str(capture), "-T", "fields", "-e", "frame.number", "-e", "frame.time_epoch",
+                   "-e", "tcp.stream"])
+    streams, times = {}, {}
     for line in out.decode("ascii").splitlines():
-        number, _, epoch = line.partition("\t")
+        number, epoch, values = line.split("\t")
         match = re.fullmatch(r"(-?)(\d+)\.(\d{9,})", epoch)
         assert match, f"{capture}: frame {number}: time {epoch!r}"
         sign = -1 if match.group(1) else 1
         times[int(number)] = (sign * int(match.group(2)), sign * int(match.group(3)))
-    return times
+        streams[int(number)] = [int(v) for v in values.split(",") if v]
+    return streams, times
 
 
 def stream_count(frames):
-    """Streams of a capture, from stream_of_frames(): numbers are 0..count-1."""
+    """Streams of a capture, from frame_fields(): numbers are 0..count-1."""
     numbers = {s for streams in frames.values() for s in streams}
     assert numbers == set(range(len(numbers))), f"tcp.stream numbers with holes: {sorted(numbers)[:20]}"
     return len(numbers)
@@ -213,7 +208,7 @@ FollowRecord = collections.namedtuple("FollowRecord", "node frame seconds nanose
 class TsharkConversation:
     """A stream as tshark's yaml gives it, in the shape of pcapflow.follow's Conversation
     (the attributes the printers and the differential checks read). Timestamps come from
-    the frames (frame_times), not from the yaml text, which is a rounded double."""
+    the frames (frame_fields), not from the yaml text, which is a rounded double."""
 
     def __init__(self, block, times):
         self.stream = block.stream
@@ -279,21 +274,22 @@ class Oracle:
 
     def __init__(self, capture):
         self.capture = Path(capture)
-        self._frames = None
-        self._times = None
+        self._fields = None
         self._blocks = {}
 
     @property
     def frames(self):
-        if self._frames is None:
-            self._frames = stream_of_frames(self.capture)
-        return self._frames
+        """{frame number: [its tcp.stream values]}"""
+        if self._fields is None:
+            self._fields = frame_fields(self.capture)
+        return self._fields[0]
 
     @property
     def times(self):
-        if self._times is None:
-            self._times = frame_times(self.capture)
-        return self._times
+        """{frame number: (seconds, nanoseconds)}"""
+        if self._fields is None:
+            self._fields = frame_fields(self.capture)
+        return self._fields[1]
 
     @property
     def streams(self):
