@@ -238,8 +238,8 @@ def shared_captures():
 
 
 def corpus_captures():
-    """The project's own captures (tests/data, its native/ subdirectory, examples/data)."""
-    roots = [HERE / "data", HERE / "data" / "native", HERE.parent / "examples" / "data"]
+    """The project's own captures (tests/data, its native/ and follow/ subdirectories, examples/data)."""
+    roots = [HERE / "data", HERE / "data" / "native", HERE / "data" / "follow", HERE.parent / "examples" / "data"]
     return sorted(p for root in roots for p in root.glob("*") if p.suffix in (".pcap", ".pcapng"))
 
 
@@ -258,6 +258,16 @@ def unique_captures(paths):
             seen.add(digest)
             out.append(path)
     return out
+
+
+def find_capture(name):
+    """A capture named like its place in ../shared/captures ("real/x.pcapng"): there, else a
+    copy of it in the corpus (same file name), else None."""
+    for path in shared_captures():
+        if capture_id(path) == name:
+            return path
+    copies = [p for p in corpus_captures() if p.name == Path(name).name]
+    return copies[0] if copies else None
 
 
 def capture_id(path):

@@ -17,7 +17,7 @@ import pytest
 import pcapflow
 from capture_tools import DATA
 from follow_synthetic import cases
-from follow_tools import TSHARK, capture_id, follow, oracle, shared_captures
+from follow_tools import TSHARK, capture_id, find_capture, follow, oracle
 
 MODULE = [sys.executable, "-m", "pcapflow"]
 MODES = ("raw", "ascii", "hex", "yaml")
@@ -26,13 +26,17 @@ needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installe
 CASES = {case.name: case for case in cases()}
 
 
-def run(*args, cwd=None, stdin=None):
+def environment():
     env = dict(os.environ)
     # the package as the test session imports it, whatever the working directory
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(pcapflow.__file__)),
                                          env.get("PYTHONPATH", "")])
+    return env
+
+
+def run(*args, cwd=None, stdin=None):
     return subprocess.run(MODULE + [str(a) for a in args], capture_output=True, timeout=120, check=False,
-                          cwd=cwd, env=env, stdin=stdin)
+                          cwd=cwd, env=environment(), stdin=stdin)
 
 
 def no_traceback(done):
@@ -45,9 +49,9 @@ def captures(tmp_path_factory):
     without data, out-of-order records (synthetic), an ICMP-only stream with empty nodes."""
     directory = tmp_path_factory.mktemp("follow-cli")
     paths = [CASES[name].write(directory) for name in ("out_of_order_pair", "icmp_error_before_connection")]
-    paths += [p for p in shared_captures() if capture_id(p) in (
-        "real/http_ip4and6.pcapng", "linktypes/bgp-role.pcapng", "real/tcp_handshake.pcapng")]
-    return paths
+    # from the corpus when ../shared is not there
+    names = ("real/http_ip4and6.pcapng", "linktypes/bgp-role.pcapng", "real/tcp_handshake.pcapng")
+    return paths + [path for path in map(find_capture, names) if path is not None]
 
 
 # --------------------------------------------------------------------------- now
@@ -159,8 +163,9 @@ def test_unreadable_capture_exits_1(what, tmp_path):
 
 @needs_follow
 def test_a_reader_that_goes_away_is_no_error_to_report():
-    big = [p for p in shared_captures() if capture_id(p) == "real/http_espn.pcapng"] or [DATA / "http_espn.pcapng"]
-    process = subprocess.Popen(MODULE + ["follow", str(big[0])], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    big = find_capture("real/http_espn.pcapng")  # 25 streams, 590 kB of data
+    process = subprocess.Popen(MODULE + ["follow", str(big)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=environment())
     process.stdout.read(100)
     process.stdout.close()  # like `| head -c 100`
     stderr = process.stderr.read()

@@ -18,8 +18,8 @@ import pytest
 
 import pcapflow
 from follow_synthetic import cases
-from follow_tools import (TSHARK, TsharkError, capture_id, corpus_captures, follow, oracle, shared_captures,
-                          unique_captures)
+from follow_tools import (TSHARK, TsharkError, capture_id, corpus_captures, find_capture, follow, oracle,
+                          shared_captures, unique_captures)
 
 pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
 needs_follow = pytest.mark.skipif(not hasattr(pcapflow, "follow"), reason="pcapflow.follow not built yet")
@@ -60,10 +60,10 @@ def synthetic(tmp_path_factory):
 
 
 def shared(name):
-    path = [p for p in shared_captures() if capture_id(p) == name]
-    if not path:
-        pytest.skip(f"../shared/captures/{name} is not there")
-    return oracle(path[0])
+    path = find_capture(name)
+    if path is None:
+        pytest.skip(f"../shared/captures/{name} is not there, nor a copy in the corpus")
+    return oracle(path)
 
 
 def readable(path):
