@@ -159,7 +159,7 @@ class _StopSignals:
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["follow"]:
+    if argv and argv[0] == "follow":
         return follow_command.main(argv[1:])
     args = parse_arguments(argv)
     started = time.monotonic()
