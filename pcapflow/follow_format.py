@@ -28,6 +28,7 @@ _BASE64_LINE = 76
 # hex lines: the text column starts at character 60 (8-digit offset, 2 spaces, 48 of
 # byte pairs with the extra space after the 8th, 2 spaces)
 _HEX_COLUMNS = 50
+_HEX_SLICE = 1 << 16
 
 MissingStream = collections.namedtuple("MissingStream", "stream nodes records")
 
@@ -86,15 +87,34 @@ def _hex(conversation, emit):
     emit(_header(conversation, "hex"))
     offsets = [0, 0]  # each node counts its own bytes; every record starts a new line
     for record in conversation.records:
-        prefix = b"\t" if record.node else b""
-        data = record.data
-        start = offsets[record.node]
-        lines = []
-        for at in range(0, len(data), 16):
-            lines.append(prefix + _hex_line((start + at) & 0xFFFFFFFF, data[at:at + 16]))
-        emit(b"".join(lines))
+        prefix, start, data = b"\t" if record.node else b"", offsets[record.node], record.data
+        # a large record in slices (a multiple of 16 bytes), so that its text is never
+        # all in memory at once: about 280 kB of output a slice
+        for at in range(0, len(data), _HEX_SLICE):
+            emit(_hex_record(prefix, start + at, data[at:at + _HEX_SLICE]))
         offsets[record.node] = start + len(data)
     emit(SEPARATOR)
+
+
+def _hex_record(prefix, start, data):
+    # whole lines from the record's hex and text computed at once (one slice per column,
+    # no per-byte work); the last, partial line by _hex_line
+    full = len(data) // 16 * 16
+    pairs = binascii.hexlify(data[:full], b" ")   # "xx xx ..": 48 characters a line, less one at the end
+    text = data[:full].translate(_PRINTABLE)
+    head = prefix + b"%08X  "
+    lines = [head % ((start + at) & 0xFFFFFFFF) + pairs[at * 3:at * 3 + 23] + b"  " + pairs[at * 3 + 24:at * 3 + 47]
+             + b"  " + text[at:at + 8] + b" " + _trim(text[at + 8:at + 16]) + b"\n"
+             for at in range(0, full, 16)]
+    if full < len(data):
+        lines.append(prefix + _hex_line((start + full) & 0xFFFFFFFF, data[full:]))
+    return b"".join(lines)
+
+
+def _trim(text):
+    # tshark drops one trailing space of the text column: the separator of a line of exactly
+    # 8 bytes, but also a real space that ends a line (a quirk kept on purpose)
+    return text[:-1] if text.endswith(b" ") else text
 
 
 def _hex_line(offset, chunk):
@@ -104,11 +124,7 @@ def _hex_line(offset, chunk):
     text = chunk.translate(_PRINTABLE)
     if len(chunk) >= 8:  # the text column also has a space after its 8th character
         text = text[:8] + b" " + text[8:]
-    if text.endswith(b" "):
-        # tshark drops one trailing space of the text column: the separator of a line of
-        # exactly 8 bytes, but also a real space that ends a line (a quirk kept on purpose)
-        text = text[:-1]
-    return b"%08X  %s%s\n" % (offset, pairs.ljust(_HEX_COLUMNS).encode("ascii"), text)
+    return b"%08X  %s%s\n" % (offset, pairs.ljust(_HEX_COLUMNS).encode("ascii"), _trim(text))
 
 
 def _yaml(conversation, emit):
