@@ -2,6 +2,8 @@
 
     pcapflow CAPTURE... -o DIR [-f FORMAT] [--filter BPF] [--byteorder little|big]
              [--nanosecond] [--index FILE.jsonl] [--tunnels]
+    pcapflow follow CAPTURE [--stream N] [--format raw|ascii|hex|yaml]   (pcapflow.follow_command)
+    pcapflow split CAPTURE -o DIR --payload [--filter BPF] [--index FILE.jsonl]   (pcapflow.split_command)
 
 Several captures are taken as one series (tcpdump -C/-G rotation): frame
 numbers continue and a flow may span files. Exit status: 0 done, 1 a capture
@@ -15,7 +17,7 @@ import sys
 import threading
 import time
 
-from pcapflow import _core
+from pcapflow import _core, follow_command, split_command
 from pcapflow.capture import trace_files
 from pcapflow.exceptions import CaptureError, FilterError, Terminated
 
@@ -43,7 +45,10 @@ def _buffer_mb(text):
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(
-        prog="pcapflow", description="Trace every TCP flow of packet captures into one pcap file per flow.")
+        prog="pcapflow", description="Trace every TCP flow of packet captures into one pcap file per flow.",
+        epilog="pcapflow follow CAPTURE [--stream N] [--format raw|ascii|hex|yaml] prints reassembled TCP "
+               "streams as tshark's Follow TCP Stream does (pcapflow follow --help). A capture named follow "
+               "is traced when written ./follow: a first argument follow always means that command.")
     parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files, read in this order (- for standard input; .gz, .xz, .bz2 "
                              "and .zst are decompressed)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the flow files")
@@ -155,9 +160,11 @@ class _StopSignals:
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["split"]:  # a capture named split: ./split
-        from pcapflow import split_cli  # pylint: disable=import-outside-toplevel
-        return split_cli.main(argv[1:])
+    # the follow and split commands; a capture named follow or split is ./follow or ./split
+    if argv[:1] == ["follow"]:
+        return follow_command.main(argv[1:])
+    if argv[:1] == ["split"]:
+        return split_command.main(argv[1:])
     args = parse_arguments(argv)
     started = time.monotonic()
     stats = {}

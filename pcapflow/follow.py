@@ -21,6 +21,8 @@ StreamRecord = collections.namedtuple("StreamRecord", "stream node src dst frame
 StreamRecord.__doc__ = """A Record with its stream and its sender and receiver
 ((address, port) each), as follow_records() gives them."""
 
+NO_NODES = (("", 0), ("", 0))
+
 Gap = collections.namedtuple("Gap", "node offset length frame")
 Gap.__doc__ = """Bytes of node's stream the capture lacks: `length` bytes at `offset`
 (counting the captured bytes of that node before it), found missing at `frame`."""
@@ -148,8 +150,9 @@ def _conversations(reader):
     nodes, records = {}, {}
     for streams, batch_records in _batches(reader):
         for stream, is_nodes, src, dst in streams:
+            # a stream only ICMP errors quote has no nodes: tshark prints ":0" for both
             if is_nodes or stream not in nodes:
-                nodes[stream] = (src, dst)
+                nodes[stream] = (src, dst) if is_nodes else NO_NODES
             records.setdefault(stream, [])
         for stream, node, frame, seconds, nanoseconds, data, missing in batch_records:
             records[stream].append(Record(node, frame, seconds, nanoseconds, data, missing))
