@@ -1,4 +1,4 @@
-"""pcapkit.interface.misc.follow_tcp_stream against pcapflow.follow_tcp_stream.
+"""pcapkit.interface.misc.follow_tcp_stream against pcapflow.follow_tcp_stream and pcapflow.follow.
 
     python bench/bench_follow_pcapkit.py [CAPTURE] [--packets 2000] [--pcapkit-repeat 3] [--repeat 21]
 
@@ -8,7 +8,9 @@ frames (cut with editcap when the capture has more; default capture
 Each run writes its flow files (format pcap) to a fresh directory under a
 temporary directory (--tmpdir) and is timed from the call to the return, wall clock;
 an untimed warm-up run of each comes first (imports). The report gives the
-median (and minimum) of the runs and the ratio of the medians, then where
+median (and minimum) of the runs and the ratio of the medians; pcapflow.follow
+(every conversation followed as Wireshark does, no flow files) is timed on the
+same slice next to them; then where
 pcapflow's time goes: the same pipeline timed in stages (reading the frames as
 Packets; + the tracer writing the flow files; + reading the TCP fields from
 the frame bytes; + reassembly), medians of --repeat runs each.
@@ -116,7 +118,8 @@ def main():
         pk_times, pk_streams = timed(lambda out: pcapkit_follow(sliced, fout=out), args.pcapkit_repeat, workdir, "pk")
         pf_times, pf_streams = timed(lambda out: pcapflow.follow_tcp_stream(sliced, fout=out), args.repeat, workdir,
                                      "pf")
-        pk, pf = statistics.median(pk_times), statistics.median(pf_times)
+        ws_times, _ = timed(lambda out: list(pcapflow.follow(sliced)), args.repeat, workdir, "ws")
+        pk, pf, ws = statistics.median(pk_times), statistics.median(pf_times), statistics.median(ws_times)
         conversations = sum(len(s.conversations) for s in pf_streams)
         same = sum(a.conversations == b.conversations for a, b in zip(pk_streams, pf_streams))
         print(f"capture: {capture}" + (f" (first {args.packets} frames)" if sliced != os.path.abspath(capture) else ""))
@@ -127,6 +130,8 @@ def main():
         print(f"pcapflow follow_tcp_stream: median {pf * 1e3:10.2f} ms  min {min(pf_times) * 1e3:10.2f} ms  "
               f"({len(pf_times)} runs, {frames / pf:,.0f} TCP frames/s)")
         print(f"ratio (medians): {pk / pf:,.0f}x   (minimums: {min(pk_times) / min(pf_times):,.0f}x)")
+        print(f"pcapflow follow (all streams): median {ws * 1e3:7.2f} ms  min {min(ws_times) * 1e3:7.2f} ms  "
+              f"({len(ws_times)} runs): {pk / ws:,.0f}x pcapkit's follow_tcp_stream (medians)")
         print("where pcapflow's time goes (medians, cumulative):")
         previous = 0.0
         for name, elapsed in stages(sliced, workdir, args.repeat):
