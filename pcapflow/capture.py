@@ -12,7 +12,8 @@ __all__ = ["trace_file", "trace_files", "packets"]
 
 
 def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-               filter=None, progress=None, stats=None, buffer_bytes=None, tunnels=False, index=True):
+               filter=None, progress=None, stats=None, buffer_bytes=None, tunnels=False, index=True,
+               bidirectional=False):
     """Trace every TCP flow of a capture (pcap or pcapng; a path or a binary file object).
 
     A path ending in .gz, .xz, .bz2 or .zst is decompressed as it is read (.zst needs
@@ -45,13 +46,16 @@ def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=
     ``exc.index`` holds those flows. So does a KeyboardInterrupt (Ctrl-C, or raised by
     ``progress``), which also stops the reading of a pipe that delivers nothing: every
     frame read before it is in its file, and the interrupt is raised again with ``index``
-    and ``stats`` set."""
+    and ``stats`` set.
+    ``bidirectional=True`` traces one flow per connection (see pcapflow.TCP): both directions'
+    frames in one file, closed by FINs from both sides or an RST; format 'pcap' or no files."""
     return trace_files([fin], fout, format, byteorder, nanosecond, filter=filter, progress=progress, stats=stats,
-                       buffer_bytes=buffer_bytes, tunnels=tunnels, index=index)
+                       buffer_bytes=buffer_bytes, tunnels=tunnels, index=index, bidirectional=bidirectional)
 
 
 def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-                filter=None, progress=None, stats=None, buffer_bytes=None, tunnels=False, index=True):
+                filter=None, progress=None, stats=None, buffer_bytes=None, tunnels=False, index=True,
+                bidirectional=False):
     """trace_file() over several captures taken as one (a rotated tcpdump -C/-G series,
     say): frame numbers continue from one file to the next and flows span files."""
     if isinstance(fins, (str, bytes)):
@@ -63,6 +67,9 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
         if tunnels:
             raise ValueError(f"tunnels=True needs format 'pcap': the {format!r} format holds pcapkit's decode of "
                              "each frame, and pcapkit does not open tunnels")
+        if bidirectional:
+            raise ValueError(f"bidirectional=True needs format 'pcap': the {format!r} format traces pcapkit's "
+                             "packets, which carry no RST flag")
         # pcapkit decodes each frame for the text, pcapflow traces and writes
         trace_capture = text_capture.capture_tracer(filter, progress)
     else:
@@ -70,7 +77,8 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
             return tracer._trace_capture(fin, filter, report, first_frame)  # pylint: disable=protected-access
     sizes = [_size(fin) for fin in fins]
     budget = _core.output_budget(sum(sizes) if all(sizes) else 0, buffer_bytes)  # 0: a size is unknown
-    tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=budget, tunnels=tunnels, frame_numbers=index)
+    tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=budget, tunnels=tunnels, frame_numbers=index,
+                 bidirectional=bidirectional)
     totals = {}
     last_frame = 0
     # progress counts bytes and packets over the whole series

@@ -1,7 +1,7 @@
 """The pcapflow command: trace every TCP flow of captures into one file per flow.
 
     pcapflow CAPTURE... -o DIR [-f FORMAT] [--filter BPF] [--byteorder little|big]
-             [--nanosecond] [--index FILE.jsonl] [--tunnels]
+             [--nanosecond] [--index FILE.jsonl] [--tunnels] [--bidirectional]
     pcapflow follow CAPTURE [--stream N] [--format raw|ascii|hex|yaml]   (pcapflow.follow_command)
     pcapflow split CAPTURE -o DIR --payload [--filter BPF] [--index FILE.jsonl]   (pcapflow.split_command)
 
@@ -62,12 +62,17 @@ def parse_arguments(argv):
     parser.add_argument("--tunnels", action="store_true",
                         help="open GRE, IP-in-IP, VXLAN and GENEVE tunnels and trace the innermost TCP "
                              "(pcap output only; by default, as in pcapkit, tunnels are not opened)")
+    parser.add_argument("--bidirectional", action="store_true",
+                        help="one flow per connection, both directions in one file, closed by FINs from both "
+                             "sides or an RST (pcap output only; by default, as in pcapkit, one flow per direction)")
     parser.add_argument("--buffer-mb", type=_buffer_mb, metavar="MB",
                         help="at most this much output held in memory before the largest buffers are written "
                              "(default: an eighth of the memory available, no more than four times the captures)")
     args = parser.parse_args(argv)
     if args.tunnels and args.format not in ("pcap", "cap"):
         parser.error(f"--tunnels needs format pcap: {args.format} holds pcapkit's decode, which opens no tunnels")
+    if args.bidirectional and args.format not in ("pcap", "cap"):
+        parser.error(f"--bidirectional needs format pcap: {args.format} traces pcapkit's packets, which carry no RST")
     return args
 
 
@@ -231,5 +236,6 @@ def _trace(args, stats, bar):
     return trace_files(captures, args.output, args.format, args.byteorder, args.nanosecond,
                        filter=args.filter, progress=bar, stats=stats,
                        buffer_bytes=args.buffer_mb << 20 if args.buffer_mb else None, tunnels=args.tunnels,
+                       bidirectional=args.bidirectional,
                        # without --index (and pcap output) no frame number and no Index is kept
                        index=bool(args.index) or args.format not in ("pcap", "cap", None))

@@ -69,7 +69,18 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
     ``frame_numbers=False`` no frame numbers are kept (each Index's ``index``
     is empty), so memory does not grow with the packets, only with the flows;
     otherwise each takes a byte or two, and an Index turns them into a tuple
-    of ints when its ``index`` is first read."""
+    of ints when its ``index`` is first read.
+
+    With ``bidirectional=True`` a flow is a whole connection instead: both
+    directions share one flow (and one file, frames in the order traced),
+    labelled as its first packet's one-direction flow would be, so an
+    Index's label (and fpout) names the first packet's src and dst. It is
+    closed once both sides have sent FIN, or at an RST from either side;
+    a later packet of the same connection opens a new flow. pcapkit's
+    Packet has no RST flag: a packet given to trace() or dump() carries
+    one as an optional ``rst`` field (``Packet.from_dict({..., 'rst':
+    True})``); captures read by ``pcapflow.trace_file`` see the TCP header's
+    own."""
 
     __protocol_name__ = "TCP"
     __protocol_type__ = _ProtocolType()
@@ -129,7 +140,7 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
         return make_dumper(output), ext
 
     def __init__(self, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-                 buffer_bytes=32 * 1024 * 1024, tunnels=False, frame_numbers=True):
+                 buffer_bytes=32 * 1024 * 1024, tunnels=False, frame_numbers=True, bidirectional=False):
         # what to write and where is decided here, in Python (make_fout may be
         # overridden); the C tracer is handed the result
         root = _output_root(fout)
@@ -137,6 +148,8 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
             raise TypeError(f"format must be a str or None, not {type(format).__name__}")
         if not isinstance(byteorder, str) or byteorder not in ("little", "big"):
             raise ValueError(f"byteorder must be 'little' or 'big', not {byteorder!r}")
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"bidirectional must be True or False, not {type(bidirectional).__name__}")
         if operator.index(buffer_bytes) < 4096:
             raise ValueError(f"buffer_bytes must be at least 4096, not {buffer_bytes}")
         made = self.make_fout(root, "pcap" if format is None else format)
@@ -146,7 +159,7 @@ class TCP(_core.TCPBase, metaclass=_TracerMeta):
         native = bool(getattr(dumper, "__pcapflow_native__", False))
         super().__init__(root, str(byteorder), nanosecond, buffer_bytes=buffer_bytes, dumper=dumper,
                          extension=extension, native=native, tunnels=bool(tunnels),
-                         frame_numbers=bool(frame_numbers))
+                         frame_numbers=bool(frame_numbers), bidirectional=bidirectional)
         _at_exit.register(self)  # buffered frames are written at exit even if it is never collected
 
     def __repr__(self):

@@ -93,6 +93,7 @@ typedef struct {
     PyObject *byteorder;     /* 'little' or 'big' */
     int nanosecond;
     int tunnels;              /* _trace_capture opens tunnels (DECODE_TUNNELS) */
+    int bidirectional;        /* one flow per connection (tracer_config.bidirectional) */
     PyObject *closed_indexes; /* list: Index objects of closed flows built so far */
     PyObject *submitted;      /* cached submit() tuple, or NULL */
     PyObject *weakrefs;
@@ -254,7 +255,7 @@ struct module_state {
     PyObject *ipv4_ip_slot, *ipv6_ip_slot;
     PyObject *str_packet, *str_frame_info, *str_ts_sec, *str_ts_usec, *str_incl_len, *str_orig_len,
         *str_time_epoch, *str_ip, *str_packed, *str_callback_fn, *str_trace, *str_dump, *str_items, *str_to_dict,
-        *str_pcapkit_info_module;
+        *str_pcapkit_info_module, *str_rst;
 };
 
 /* Flags of every type here: heap types are mutable unless told otherwise,

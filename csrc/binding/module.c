@@ -176,7 +176,7 @@ static int intern_all(struct module_state *state)
         {&state->str_packed, "packed"},         {&state->str_callback_fn, "__callback_fn__"},
         {&state->str_trace, "trace"},           {&state->str_dump, "dump"},
         {&state->str_items, "items"},           {&state->str_to_dict, "to_dict"},
-        {&state->str_pcapkit_info_module, "pcapkit.corekit.infoclass"},
+        {&state->str_pcapkit_info_module, "pcapkit.corekit.infoclass"}, {&state->str_rst, "rst"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!(*names[i].slot = PyUnicode_InternFromString(names[i].text)))
@@ -253,7 +253,7 @@ static int module_exec(PyObject *module)
     X(pcapkit_packet_type) X(ipv4_type) X(ipv6_type) X(decimal_type) X(int_64) X(ipv4_ip_slot)             \
     X(ipv6_ip_slot) X(str_packet) X(str_frame_info) X(str_ts_sec) X(str_ts_usec) X(str_incl_len)           \
     X(str_orig_len) X(str_time_epoch) X(str_ip) X(str_packed) X(str_callback_fn) X(str_trace) X(str_dump)  \
-    X(str_items) X(str_to_dict) X(str_pcapkit_info_module)
+    X(str_items) X(str_to_dict) X(str_pcapkit_info_module) X(str_rst)
 
 /* The types refer to the module (PyType_GetModule) and the state to the
  * types: the collector sees the cycle through these. */

@@ -464,28 +464,44 @@ static void untrace(TCPObject *self, uint32_t slot, int opened)
     }
 }
 
+/* A packet's RST, for a bidirectional tracer: pcapkit's Packet has no field
+ * for it (its tracer closes flows on FIN alone), so a packet tells it with an
+ * optional field 'rst' (an attribute or a key, as Packet.from_dict() keeps
+ * it); without one it carries no RST. Returns 0 or 1, or -1 with an
+ * exception. */
+static int packet_rst(TCPObject *self, PyObject *packet)
+{
+    PyObject *value = get_optional_field(packet, self->state->str_rst);
+    if (!value)
+        return PyErr_Occurred() ? -1 : 0;
+    int rst = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return rst;
+}
+
 /* Hands a packet to the core's per-frame entry point: finds or opens its
  * flow, records its frame number and, given a record, writes it and closes
- * the flow on FIN (without one the caller writes and closes). *outcome says
- * what happened, *fin whether the packet carries FIN. Returns 0; 1 when the
- * core closed the flow but its file's last write failed (tr->error); or -1
- * with an exception and nothing of the packet left. */
+ * the flow when the packet ends it (without a record the caller writes, and
+ * closes when outcome->ends). *outcome says what happened. Returns 0; 1
+ * when the core closed the flow but its file's last write failed
+ * (tr->error); or -1 with an exception and nothing of the packet left. */
 static int trace_packet(TCPObject *self, PyObject *packet, const struct pcap_record *record, const uint8_t *data,
-                        struct trace_outcome *outcome, int *fin)
+                        struct trace_outcome *outcome)
 {
     Py_CLEAR(self->submitted);
     struct traced_fields fields;
     struct traced_frame frame; /* its key is cleared by read_key(); no second clearing per packet */
     struct packet_origin origin = {self, packet, NULL, NULL};
-    int status = -1;
+    int status = -1, fin, rst = 0;
     if (fetch_fields(self, packet, &fields) < 0 || read_key(self, fields.value, &frame.key) < 0 ||
         convert_frame_number(fields.value[PACKET_INDEX], &frame.number) < 0 ||
-        (*fin = PyObject_IsTrue(fields.value[PACKET_FIN])) < 0)
+        (fin = PyObject_IsTrue(fields.value[PACKET_FIN])) < 0 ||
+        (self->bidirectional && (rst = packet_rst(self, packet)) < 0))
         goto done;
+    frame.tcp_flags = (uint8_t)((fin ? TCP_FLAG_FIN : 0) | (rst ? TCP_FLAG_RST : 0));
     frame.record = record;
     frame.data = data;
     frame.linktype = 0; /* each packet's protocol is its flow's: nothing to check */
-    frame.fin = record && *fin;
     enum trace_status traced = tracer_trace(self->tracer, &frame, describe_packet_flow, &origin, outcome);
     if (traced == TRACE_OK || traced == TRACE_CLOSE_WRITE_FAILED) {
         status = traced == TRACE_CLOSE_WRITE_FAILED;
@@ -648,8 +664,7 @@ static int parse_packet_and_output(const char *method, PyObject *const *args, Py
 static PyObject *trace_owned(TCPObject *self, PyObject *packet, int output)
 {
     struct trace_outcome traced;
-    int fin;
-    if (trace_packet(self, packet, NULL, NULL, &traced, &fin) < 0)
+    if (trace_packet(self, packet, NULL, NULL, &traced) < 0)
         return NULL;
     uint32_t slot = traced.slot;
     PyObject *label = flow_label(self, slot);
@@ -658,7 +673,7 @@ static PyObject *trace_owned(TCPObject *self, PyObject *packet, int output)
     PyObject *result = !output                    ? Py_NewRef(label)
                        : self->mode == OUTPUT_DUMPER ? Py_NewRef(*flow_dumper_slot(self, slot))
                                                      : flow_writer_new(self, slot);
-    if (result && fin && close_flow(self, slot) < 0)
+    if (result && traced.ends && close_flow(self, slot) < 0)
         Py_CLEAR(result);
     return result;
 }
@@ -734,15 +749,14 @@ static PyObject *tcp_dump(PyObject *op, PyObject *packet)
 static PyObject *dump_owned(TCPObject *self, PyObject *packet)
 {
     struct trace_outcome traced;
-    int fin;
     if (self->mode != OUTPUT_PCAP) {
-        if (trace_packet(self, packet, NULL, NULL, &traced, &fin) < 0)
+        if (trace_packet(self, packet, NULL, NULL, &traced) < 0)
             return NULL;
         if (write_frame(self, traced.slot, packet) < 0) {
             untrace(self, traced.slot, traced.opened);
             return NULL;
         }
-        if (fin && close_flow(self, traced.slot) < 0)
+        if (traced.ends && close_flow(self, traced.slot) < 0)
             return NULL;
         Py_RETURN_NONE;
     }
@@ -755,7 +769,7 @@ static PyObject *dump_owned(TCPObject *self, PyObject *packet)
     if (status < 0)
         return NULL;
     /* the core writes the record and closes the flow on FIN */
-    status = trace_packet(self, packet, &record, data.buf, &traced, &fin);
+    status = trace_packet(self, packet, &record, data.buf, &traced);
     PyBuffer_Release(&data);
     if (status < 0)
         return NULL;
@@ -949,7 +963,7 @@ static void release(TCPObject *self)
  * class and extension, whether the dumper is the C pcap writer), checked. */
 struct tracer_options {
     PyObject *root, *byteorder, *dumper, *extension;
-    int big_endian, nanosecond, native, tunnels, frame_numbers;
+    int big_endian, nanosecond, native, tunnels, frame_numbers, bidirectional;
     Py_ssize_t buffer_bytes;
 };
 
@@ -959,13 +973,19 @@ static int tcp_init(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     TCPObject *self = (TCPObject *)op;
     static char *kwlist[] = {"root", "byteorder", "nanosecond", "buffer_bytes", "dumper", "extension", "native",
-                             "tunnels", "frame_numbers", NULL};
+                             "tunnels", "frame_numbers", "bidirectional", NULL};
     struct tracer_options options = {.buffer_bytes = 32 * 1024 * 1024, .extension = Py_None};
-    PyObject *nanosecond = Py_False, *native = Py_False, *tunnels = Py_False, *frame_numbers = Py_True;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UUO|$nOOOOO:TCPBase", kwlist, &options.root, &options.byteorder,
+    PyObject *nanosecond = Py_False, *native = Py_False, *tunnels = Py_False, *frame_numbers = Py_True,
+             *bidirectional = Py_False;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UUO|$nOOOOOO:TCPBase", kwlist, &options.root, &options.byteorder,
                                      &nanosecond, &options.buffer_bytes, &options.dumper, &options.extension, &native,
-                                     &tunnels, &frame_numbers))
+                                     &tunnels, &frame_numbers, &bidirectional))
         return -1;
+    if (!PyBool_Check(bidirectional)) {
+        PyErr_Format(PyExc_TypeError, "bidirectional must be True or False, not %.100s", Py_TYPE(bidirectional)->tp_name);
+        return -1;
+    }
+    options.bidirectional = bidirectional == Py_True;
     if (options.buffer_bytes < 4096) {
         PyErr_Format(PyExc_ValueError, "buffer_bytes must be at least 4096, not %zd", options.buffer_bytes);
         return -1;
@@ -1008,6 +1028,7 @@ static int init_owned(TCPObject *self, const struct tracer_options *options)
     self->byteorder = Py_NewRef(options->byteorder);
     self->nanosecond = options->nanosecond;
     self->tunnels = options->tunnels;
+    self->bidirectional = options->bidirectional;
     self->dumper_class = Py_NewRef(options->dumper);
     self->extension = Py_NewRef(options->extension);
     self->mode = options->extension == Py_None ? OUTPUT_NONE : options->native ? OUTPUT_PCAP : OUTPUT_DUMPER;
@@ -1030,6 +1051,7 @@ static int init_owned(TCPObject *self, const struct tracer_options *options)
         .layout = {.big_endian = big, .nanosecond = self->nanosecond},
         .mapped_as_dotted = self->state->mapped_as_dotted,
         .no_frame_numbers = !options->frame_numbers,
+        .bidirectional = options->bidirectional,
         .max_pending_bytes = (uint64_t)buffer_bytes,
         .flush_bytes = buffer_bytes < 64 * 1024 ? (uint32_t)buffer_bytes : 64 * 1024,
     };
@@ -1149,6 +1171,12 @@ static PyObject *tcp_tunnels(PyObject *op, void *closure)
     return PyBool_FromLong(((TCPObject *)op)->tunnels);
 }
 
+static PyObject *tcp_bidirectional(PyObject *op, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(((TCPObject *)op)->bidirectional);
+}
+
 static PyMethodDef tcp_methods[] = {
     {"trace", (PyCFunction)(void (*)(void))tcp_trace, METH_FASTCALL | METH_KEYWORDS,
      "trace(packet, *, output=False)\n--\n\nTrace one packet. Returns the flow label, or with output=True the\n"
@@ -1171,6 +1199,8 @@ static PyGetSetDef tcp_getset[] = {
     {"index", tcp_index, NULL, "submit() while any flow is open, else the closed flows.", NULL},
     {"open_flows", tcp_open_flows, NULL, "How many flows are open now.", NULL},
     {"tunnels", tcp_tunnels, NULL, "Whether captures this tracer reads (trace_file) have their tunnels opened.", NULL},
+    {"bidirectional", tcp_bidirectional, NULL,
+     "Whether a flow is a whole connection (both directions, closed by FINs from both sides or an RST).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -408,8 +408,14 @@ static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const str
         .orig_len = captured->len,
     };
     const struct decoded_frame *decoded = &captured->decoded;
-    struct traced_frame frame = {decoded->key, (int64_t)frame_number, (decoded->tcp_flags & TCP_FLAG_FIN) != 0,
-                                 &record, captured->data, captured->linktype};
+    struct traced_frame frame = {
+        .key = decoded->key,
+        .number = (int64_t)frame_number,
+        .tcp_flags = decoded->tcp_flags,
+        .record = &record,
+        .data = captured->data,
+        .linktype = captured->linktype,
+    };
     struct trace_outcome outcome;
     enum trace_status status = tracer_trace(tr, &frame, describe_capture_flow, &origin, &outcome);
     stats->flows_opened += (uint64_t)outcome.opened;

@@ -35,4 +35,27 @@ static inline uint64_t flow_key_hash(const struct flow_key *key, uint64_t seed)
     return h ^ (h >> 29);
 }
 
+/* The key of a connection, the same for both of its directions: its two
+ * endpoints (family, address, port) in order, the lesser as the source.
+ * Returns which way the frame's key went: -1 already in order, 1 swapped,
+ * 0 both endpoints the same (a socket connected to itself: its directions
+ * cannot be told apart, here as in a one-direction key). */
+static inline int flow_key_connection(const struct flow_key *key, struct flow_key *out)
+{
+    int order = key->src_family != key->dst_family ? (key->src_family < key->dst_family ? -1 : 1)
+                                                   : memcmp(key->src, key->dst, sizeof key->src);
+    if (order == 0)
+        order = key->src_port == key->dst_port ? 0 : key->src_port < key->dst_port ? -1 : 1;
+    *out = *key;
+    if (order > 0) {
+        memcpy(out->src, key->dst, sizeof out->src);
+        memcpy(out->dst, key->src, sizeof out->dst);
+        out->src_port = key->dst_port;
+        out->dst_port = key->src_port;
+        out->src_family = key->dst_family;
+        out->dst_family = key->src_family;
+    }
+    return order < 0 ? -1 : order > 0;
+}
+
 #endif

@@ -7,7 +7,11 @@
  * A flow is one direction of a TCP connection. The tracer keeps the open
  * flows in a hash table keyed by flow_key, each with its label, the frame
  * numbers seen so far and its output file; a FIN closes the flow and moves
- * its label and frame numbers to the closed list. Frames written to a flow
+ * its label and frame numbers to the closed list. A bidirectional tracer
+ * (tracer_config.bidirectional) keeps one flow per connection instead: both
+ * directions share it, it is labelled as its first frame's direction would
+ * be, and it closes once both sides have sent FIN, or at an RST.
+ * Frames written to a flow
  * are buffered in memory and reach the file in large writes; at most
  * max_open_files descriptors are open at once (least recently used first
  * to go), so any number of flows can be open.
@@ -156,6 +160,7 @@ struct tracer_config {
     struct pcap_layout layout;
     int mapped_as_dotted;  /* see format_address() */
     int no_frame_numbers;  /* keep no frame numbers (flows' views have none): memory flat in the packets */
+    int bidirectional;     /* one flow per connection, closed by FINs from both sides or an RST (see above) */
     uint32_t max_open_files;   /* 0: choose from RLIMIT_NOFILE */
     uint32_t flush_bytes;      /* a flow's buffer is written once it holds this much */
     uint64_t max_pending_bytes; /* the largest buffers are written once all together hold this much memory */
@@ -177,10 +182,13 @@ struct tracer *tracer_new(const struct tracer_config *config, struct tracer_erro
 void tracer_delete(struct tracer *tr);
 
 
-/* The slot of the open flow for key, or TRACER_NO_SLOT. */
+/* The slot of the open flow for key, or TRACER_NO_SLOT. In a bidirectional
+ * tracer keys are a frame's own, either direction finding the connection's
+ * flow. */
 uint32_t tracer_find(struct tracer *tr, const struct flow_key *key);
 /* Opens a new flow for key (which must not be open) labelled with the timestamp
- * text. For pcap output the file (with its global header) is created at the
+ * text (and key's direction, for a bidirectional tracer's connection). For
+ * pcap output the file (with its global header) is created at the
  * flow's first flush, so a flow traced without frames still gets a
  * header-only file by submit(). Returns the slot, or TRACER_NO_SLOT with
  * tr->error set. */
@@ -189,12 +197,14 @@ uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *
 /* ---- The per-frame entry point: every caller (trace(), dump(), the capture
  * loop) hands a frame over through it ---- */
 
-/* One TCP frame: its flow, its number, whether it carries FIN (the flow
- * closes after it) and the pcap record to write (NULL: nothing to write). */
+/* One TCP frame: its flow, its number, its TCP flags (FIN closes a flow; a
+ * bidirectional tracer reads RST too) and the pcap record to write. Without
+ * a record (NULL) the caller writes the frame its own way, and closes the
+ * flow (tracer_close_flow) when outcome->ends says the frame ended it. */
 struct traced_frame {
     struct flow_key key;
     int64_t number;
-    int fin;
+    uint8_t tcp_flags; /* TCP_FLAG_FIN, TCP_FLAG_RST; the others are ignored */
     const struct pcap_record *record;
     const uint8_t *data;
     /* the frame's LINKTYPE_ value, 0: not told. A pcap file holds one link
@@ -219,11 +229,14 @@ enum trace_status {
 struct trace_outcome {
     uint32_t slot; /* the frame's flow, while it is open */
     int opened;    /* the frame opened it */
-    long closed;   /* after FIN: the flow's index in the closed list, else -1 */
+    /* the frame ends its flow (a FIN; bidirectional: the second side's FIN or an RST) and, given a
+     * record, the flow was closed; without a record, the caller is to close it */
+    int ends;
+    long closed;   /* once it ended: the flow's index in the closed list, else -1 */
 };
 
 /* Finds or opens the frame's flow, records the frame number, queues the
- * record and closes the flow on FIN. */
+ * record and closes the flow when the frame ends it (given a record). */
 enum trace_status tracer_trace(struct tracer *tr, const struct traced_frame *frame, tracer_describe_flow describe,
                                void *context, struct trace_outcome *outcome);
 
@@ -231,7 +244,7 @@ enum trace_status tracer_trace(struct tracer *tr, const struct traced_frame *fra
  * between them. Appends a frame number to the flow. Returns 0 or -1 (memory). */
 int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number);
 /* Takes back the frame number tracer_add_frame() added last (its frame could
- * not be queued). */
+ * not be queued), and the FIN tracer_trace() noted for it. */
 void tracer_forget_last_frame(struct tracer *tr, uint32_t slot);
 /* Queues one pcap record (header and data) on the flow's file, whole or not
  * at all. Returns 0; -1 when nothing was queued (tr->error); or

@@ -167,7 +167,7 @@ static int table_grow(struct tracer *tr)
 }
 
 /* tracer_find(), inline for tracer_trace() */
-static inline uint32_t find_slot(struct tracer *tr, const struct flow_key *key)
+static inline __attribute__((always_inline)) uint32_t find_slot(struct tracer *tr, const struct flow_key *key)
 {
     /* a connection's packets often come in runs in one direction */
     uint32_t last = tr->last_found;
@@ -186,7 +186,15 @@ static inline uint32_t find_slot(struct tracer *tr, const struct flow_key *key)
     }
 }
 
-uint32_t tracer_find(struct tracer *tr, const struct flow_key *key) { return find_slot(tr, key); }
+uint32_t tracer_find(struct tracer *tr, const struct flow_key *key)
+{
+    struct flow_key connection;
+    if (tr->config.bidirectional) {
+        (void)flow_key_connection(key, &connection);
+        key = &connection;
+    }
+    return find_slot(tr, key);
+}
 
 static void table_remove(struct tracer *tr, uint32_t slot)
 {
@@ -233,6 +241,14 @@ static uint32_t take_slot(struct tracer *tr)
 uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *timestamp,
                      size_t timestamp_length, uint32_t linktype)
 {
+    /* the label is the frame's own direction; the table holds the connection's key */
+    struct flow_key connection;
+    const struct flow_key *table_key = key;
+    int order = 0;
+    if (tr->config.bidirectional) {
+        order = flow_key_connection(key, &connection);
+        table_key = &connection;
+    }
     char label[LABEL_MAX];
     size_t label_length = format_label(key, timestamp, timestamp_length, tr->config.mapped_as_dotted, label);
     if (!label_length) {
@@ -272,7 +288,8 @@ uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *
         tr->free_slot = slot;
         return TRACER_NO_SLOT;
     }
-    flow->key = *key;
+    flow->key = *table_key;
+    flow->opener_swapped = order > 0;
     flow->label = interned;
     flow->label_length = (uint32_t)label_length;
     flow->use_number = use_number;
@@ -289,7 +306,7 @@ uint32_t tracer_open(struct tracer *tr, const struct flow_key *key, const char *
     tr->open_count++;
 
     size_t mask = tr->table_capacity - 1;
-    uint64_t hash = flow_key_hash(key, tr->hash_seed);
+    uint64_t hash = flow_key_hash(table_key, tr->hash_seed);
     size_t i = home_of(hash, mask);
     while (tr->table[i])
         i = (i + 1) & mask;
@@ -420,39 +437,41 @@ static __attribute__((noinline)) int write_other_link(struct tracer *tr, const s
                              frame->record->incl_len) < 0 ? -1 : 1;
 }
 
-/* tracer_trace() once the frame number is recorded: its record and its FIN. */
-static enum trace_status write_and_close(struct tracer *tr, const struct traced_frame *frame,
-                                         struct trace_outcome *outcome)
+/* tracer_trace() once the frame number is recorded: writing its record,
+ * and closing its flow when the frame ended it. Inline: it is most of the
+ * per-frame path. */
+static inline __attribute__((always_inline)) enum trace_status
+write_and_close(struct tracer *tr, const struct traced_frame *frame, struct trace_outcome *outcome, int ends)
 {
     uint32_t slot = outcome->slot;
-    if (frame->record) {
-        /* out of line: the common frame's path keeps no file name buffers */
-        int other = tr->config.write_pcap && frame->linktype && frame->linktype != tr->flows[slot].linktype;
-        int written = other ? write_other_link(tr, frame, slot) : 0;
-        if (written == 0)
-            written = tracer_write_frame(tr, slot, frame->record, frame->data, frame->record->incl_len);
-        else if (written == 1)
-            written = 0;
-        if (written == TRACER_QUEUED_UNWRITTEN)
-            return TRACE_WRITE_PENDING;
-        if (written < 0) {
-            frame_list_drop_last(&tr->flows[slot].frames); /* the index lists exactly the frames the files hold */
-            if (tr->error.code == 0 && frame->number > 0) {
-                /* a frame the file format cannot hold: name it */
-                char message[sizeof tr->error.message];
-                snprintf(message, sizeof message, "frame %lld: %.*s", (long long)frame->number,
-                         (int)sizeof message - 32, tr->error.message);
-                memcpy(tr->error.message, message, sizeof message);
-            }
-            if (outcome->opened) {
-                tracer_discard_flow(tr, slot);
-                outcome->slot = TRACER_NO_SLOT;
-            }
-            return TRACE_FAILED;
+    /* out of line: the common frame's path keeps no file name buffers */
+    int other = tr->config.write_pcap && frame->linktype && frame->linktype != tr->flows[slot].linktype;
+    int written = other ? write_other_link(tr, frame, slot) : 0;
+    if (written == 0)
+        written = tracer_write_frame(tr, slot, frame->record, frame->data, frame->record->incl_len);
+    else if (written == 1)
+        written = 0;
+    if (written == TRACER_QUEUED_UNWRITTEN)
+        return TRACE_WRITE_PENDING;
+    if (written < 0) {
+        frame_list_drop_last(&tr->flows[slot].frames); /* the index lists exactly the frames the files hold */
+        tr->flows[slot].fins = tr->flows[slot].fins_before;
+        if (tr->error.code == 0 && frame->number > 0) {
+            /* a frame the file format cannot hold: name it */
+            char message[sizeof tr->error.message];
+            snprintf(message, sizeof message, "frame %lld: %.*s", (long long)frame->number,
+                     (int)sizeof message - 32, tr->error.message);
+            memcpy(tr->error.message, message, sizeof message);
         }
+        if (outcome->opened) {
+            tracer_discard_flow(tr, slot);
+            outcome->slot = TRACER_NO_SLOT;
+        }
+        return TRACE_FAILED;
     }
-    if (!frame->fin)
+    if (!ends)
         return TRACE_OK;
+    outcome->ends = 1;
     int write_failed;
     if ((outcome->closed = tracer_close_flow(tr, slot, &write_failed)) < 0)
         return TRACE_FAILED;
@@ -460,12 +479,40 @@ static enum trace_status write_and_close(struct tracer *tr, const struct traced_
     return write_failed ? TRACE_CLOSE_WRITE_FAILED : TRACE_OK;
 }
 
-enum trace_status tracer_trace(struct tracer *tr, const struct traced_frame *frame, tracer_describe_flow describe,
-                               void *context, struct trace_outcome *outcome)
+/* Whether a frame ends its connection's flow in a bidirectional tracer: an
+ * RST, or a FIN once the other side has sent one too (a FIN sent again by
+ * the same side does not). order is flow_key_connection()'s answer for the
+ * frame's key; when both endpoints are the same the sides cannot be told
+ * apart, and the first FIN counts for one, the next for the other. The FINs
+ * before the frame are kept, so that taking the frame back takes its FIN
+ * back too. */
+static int connection_ends(struct flow *flow, const struct traced_frame *frame, int order)
 {
-    outcome->opened = 0;
+    flow->fins_before = flow->fins;
+    if (frame->tcp_flags & TCP_FLAG_FIN) {
+        unsigned side = order == 0 ? flow->fins & 1u : (unsigned)(order > 0) ^ flow->opener_swapped;
+        flow->fins |= (uint8_t)(1u << side);
+    }
+    return (frame->tcp_flags & TCP_FLAG_RST) || flow->fins == 3;
+}
+
+/* tracer_trace(), made twice by the compiler: `bidirectional` is a constant
+ * in each, so the one-direction path (pcapkit's) has none of the other's
+ * work, only the test that chose it. */
+static inline __attribute__((always_inline)) enum trace_status
+trace_frame(struct tracer *tr, const struct traced_frame *frame, tracer_describe_flow describe, void *context,
+            struct trace_outcome *outcome, const int bidirectional)
+{
+    outcome->opened = outcome->ends = 0;
     outcome->closed = -1;
-    uint32_t slot = find_slot(tr, &frame->key);
+    struct flow_key connection;
+    const struct flow_key *key = &frame->key;
+    int order = 0;
+    if (bidirectional) {
+        order = flow_key_connection(&frame->key, &connection);
+        key = &connection;
+    }
+    uint32_t slot = find_slot(tr, key);
     if (slot == TRACER_NO_SLOT) {
         enum trace_status opened = open_for_frame(tr, &frame->key, describe, context, &slot);
         if (opened != TRACE_OK) {
@@ -482,7 +529,35 @@ enum trace_status tracer_trace(struct tracer *tr, const struct traced_frame *fra
         }
         return TRACE_FAILED;
     }
-    return frame->record || frame->fin ? write_and_close(tr, frame, outcome) : TRACE_OK;
+    int ends = bidirectional ? connection_ends(&tr->flows[slot], frame, order) : frame->tcp_flags & TCP_FLAG_FIN;
+    if (frame->record)
+        return write_and_close(tr, frame, outcome, ends);
+    outcome->ends = ends; /* the caller closes */
+    return TRACE_OK;
+}
+
+/* Each out of line, so that tracer_trace() chooses before any register is
+ * saved and jumps to either. */
+static __attribute__((noinline)) enum trace_status trace_one_way(struct tracer *tr, const struct traced_frame *frame,
+                                                                 tracer_describe_flow describe, void *context,
+                                                                 struct trace_outcome *outcome)
+{
+    return trace_frame(tr, frame, describe, context, outcome, 0);
+}
+
+static __attribute__((noinline)) enum trace_status trace_both_ways(struct tracer *tr, const struct traced_frame *frame,
+                                                                   tracer_describe_flow describe, void *context,
+                                                                   struct trace_outcome *outcome)
+{
+    return trace_frame(tr, frame, describe, context, outcome, 1);
+}
+
+enum trace_status tracer_trace(struct tracer *tr, const struct traced_frame *frame, tracer_describe_flow describe,
+                               void *context, struct trace_outcome *outcome)
+{
+    if (__builtin_expect(tr->config.bidirectional, 0))
+        return trace_both_ways(tr, frame, describe, context, outcome);
+    return trace_one_way(tr, frame, describe, context, outcome);
 }
 
 /* ---- the caller's view (tracer.h) ---- */
@@ -492,7 +567,11 @@ int tracer_add_frame(struct tracer *tr, uint32_t slot, int64_t frame_number)
     return tracer_add_frame_inline(tr, slot, frame_number);
 }
 
-void tracer_forget_last_frame(struct tracer *tr, uint32_t slot) { frame_list_drop_last(&tr->flows[slot].frames); }
+void tracer_forget_last_frame(struct tracer *tr, uint32_t slot)
+{
+    frame_list_drop_last(&tr->flows[slot].frames);
+    tr->flows[slot].fins = tr->flows[slot].fins_before;
+}
 
 uint32_t tracer_open_count(const struct tracer *tr) { return tr->open_count; }
 size_t tracer_closed_count(const struct tracer *tr) { return tr->closed_count; }

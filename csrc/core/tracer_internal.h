@@ -27,6 +27,10 @@ struct flow {
     uint32_t open_prev, open_next; /* open flows in the order they were first seen */
     uint32_t linktype;
     uint8_t in_use;
+    /* bidirectional tracers only (in what was padding: a flow is no larger) */
+    uint8_t opener_swapped; /* the first frame's key was the connection key swapped */
+    uint8_t fins;           /* bit 0: the first frame's side sent FIN, bit 1: the other side */
+    uint8_t fins_before;    /* fins before the last frame, put back when that frame is taken back */
 };
 
 struct closed_flow {
