@@ -77,7 +77,7 @@ test-threads: install
 	LD_PRELOAD="$$(gcc -print-file-name=libtsan.so)" TSAN_OPTIONS=halt_on_error=1:report_signal_unsafe=0 \
 	"$$($(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))')" -m pytest -q -p no:cacheprovider \
 		--capture=sys --rootdir ../.. ../../tests/test_write_behind.py ../../tests/test_capture.py ../../tests/test_safety.py ../../tests/test_interrupts.py ../../tests/test_exit_paths.py \
-		../../tests/test_file_objects.py
+		../../tests/test_file_objects.py ../../tests/test_follow_threads.py
 
 # a longer fuzzing run: make fuzz FUZZ_SECONDS=3600
 fuzz: install
