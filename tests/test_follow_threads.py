@@ -48,7 +48,9 @@ def test_a_reader_busy_in_another_thread_is_refused():
         data = file.read()
     release = threading.Event()
     # whatever happens below, the rest of the capture comes within 10 s: nothing can hang
-    threading.Timer(10, release.set).start()
+    timer = threading.Timer(10, release.set)
+    timer.daemon = True
+    timer.start()
 
     def feed():
         os.write(write, data[:4096])  # the header and a little: a read() then waits for more
@@ -78,6 +80,7 @@ def test_a_reader_busy_in_another_thread_is_refused():
                 reader.close()
         finally:
             release.set()
+            timer.cancel()
             reading.join()
             feeder.join()
         while reader.read() is not None:
