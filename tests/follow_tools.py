@@ -66,12 +66,38 @@ def _env():
     return _ENV
 
 
+def _cache_path(args):
+    """Where tshark's output for args is kept when PCAPFLOW_TSHARK_CACHE names a directory
+    (make test sets it, so the sanitizer runs reuse what the plain run asked tshark), or None.
+    The key holds the capture's bytes, not its path: synthetic captures are rebuilt in new
+    temporary directories each run."""
+    directory = os.environ.get("PCAPFLOW_TSHARK_CACHE")
+    if not directory:
+        return None
+    key = hashlib.sha256()
+    for i, arg in enumerate(args):
+        if i and args[i - 1] == "-r":
+            with open(arg, "rb") as file:
+                arg = hashlib.sha256(file.read()).hexdigest()
+        key.update(str(arg).encode() + b"\0")
+    return os.path.join(directory, key.hexdigest())
+
+
 def _tshark(args):
+    cached = _cache_path(args)
+    if cached and os.path.exists(cached):
+        with open(cached, "rb") as file:
+            return file.read()
     done = subprocess.run([TSHARK, "-n", *args], capture_output=True, env=_env(), check=False)
     if done.returncode != 0:
         message = [line for line in done.stderr.decode("utf-8", "replace").splitlines()
                    if line and not line.startswith("Running as user")]
         raise TsharkError("; ".join(message) or f"tshark exited with {done.returncode}")
+    if cached:
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        with open(cached + ".partial", "wb") as file:
+            file.write(done.stdout)
+        os.replace(cached + ".partial", cached)
     return done.stdout
 
 
