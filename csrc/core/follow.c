@@ -59,6 +59,25 @@ static int seq_gt(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
 
 size_t follow_conversation_bytes(void) { return sizeof(struct conversation) + 2 * sizeof(uint32_t); }
 
+int follow_stream_nodes(const struct follow *f, uint64_t stream, struct flow_key *node0)
+{
+    if (stream >= f->count)
+        return -1;
+    const struct conversation *c = &f->conversations[stream];
+    if (!(c->flags & NODE0_SET))
+        return 0;
+    *node0 = c->key;
+    if (c->flags & NODE0_IS_DIRECTION_1) {
+        memcpy(node0->src, c->key.dst, 16);
+        memcpy(node0->dst, c->key.src, 16);
+        node0->src_port = c->key.dst_port;
+        node0->dst_port = c->key.src_port;
+        node0->src_family = c->key.dst_family;
+        node0->dst_family = c->key.src_family;
+    }
+    return 1;
+}
+
 struct follow *follow_new(const struct follow_config *config)
 {
     struct follow *f = calloc(1, sizeof *f);

@@ -558,6 +558,11 @@ void follow_delete(struct follow *f);
 int follow_frame(struct follow *f, const struct capture_frame *frame, int64_t frame_number);
 struct follow_stats follow_stats(const struct follow *f);
 size_t follow_conversation_bytes(void);
+/* Node 0 of a stream as sender, node 1 as receiver, into *node0: 1; 0 when
+ * the stream has no nodes yet (only ICMP errors quoted it); -1 when there is
+ * no such stream. The callers that stream records need keep no table of
+ * their own: the conversation has it. */
+int follow_stream_nodes(const struct follow *f, uint64_t stream, struct flow_key *node0);
 
 /* Reads up to max_frames frames of c (opened; its decode options are set
  * here) into f, numbering them after *frame_number. CAPTURE_TRACER_ERROR:
