@@ -439,13 +439,14 @@ static PyObject *follow_statistics(PyObject *op, PyObject *unused)
     FollowReaderObject *self = (FollowReaderObject *)op;
     struct follow_stats f = follow_stats(self->follow);
     const struct capture_stats *c = &self->stats;
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "frames", c->frames, "tcp_frames", c->tcp_frames,
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "frames", c->frames, "tcp_frames", c->tcp_frames,
                          "truncated", c->truncated, "filtered_out", c->filtered_out, "streams", f.streams,
                          "records", f.records, "gap_records", f.gap_records, "bytes", f.bytes, "held_bytes",
                          f.held_bytes, "peak_held_bytes", f.peak_held_bytes, "dropped_segments", f.dropped_segments,
                          "dropped_bytes", f.dropped_bytes, "fragments", f.fragments, "reassembled", f.reassembled,
                          "fragments_dropped", f.fragments_dropped, "conversation_bytes",
-                         (unsigned long long)follow_conversation_bytes());
+                         (unsigned long long)follow_conversation_bytes(), "held_segment_cost",
+                         (unsigned long long)FOLLOW_HELD_SEGMENT_COST);
 }
 
 static PyObject *follow_close(PyObject *op, PyObject *unused)
