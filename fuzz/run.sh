@@ -15,7 +15,7 @@ core=$(ls "$root"/csrc/core/*.c)
 # the seeds are decoded by this checkout's pcapflow (built in place, as
 # `pip install -e .` does), not by whichever one is installed
 PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" python3 "$root/fuzz/make_seeds.py" "$captures" "$work/seeds"
-for harness in decode capture writer; do
+for harness in decode capture writer follow; do
     clang $flags -o "$work/fuzz_$harness" "$root/fuzz/fuzz_$harness.c" $core -lpcap
     mkdir -p "$work/corpus/$harness" "$root/fuzz/regressions/$harness"
     if ls "$root/fuzz/regressions/$harness"/* >/dev/null 2>&1; then

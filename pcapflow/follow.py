@@ -97,12 +97,15 @@ def _timestamp(seconds, nanoseconds):
 
 
 def _batches(reader):
+    """(streams, records) of each batch; the caller lets go of a batch before
+    asking for the next, so that two are never held at once."""
     try:
         while True:
             batch = reader.read()
             if batch is None:
                 return
             yield batch
+            del batch
     finally:
         reader.close()
 
@@ -147,18 +150,23 @@ def follow(fin, *, filter=None, max_held_per_stream=None, max_held=None):  # pyl
 
 
 def _conversations(reader):
-    nodes, records = {}, {}
-    for streams, batch_records in _batches(reader):
-        for stream, is_nodes, src, dst in streams:
-            # a stream only ICMP errors quote has no nodes: tshark prints ":0" for both
-            if is_nodes or stream not in nodes:
-                nodes[stream] = (src, dst) if is_nodes else NO_NODES
-            records.setdefault(stream, [])
-        for stream, node, frame, seconds, nanoseconds, data, missing in batch_records:
-            records[stream].append(Record(node, frame, seconds, nanoseconds, data, missing))
-    for stream in range(len(nodes)):
+    # only streams with records have an entry here: a stream's nodes are the
+    # engine's to keep (reader.nodes), so a conversation costs Python nothing
+    # until it has bytes
+    records = {}
+    for batch in _batches(reader):
+        for stream, node, frame, seconds, nanoseconds, data, missing in batch[1]:
+            record = Record(node, frame, seconds, nanoseconds, data, missing)
+            try:
+                records[stream].append(record)
+            except KeyError:
+                records[stream] = [record]
+        del batch
+    for stream in range(reader.stats()["streams"]):
         frames, first_s, first_ns, last_s, last_ns = reader.frames(stream)
-        yield Conversation(stream, nodes[stream], records.pop(stream), frames, _timestamp(first_s, first_ns),
+        # a stream only ICMP errors quote has no nodes: tshark prints ":0" for both
+        nodes = reader.nodes(stream) or NO_NODES
+        yield Conversation(stream, nodes, records.pop(stream, ()), frames, _timestamp(first_s, first_ns),
                            _timestamp(last_s, last_ns))
 
 
@@ -173,12 +181,14 @@ def follow_records(fin, *, filter=None, max_held_per_stream=None, max_held=None)
 
 
 def _stream_records(reader):
-    nodes = {}
-    for streams, batch_records in _batches(reader):
-        for stream, is_nodes, src, dst in streams:
-            if is_nodes or stream not in nodes:
-                nodes[stream] = (src, dst)
-        for stream, node, frame, seconds, nanoseconds, data, missing in batch_records:
-            ends = nodes[stream]
+    # the nodes of the batch's streams only, from the engine: nothing here
+    # grows with the number of conversations
+    for batch in _batches(reader):
+        nodes = {}
+        for stream, node, frame, seconds, nanoseconds, data, missing in batch[1]:
+            ends = nodes.get(stream)
+            if ends is None:
+                ends = nodes[stream] = reader.nodes(stream)
             src, dst = (ends[0], ends[1]) if node == 0 else (ends[1], ends[0])
             yield StreamRecord(stream, node, src, dst, frame, seconds, nanoseconds, data, missing)
+        del batch, nodes

@@ -439,13 +439,14 @@ static PyObject *follow_statistics(PyObject *op, PyObject *unused)
     FollowReaderObject *self = (FollowReaderObject *)op;
     struct follow_stats f = follow_stats(self->follow);
     const struct capture_stats *c = &self->stats;
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "frames", c->frames, "tcp_frames", c->tcp_frames,
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "frames", c->frames, "tcp_frames", c->tcp_frames,
                          "truncated", c->truncated, "filtered_out", c->filtered_out, "streams", f.streams,
                          "records", f.records, "gap_records", f.gap_records, "bytes", f.bytes, "held_bytes",
                          f.held_bytes, "peak_held_bytes", f.peak_held_bytes, "dropped_segments", f.dropped_segments,
                          "dropped_bytes", f.dropped_bytes, "fragments", f.fragments, "reassembled", f.reassembled,
                          "fragments_dropped", f.fragments_dropped, "conversation_bytes",
-                         (unsigned long long)follow_conversation_bytes());
+                         (unsigned long long)follow_conversation_bytes(), "held_segment_cost",
+                         (unsigned long long)FOLLOW_HELD_SEGMENT_COST);
 }
 
 static PyObject *follow_close(PyObject *op, PyObject *unused)
@@ -481,11 +482,36 @@ static void follow_dealloc(PyObject *op)
     Py_DECREF(type);
 }
 
+/* nodes(stream) -> ((addr, port) of node 0, (addr, port) of node 1) as
+ * they stand now, or None while the stream has none. */
+static PyObject *follow_nodes(PyObject *op, PyObject *arg)
+{
+    FollowReaderObject *self = (FollowReaderObject *)op;
+    unsigned long long stream = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred())
+        return NULL;
+    struct flow_key key;
+    int found = follow_stream_nodes(self->follow, stream, &key);
+    if (found < 0) {
+        PyErr_SetString(PyExc_IndexError, "no such stream");
+        return NULL;
+    }
+    if (!found)
+        Py_RETURN_NONE;
+    PyObject *src = endpoint(key.src, key.src_family, key.src_port);
+    PyObject *dst = src ? endpoint(key.dst, key.dst_family, key.dst_port) : NULL;
+    PyObject *pair = dst ? PyTuple_Pack(2, src, dst) : NULL;
+    Py_XDECREF(src);
+    Py_XDECREF(dst);
+    return pair;
+}
+
 static PyMethodDef follow_methods[] = {
     {"read", follow_read, METH_NOARGS, "The next batch: (streams, records), or None at the end."},
     {"frames", follow_frames, METH_O,
      "frames(stream) -> (frame numbers, first seconds, first nanoseconds, last seconds, last nanoseconds)."},
     {"stats", follow_statistics, METH_NOARGS, "Counters of the run so far."},
+    {"nodes", follow_nodes, METH_O, "nodes(stream) -> ((addr, port), (addr, port)) of node 0 and node 1, or None."},
     {"split_index", follow_split_index, METH_NOARGS, "What the payload split wrote, stream by stream."},
     {"close", follow_close, METH_NOARGS, "Close the capture."},
     {NULL, NULL, 0, NULL},

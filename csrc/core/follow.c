@@ -20,6 +20,9 @@ struct held_segment {
     uint8_t data[];
 };
 
+/* its header and malloc's, within what a held segment is charged beyond its bytes */
+_Static_assert(sizeof(struct held_segment) + 16 <= FOLLOW_HELD_SEGMENT_COST, "FOLLOW_HELD_SEGMENT_COST too small");
+
 struct held_lists {
     struct held_segment *head[2], *tail[2]; /* by node, in arrival order */
     uint64_t bytes;
@@ -58,6 +61,25 @@ static int seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
 static int seq_gt(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
 
 size_t follow_conversation_bytes(void) { return sizeof(struct conversation) + 2 * sizeof(uint32_t); }
+
+int follow_stream_nodes(const struct follow *f, uint64_t stream, struct flow_key *node0)
+{
+    if (stream >= f->count)
+        return -1;
+    const struct conversation *c = &f->conversations[stream];
+    if (!(c->flags & NODE0_SET))
+        return 0;
+    *node0 = c->key;
+    if (c->flags & NODE0_IS_DIRECTION_1) {
+        memcpy(node0->src, c->key.dst, 16);
+        memcpy(node0->dst, c->key.src, 16);
+        node0->src_port = c->key.dst_port;
+        node0->dst_port = c->key.src_port;
+        node0->src_family = c->key.dst_family;
+        node0->dst_family = c->key.src_family;
+    }
+    return 1;
+}
 
 struct follow *follow_new(const struct follow_config *config)
 {
@@ -232,8 +254,8 @@ static void unlink_held(struct follow *f, struct conversation *c, int node, stru
         c->held->head[node] = s->next;
     if (c->held->tail[node] == s)
         c->held->tail[node] = before;
-    c->held->bytes -= s->length;
-    f->stats.held_bytes -= s->length;
+    c->held->bytes -= s->length + FOLLOW_HELD_SEGMENT_COST;
+    f->stats.held_bytes -= s->length + FOLLOW_HELD_SEGMENT_COST;
     free(s);
     if (!c->held->head[0] && !c->held->head[1]) {
         free(c->held); /* delivered: its memory goes at once */
@@ -283,8 +305,9 @@ static int take_held(struct follow *f, uint64_t stream, int node, uint32_t ackno
 static int hold(struct follow *f, struct conversation *c, int node, uint32_t seq, const uint8_t *data,
                 uint32_t length, const struct frame_time *when)
 {
-    uint64_t held_here = c->held ? c->held->bytes : 0;
-    if (held_here + length > f->config.max_held_per_stream || f->stats.held_bytes + length > f->config.max_held) {
+    /* a segment costs its bytes and its header: the bounds hold for memory, 1-byte segments too */
+    uint64_t held_here = c->held ? c->held->bytes : 0, cost = (uint64_t)length + FOLLOW_HELD_SEGMENT_COST;
+    if (held_here + cost > f->config.max_held_per_stream || f->stats.held_bytes + cost > f->config.max_held) {
         f->stats.dropped_segments++;
         f->stats.dropped_bytes += length;
         return 0;
@@ -301,8 +324,8 @@ static int hold(struct follow *f, struct conversation *c, int node, uint32_t seq
     else
         c->held->head[node] = s;
     c->held->tail[node] = s;
-    c->held->bytes += length;
-    f->stats.held_bytes += length;
+    c->held->bytes += cost;
+    f->stats.held_bytes += cost;
     if (f->stats.held_bytes > f->stats.peak_held_bytes)
         f->stats.peak_held_bytes = f->stats.held_bytes;
     return 0;

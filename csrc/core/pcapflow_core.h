@@ -549,15 +549,19 @@ struct follow_config {
 #define FOLLOW_DEFAULT_HELD_PER_STREAM ((uint64_t)16 << 20)
 #define FOLLOW_DEFAULT_HELD ((uint64_t)512 << 20)
 #define FOLLOW_DEFAULT_FRAGMENT_BYTES ((uint64_t)64 << 20)
+/* What a held segment counts against max_held_per_stream and max_held (and
+ * in held_bytes) beyond its payload: its header and the allocator's, so that
+ * the bounds hold for memory even when every segment carries one byte. */
+#define FOLLOW_HELD_SEGMENT_COST 64
 
 struct follow_stats {
     uint64_t streams;
     uint64_t records, gap_records;
     uint64_t bytes;             /* payload bytes in records (gap texts not counted) */
-    uint64_t held_bytes;        /* held back now */
+    uint64_t held_bytes;        /* held back now: payload + FOLLOW_HELD_SEGMENT_COST per segment */
     uint64_t peak_held_bytes;
     uint64_t dropped_segments;  /* held segments dropped at a bound */
-    uint64_t dropped_bytes;
+    uint64_t dropped_bytes;     /* their payload */
     uint64_t fragments, reassembled, fragments_dropped;
 };
 
@@ -571,6 +575,11 @@ void follow_delete(struct follow *f);
 int follow_frame(struct follow *f, const struct capture_frame *frame, int64_t frame_number);
 struct follow_stats follow_stats(const struct follow *f);
 size_t follow_conversation_bytes(void);
+/* Node 0 of a stream as sender, node 1 as receiver, into *node0: 1; 0 when
+ * the stream has no nodes yet (only ICMP errors quoted it); -1 when there is
+ * no such stream. The callers that stream records need keep no table of
+ * their own: the conversation has it. */
+int follow_stream_nodes(const struct follow *f, uint64_t stream, struct flow_key *node0);
 
 /* Reads up to max_frames frames of c (opened; its decode options are set
  * here) into f, numbering them after *frame_number. CAPTURE_TRACER_ERROR:
