@@ -35,6 +35,10 @@ static inline uint64_t flow_key_hash(const struct flow_key *key, uint64_t seed)
     return h ^ (h >> 29);
 }
 
+/* A seed for flow_key_hash() (flow_key.c): the tables' layout cannot be
+ * predicted from the packets alone. */
+uint64_t flow_key_random_seed(void);
+
 /* The key of a connection, the same for both of its directions: its two
  * endpoints (family, address, port) in order, the lesser as the source.
  * Returns which way the frame's key went: -1 already in order, 1 swapped,

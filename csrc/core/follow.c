@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "flow_key.h"
 #include "ip_defrag.h"
 #include "pcapflow_core.h"
 
@@ -37,7 +38,7 @@ enum {
 /* One tcp.stream. Directions: 0 is the key's src sending. Nodes: 0 is the
  * sender of the first segment Follow saw. */
 struct conversation {
-    struct flow_key key; /* the lower endpoint as src */
+    struct flow_key key; /* its connection key (flow_key_connection()): the lower endpoint as src */
     uint32_t base[2];    /* by direction: what relative sequence numbers count from */
     uint32_t next[2];    /* by node: the next relative sequence number expected */
     struct held_lists *held;
@@ -50,6 +51,7 @@ struct follow {
     uint64_t count, capacity;
     uint32_t *table; /* open addressing: stream + 1 of a tuple's newest conversation, 0 empty */
     uint64_t table_size;
+    uint64_t hash_seed; /* random: a crafted capture cannot make lookups collide */
     struct ip_defrag *defrag;
     struct follow_stats stats;
 };
@@ -92,6 +94,7 @@ struct follow *follow_new(const struct follow_config *config)
     if (!f->config.max_held)
         f->config.max_held = FOLLOW_DEFAULT_HELD;
     f->table_size = 1024;
+    f->hash_seed = flow_key_random_seed();
     f->table = calloc(f->table_size, sizeof *f->table);
     f->defrag = ip_defrag_new(f->config.max_fragment_bytes ? f->config.max_fragment_bytes
                                                            : FOLLOW_DEFAULT_FRAGMENT_BYTES);
@@ -140,42 +143,11 @@ struct follow_stats follow_stats(const struct follow *f)
 
 /* ---- the conversation table ---- */
 
-static uint64_t key_hash(const struct flow_key *key)
-{
-    uint64_t words[5], h = 0x9e3779b97f4a7c15u;
-    memcpy(words, key, sizeof words);
-    for (int i = 0; i < 5; i++) {
-        h ^= words[i];
-        h *= 0xff51afd7ed558ccdu;
-        h ^= h >> 32;
-    }
-    return h;
-}
-
-/* The key with its lower endpoint first, and which direction `key` is. */
-static struct flow_key canonical(const struct flow_key *key, int *direction)
-{
-    int order = memcmp(key->src, key->dst, 16);
-    if (order == 0)
-        order = key->src_port < key->dst_port ? -1 : key->src_port > key->dst_port;
-    *direction = order > 0;
-    if (!*direction)
-        return *key;
-    struct flow_key swapped = *key;
-    memcpy(swapped.src, key->dst, 16);
-    memcpy(swapped.dst, key->src, 16);
-    swapped.src_port = key->dst_port;
-    swapped.dst_port = key->src_port;
-    swapped.src_family = key->dst_family;
-    swapped.dst_family = key->src_family;
-    return swapped;
-}
-
 /* The table slot for key: its entry, or the empty slot it would take. */
 static uint64_t table_slot(const struct follow *f, const struct flow_key *key)
 {
-    uint64_t mask = f->table_size - 1, slot = key_hash(key) & mask;
-    while (f->table[slot] && memcmp(&f->conversations[f->table[slot] - 1].key, key, sizeof *key) != 0)
+    uint64_t mask = f->table_size - 1, slot = flow_key_hash(key, f->hash_seed) & mask;
+    while (f->table[slot] && !flow_key_equal(&f->conversations[f->table[slot] - 1].key, key))
         slot = (slot + 1) & mask;
     return slot;
 }
@@ -196,7 +168,7 @@ static int table_grow(struct follow *f)
     return 0;
 }
 
-/* A new conversation for key (canonical), newest for its tuple. Returns its
+/* A new conversation for key (a connection key: flow_key_connection()), newest for its tuple. Returns its
  * number, or -1 (memory; errno). */
 static int64_t conversation_new(struct follow *f, const struct flow_key *key, uint64_t slot, int replaces)
 {
@@ -408,8 +380,8 @@ static int tcp_header(struct follow *f, const struct decoded_frame *d, const uin
         return 0;
     uint32_t seq = u32(tcp + 4), ack = u32(tcp + 8);
     uint8_t flags = tcp[13];
-    int direction;
-    struct flow_key key = canonical(&d->key, &direction);
+    struct flow_key key;
+    int direction = flow_key_connection(&d->key, &key) > 0; /* 0: key's src sent it */
     uint64_t slot = table_slot(f, &key);
     int64_t stream = f->table[slot] ? (int64_t)f->table[slot] - 1 : -1;
     int syn = (flags & TCP_FLAG_SYN) != 0, ack_flag = (flags & TCP_FLAG_ACK) != 0;

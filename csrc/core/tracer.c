@@ -33,19 +33,6 @@ static char *copy_text(const char *text)
     return copy ? memcpy(copy, text, n) : NULL;
 }
 
-/* A seed for the hash tables, so that their layout cannot be predicted from
- * the packets alone. getrandom() does not block once the system has booted;
- * should it fail, the clock and an address stand in. */
-static uint64_t random_seed(void)
-{
-    uint64_t seed;
-    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) == (ssize_t)sizeof seed)
-        return seed;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return ((uint64_t)now.tv_nsec << 32 ^ (uint64_t)now.tv_sec ^ (uint64_t)(uintptr_t)&now) * 0x9e3779b97f4a7c15u;
-}
-
 /* A quarter of the descriptor limit, so that the rest of the process keeps
  * most of its descriptors; at most 256, at least 1. */
 static uint32_t default_max_open_files(void)
@@ -69,9 +56,9 @@ static int tracer_init(struct tracer *tr, const struct tracer_config *config)
     memset(tr, 0, sizeof *tr);
     tr->config = *config;
     tr->free_slot = tr->open_first = tr->open_last = tr->last_found = TRACER_NO_SLOT;
-    tr->hash_seed = random_seed();
-    label_set_init(&tr->labels, random_seed());
-    label_set_init(&tr->split_files, random_seed());
+    tr->hash_seed = flow_key_random_seed();
+    label_set_init(&tr->labels, flow_key_random_seed());
+    label_set_init(&tr->split_files, flow_key_random_seed());
     if (!tr->config.max_open_files)
         tr->config.max_open_files = default_max_open_files();
     if (!tr->config.flush_bytes)
