@@ -75,17 +75,24 @@ def commands(capture, out, floor):
     }
 
 
+def clear(directory):
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+
+
 def measure(capture, args, floor):
     runs = {}
     follow_line = None
     with tempfile.TemporaryDirectory(dir=args.workdir) as out:
         for _ in range(args.repeat):
             for name, cmd in commands(capture, out, floor).items():
-                for sub in ("payload", "tcpflow", "pcap", "floor.pcap"):
-                    path = os.path.join(out, sub)
-                    shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else None
                 wait_for_quiet(10)
                 run = run_child(cmd)
+                clear(out)  # each tool starts with an empty output directory and memory to spare
                 runs.setdefault(name, []).append(run)
                 if name == "follow all":
                     follow_line = run.stdout.split()
@@ -126,12 +133,16 @@ def main(argv=None):
     parser.add_argument("--packets", type=int, default=1000000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tshark-samples", type=int, default=3)
-    parser.add_argument("--workdir", default=None, help="where outputs go (default: the temporary directory)")
+    parser.add_argument("--workdir", default=None, help="where outputs go (default: the temporary directory; "
+                                                        "/dev/shm keeps the disk out of the measurement)")
+    parser.add_argument("--only", choices=("real", "reordered"), help="one input only")
     args = parser.parse_args(argv)
     floor = build_floor()
-    inputs = [("real", args.real or recorded_capture(args.packets)),
-              ("reordered", args.reordered or reordered_capture(args.packets))]
+    inputs = [("real", args.real or (None if args.only == "reordered" else recorded_capture(args.packets))),
+              ("reordered", args.reordered or (None if args.only == "real" else reordered_capture(args.packets)))]
     for name, capture in inputs:
+        if args.only and name != args.only:
+            continue
         runs, info = measure(capture, args, floor)
         report(name, capture, runs, info)
 
