@@ -227,6 +227,18 @@ FILE *open_input(PyObject *fin, struct input *in);
 void raise_input_error(const struct module_state *state, struct input *in, const char *why, uint64_t frame,
                        uint64_t offset);
 void input_clear(struct input *in);
+/* A capture_check function for a reader that runs without the GIL: slot
+ * (a PyThreadState **) holds its saved state while it does, NULL while it
+ * holds the GIL. Runs Python's signal handlers; nonzero (an exception set)
+ * stops the reading. */
+int check_signals_released(void *slot);
+/* Opens c on fin (open_input(); the capture's header is read without the
+ * GIL, *released being its saved state meanwhile, and the reading stops on
+ * a signal handler's exception) and compiles filter (None or a str). The
+ * reader then uses check_signals_released with the same slot. Returns 0, or
+ * -1 with an exception set (TypeError, CaptureError, FilterError, ...). */
+int open_capture_input(const struct module_state *state, struct capture *c, PyObject *fin, PyObject *filter,
+                       struct input *in, PyThreadState **released);
 /* Raises pcapflow.CaptureError with filename, frame and offset. */
 void raise_damaged(const struct module_state *state, PyObject *name, const char *why, uint64_t frame,
                    uint64_t offset);

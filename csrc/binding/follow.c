@@ -129,17 +129,6 @@ static int on_record(void *context, const struct follow_record *r)
     return 0;
 }
 
-static int follow_check(void *arg)
-{
-    FollowReaderObject *self = arg;
-    if (!self->released)
-        return PyErr_CheckSignals() < 0;
-    PyEval_RestoreThread(self->released);
-    int stop = PyErr_CheckSignals() < 0;
-    self->released = PyEval_SaveThread();
-    return stop;
-}
-
 static uint64_t size_argument(PyObject *value, const char *name, int *failed)
 {
     if (value == Py_None)
@@ -161,10 +150,6 @@ static PyObject *follow_new_object(PyTypeObject *type, PyObject *args, PyObject 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOOO:follow", kwlist, &fin, &filter, &keep, &per_stream,
                                      &total, &split))
         return NULL;
-    if (filter != Py_None && !PyUnicode_Check(filter)) {
-        PyErr_Format(PyExc_TypeError, "filter must be a str (a BPF expression), not %.100s", Py_TYPE(filter)->tp_name);
-        return NULL;
-    }
     int failed = 0;
     struct follow_config config = {
         .max_held_per_stream = size_argument(per_stream, "max_held_per_stream", &failed),
@@ -197,33 +182,9 @@ static PyObject *follow_new_object(PyTypeObject *type, PyObject *args, PyObject 
         PyErr_NoMemory();
         goto fail;
     }
-    FILE *file = open_input(fin, &self->input);
-    if (!file)
+    if (open_capture_input(state, self->capture, fin, filter, &self->input, &self->released) < 0)
         goto fail;
-    const struct capture_check check = {.function = follow_check, .arg = self, .interval_ns = 50000000u};
-    self->input.released = &self->released;
-    self->released = PyEval_SaveThread();
-    PyObject *head = self->input.head;
-    int opened = capture_open_after(self->capture, head ? PyBytes_AS_STRING(head) : NULL,
-                                    head ? (size_t)PyBytes_GET_SIZE(head) : 0, file, &check);
-    PyEval_RestoreThread(self->released);
-    self->released = NULL;
-    if (opened < 0) {
-        if (!capture_interrupted(self->capture))
-            raise_input_error(state, &self->input, capture_error(self->capture), 1, 0);
-        goto fail;
-    }
     self->open = 1;
-    if (filter != Py_None) {
-        const char *expression = PyUnicode_AsUTF8(filter);
-        if (!expression)
-            goto fail;
-        if (capture_set_filter(self->capture, expression) < 0) {
-            PyErr_Format(state->filter_error, "BPF filter %R does not compile: %s", filter,
-                         capture_error(self->capture));
-            goto fail;
-        }
-    }
     return (PyObject *)self;
 fail:
     Py_DECREF(self);
@@ -319,7 +280,7 @@ static PyObject *follow_read(PyObject *op, PyObject *unused)
         return NULL;
     }
     if (status == CAPTURE_INTERRUPTED)
-        return NULL; /* follow_check's exception */
+        return NULL; /* check_signals_released's exception */
     if (status == CAPTURE_DAMAGED || (status == CAPTURE_DONE && self->input.read_error)) {
         /* what was read before the damage is given first; the error comes next time */
         if (self->record_count || self->stream_count)

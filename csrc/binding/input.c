@@ -261,6 +261,53 @@ void raise_input_error(const struct module_state *state, struct input *in, const
     Py_DECREF(error);
 }
 
+int check_signals_released(void *slot)
+{
+    PyThreadState **released = slot;
+    if (!*released)
+        return PyErr_CheckSignals() < 0;
+    PyEval_RestoreThread(*released);
+    int stop = PyErr_CheckSignals() < 0;
+    *released = PyEval_SaveThread();
+    return stop;
+}
+
+int open_capture_input(const struct module_state *state, struct capture *c, PyObject *fin, PyObject *filter,
+                       struct input *in, PyThreadState **released)
+{
+    if (filter != Py_None && !PyUnicode_Check(filter)) {
+        PyErr_Format(PyExc_TypeError, "filter must be a str (a BPF expression), not %.100s", Py_TYPE(filter)->tp_name);
+        return -1;
+    }
+    FILE *file = open_input(fin, in);
+    if (!file)
+        return -1;
+    const struct capture_check check = {.function = check_signals_released, .arg = released,
+                                        .interval_ns = 50000000u};
+    in->released = released; /* read() takes the GIL back from there */
+    *released = PyEval_SaveThread(); /* reading the file header may wait on a pipe */
+    PyObject *head = in->head;
+    int opened = capture_open_after(c, head ? PyBytes_AS_STRING(head) : NULL, head ? (size_t)PyBytes_GET_SIZE(head) : 0,
+                                    file, &check);
+    PyEval_RestoreThread(*released);
+    *released = NULL;
+    if (opened < 0) {
+        if (!capture_interrupted(c))
+            raise_input_error(state, in, capture_error(c), 1, 0);
+        return -1;
+    }
+    if (filter != Py_None) {
+        const char *expression = PyUnicode_AsUTF8(filter);
+        if (!expression)
+            return -1;
+        if (capture_set_filter(c, expression) < 0) {
+            PyErr_Format(state->filter_error, "BPF filter %R does not compile: %s", filter, capture_error(c));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void input_clear(struct input *in)
 {
     Py_CLEAR(in->name);

@@ -16,20 +16,6 @@ typedef struct {
     int busy; /* a thread is reading: others are refused, not let in while the GIL is released */
 } CaptureReaderObject;
 
-/* The core calls this while it waits for input (a pipe) and when a read is
- * interrupted: Python's signal handlers run, and a KeyboardInterrupt stops
- * the reading. Nonzero: stop, with the exception set. */
-static int reader_check(void *arg)
-{
-    CaptureReaderObject *self = arg;
-    if (!self->released)
-        return PyErr_CheckSignals() < 0;
-    PyEval_RestoreThread(self->released);
-    int stop = PyErr_CheckSignals() < 0;
-    self->released = PyEval_SaveThread();
-    return stop;
-}
-
 static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"fin", "filter", "tunnels", NULL};
@@ -39,10 +25,6 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     int tunnels = PyObject_IsTrue(tunnels_arg);
     if (tunnels < 0)
         return NULL;
-    if (filter != Py_None && !PyUnicode_Check(filter)) {
-        PyErr_Format(PyExc_TypeError, "filter must be a str (a BPF expression), not %.100s", Py_TYPE(filter)->tp_name);
-        return NULL;
-    }
     /* the type cannot be subclassed: it is the module's own */
     const struct module_state *state = PyType_GetModuleState(type);
     if (!state)
@@ -56,35 +38,13 @@ static PyObject *reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         PyErr_NoMemory();
         goto fail;
     }
-    FILE *file = open_input(fin, &self->input);
-    if (!file)
+    /* the core runs check_signals_released while it waits for input (a pipe)
+     * and when a read is interrupted: Python's signal handlers run, and a
+     * KeyboardInterrupt stops the reading */
+    if (open_capture_input(state, self->capture, fin, filter, &self->input, &self->released) < 0)
         goto fail;
-    int opened;
-    const struct capture_check check = {.function = reader_check, .arg = self, .interval_ns = 50000000u};
-    self->input.released = &self->released; /* read() takes the GIL back from there */
-    self->released = PyEval_SaveThread(); /* reading the file header may wait on a pipe */
-    PyObject *head = self->input.head;
-    opened = capture_open_after(self->capture, head ? PyBytes_AS_STRING(head) : NULL,
-                                head ? (size_t)PyBytes_GET_SIZE(head) : 0, file, &check);
-    PyEval_RestoreThread(self->released);
-    self->released = NULL;
-    if (opened < 0) {
-        if (!capture_interrupted(self->capture))
-            raise_input_error(state, &self->input, capture_error(self->capture), 1, 0);
-        goto fail;
-    }
     self->open = 1;
     capture_set_decode_options(self->capture, tunnels ? DECODE_TUNNELS : 0);
-    if (filter != Py_None) {
-        const char *expression = PyUnicode_AsUTF8(filter);
-        if (!expression)
-            goto fail;
-        if (capture_set_filter(self->capture, expression) < 0) {
-            PyErr_Format(state->filter_error, "BPF filter %R does not compile: %s",
-                         filter, capture_error(self->capture));
-            goto fail;
-        }
-    }
     return (PyObject *)self;
 fail:
     Py_DECREF(self);
@@ -199,7 +159,7 @@ static PyObject *reader_next(PyObject *op)
     struct capture_frame frame;
     struct capture_stats uncounted = {0}; /* packets() reports no counters */
     /* without the GIL: a pipe may be fed by another Python thread, which
-     * needs it to write (reader_check takes it back to run signal handlers) */
+     * needs it to write (check_signals_released takes it back to run signal handlers) */
     self->busy = 1;
     self->released = PyEval_SaveThread();
     enum capture_status status = capture_next(self->capture, &frame, &self->frame_number, &uncounted);
@@ -208,7 +168,7 @@ static PyObject *reader_next(PyObject *op)
     self->busy = 0;
     if (status == CAPTURE_FRAME)
         return make_packet(state, self, &frame);
-    /* CAPTURE_INTERRUPTED: reader_check's exception stands; a frame begun is
+    /* CAPTURE_INTERRUPTED: check_signals_released's exception stands; a frame begun is
      * lost, so no more are read */
     if (status == CAPTURE_DAMAGED || (status == CAPTURE_DONE && self->input.read_error))
         raise_input_error(state, &self->input, capture_error(self->capture), self->frame_number + 1,
