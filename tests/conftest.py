@@ -19,6 +19,7 @@ import datetime
 import ipaddress
 import logging
 import os
+import signal
 import types
 import warnings
 from decimal import Decimal
@@ -35,6 +36,19 @@ from pcapkit.protocols.data.misc.pcap.frame import Frame as PcapkitFrame
 from pcapkit.protocols.data.misc.pcap.frame import FrameInfo as PcapkitFrameInfo
 
 import pcapflow
+
+
+@pytest.fixture(autouse=True)
+def signals_left_as_they_were():
+    """A test that leaves signals blocked in the test process (or changes SIGINT's handler)
+    would make every later test that stops a run with a signal hang, in this process and in
+    the subprocesses it starts (they inherit the mask): fail the test that did it instead."""
+    mask, handler = signal.pthread_sigmask(signal.SIG_BLOCK, []), signal.getsignal(signal.SIGINT)
+    yield
+    after, after_handler = signal.pthread_sigmask(signal.SIG_SETMASK, mask), signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, handler)
+    assert after == mask, f"the test left signals blocked: {sorted(after - mask)}"
+    assert after_handler == handler, f"the test left SIGINT's handler changed: {after_handler!r}"
 
 # pcapkit logs a warning for every short frame its pcap writer parses; irrelevant here.
 logging.getLogger("pcapkit").setLevel(logging.ERROR)
