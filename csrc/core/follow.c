@@ -373,6 +373,32 @@ static int follow_segment(struct follow *f, uint64_t stream, const struct flow_k
 
 /* ---- a frame's TCP header: its conversation, then Follow ---- */
 
+/* The conversation of a segment `sent` (key: its connection key): the
+ * tuple's newest, or a new one when there is none or when the segment is a
+ * SYN without ACK (syn_only) whose number differs from the one its side
+ * began with. Returns its number, or -1 (memory, or a callback stopped). */
+static int64_t conversation_of(struct follow *f, const struct flow_key *sent, const struct flow_key *key,
+                               int direction, uint32_t seq, int syn_only)
+{
+    uint64_t slot = table_slot(f, key);
+    int replaces = f->table[slot] != 0;
+    if (replaces) {
+        int64_t stream = (int64_t)f->table[slot] - 1;
+        struct conversation *c = &f->conversations[stream];
+        uint8_t base_set = direction ? BASE_SET_1 : BASE_SET_0;
+        if (!syn_only || !(c->flags & base_set) || seq == c->base[direction])
+            return stream;
+        /* a new connection on the same ports: the old one gets no more segments, so
+         * what it held back can never come out (Wireshark loses it too) */
+        release_held(f, c);
+    }
+    int64_t stream = conversation_new(f, key, slot, replaces);
+    if (stream >= 0 && f->config.callbacks.stream &&
+        f->config.callbacks.stream(f->config.callbacks.context, (uint64_t)stream, sent) < 0)
+        return -1;
+    return stream;
+}
+
 static int tcp_header(struct follow *f, const struct decoded_frame *d, const uint8_t *tcp, uint32_t captured,
                       uint32_t stated, const struct frame_time *when, int quoted)
 {
@@ -382,27 +408,10 @@ static int tcp_header(struct follow *f, const struct decoded_frame *d, const uin
     uint8_t flags = tcp[13];
     struct flow_key key;
     int direction = flow_key_connection(&d->key, &key) > 0; /* 0: key's src sent it */
-    uint64_t slot = table_slot(f, &key);
-    int64_t stream = f->table[slot] ? (int64_t)f->table[slot] - 1 : -1;
     int syn = (flags & TCP_FLAG_SYN) != 0, ack_flag = (flags & TCP_FLAG_ACK) != 0;
-    if (stream >= 0) {
-        const struct conversation *c = &f->conversations[stream];
-        uint8_t base_set = direction ? BASE_SET_1 : BASE_SET_0;
-        if (syn && !ack_flag && (c->flags & base_set) && seq != c->base[direction]) {
-            /* a new connection on the same ports: the old one gets no more segments, so
-             * what it held back can never come out (Wireshark loses it too) */
-            release_held(f, &f->conversations[stream]);
-            stream = conversation_new(f, &key, slot, 1);
-        } else
-            goto found;
-    } else {
-        stream = conversation_new(f, &key, slot, 0);
-    }
+    int64_t stream = conversation_of(f, &d->key, &key, direction, seq, syn && !ack_flag);
     if (stream < 0)
         return -1;
-    if (f->config.callbacks.stream && f->config.callbacks.stream(f->config.callbacks.context, (uint64_t)stream, &d->key) < 0)
-        return -1;
-found:
     if (f->config.callbacks.frame &&
         f->config.callbacks.frame(f->config.callbacks.context, (uint64_t)stream, when->number, when->seconds,
                                   when->nanoseconds) < 0)
