@@ -37,6 +37,12 @@ from pcapkit.protocols.data.misc.pcap.frame import FrameInfo as PcapkitFrameInfo
 
 import pcapflow
 
+# A test run started in the background by a non-interactive shell inherits SIGINT ignored,
+# and so would every process the tests start (an ignored signal stays ignored across exec):
+# the Ctrl-C tests need it delivered, as it is to a user at a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 @pytest.fixture(autouse=True)
 def signals_left_as_they_were():
