@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import os
 import signal
+import subprocess
 import types
 import warnings
 from decimal import Decimal
@@ -42,6 +43,23 @@ import pcapflow
 # the Ctrl-C tests need it delivered, as it is to a user at a terminal.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# The sanitizer runs (make test-sanitized, test-threads) preload the sanitizer runtimes into the
+# test process, and every process it starts inherits LD_PRELOAD: Python children need them
+# (they import the instrumented module), Wireshark's tools and tcpflow do not, and editcap under a
+# preloaded ASan was seen to hang in a futex. The tools start without it.
+TOOLS = {"tshark", "editcap", "capinfos", "mergecap", "text2pcap", "tcpflow", "tcpdump"}
+
+if "LD_PRELOAD" in os.environ:
+    class _ToolsWithoutPreload(subprocess.Popen):
+        def __init__(self, args, *more, **kwargs):
+            program = args[0] if isinstance(args, (list, tuple)) and args else args
+            if os.path.basename(os.fspath(program)) in TOOLS:
+                kwargs["env"] = {k: v for k, v in (kwargs.get("env") or os.environ).items() if k != "LD_PRELOAD"}
+            super().__init__(args, *more, **kwargs)
+
+    subprocess.Popen = _ToolsWithoutPreload
 
 
 @pytest.fixture(autouse=True)
