@@ -73,7 +73,7 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
         trace_capture = text_capture.capture_tracer(filter, progress)
     else:
         def trace_capture(tracer, fin, report, first_frame):
-            return tracer._trace_capture(fin, filter, report, first_frame, idle_timeout)  # pylint: disable=protected-access
+            return tracer._trace_capture(fin, filter, report, first_frame, idle_timeout, index)  # pylint: disable=protected-access
     sizes = [_size(fin) for fin in fins]
     budget = _core.output_budget(sum(sizes) if all(sizes) else 0, buffer_bytes)  # 0: a size is unknown
     tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=budget, tunnels=tunnels, frame_numbers=index,
@@ -117,10 +117,13 @@ def trace_live(interface, fout=None, format=None, byteorder=sys.byteorder, nanos
     ``buffer_mb`` sizes the kernel's buffer for frames not read yet (libpcap's 2 MB by
     default; more rides out bursts). Timestamps are in nanoseconds where the kernel gives
     them. ``idle_timeout`` (seconds) closes a flow that has had no frame for that long as
-    if by FIN; its next frame opens a new flow: the open flows, and memory, stay bounded on
-    a link that runs for days. ``stats`` receives trace_file()'s counters and the kernel's:
+    if by FIN; its next frame opens a new flow: the open flows stay bounded on a link that
+    runs for days. With ``index=False`` as well, a flow that closes is forgotten once written
+    (no Index is kept) and so are the labels of flows that began over a minute ago, so memory
+    holds the open flows alone; with an index, each flow costs about 100 bytes until the end. ``stats`` receives trace_file()'s counters and the kernel's:
     ``received`` (frames that passed the filter), ``dropped`` (lost for want of room in the
-    buffer) and ``interface_dropped``. ``progress(bytes, 0, packets, open_flows)`` is
+    buffer) and ``interface_dropped``, and ``tracer_bytes``, the memory the tracer holds for
+    its flows (output buffers aside). ``progress(bytes, 0, packets, open_flows)`` is
     called every so often; ``started(info)`` once the interface is open, before the first frame
     (info: interface, linktype and linktype_description as libpcap names them, snaplen,
     nanosecond), as tcpdump says "listening on". ``tunnels``, ``index`` and ``bidirectional``
@@ -146,7 +149,7 @@ def trace_live(interface, fout=None, format=None, byteorder=sys.byteorder, nanos
     def capture(totals):
         _add(totals, tracer._trace_live(  # pylint: disable=protected-access
             interface, filter, progress, count, duration, snaplen, promisc,
-            buffer_mb << 20 if buffer_mb else None, idle_timeout, started))
+            buffer_mb << 20 if buffer_mb else None, idle_timeout, started, index))
 
     return _traced(tracer, capture, index, stats)
 

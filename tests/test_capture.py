@@ -597,6 +597,7 @@ def test_stats_counters(tmp_path):
     # the output budget (no more than the capture) and each file made and written once
     output = {key: stats.pop(key) for key in ("buffer_bytes", "files_created", "file_writes", "file_reopens",
                                               "budget_flushes")}
+    assert 0 < stats.pop("tracer_bytes") < 1 << 20
     assert stats == counters
     assert output.pop("buffer_bytes") == max(os.path.getsize(path), 4096)
     assert output == {"files_created": 4, "file_writes": 4, "file_reopens": 0, "budget_flushes": 0}

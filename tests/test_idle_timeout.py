@@ -5,6 +5,8 @@ Checked against capture_tools.expected_flows (pcapkit's flow rules with the
 same timeout added) on random captures: labels, frame lists, the order of
 the index, and every flow file byte for byte."""
 import ipaddress
+import os
+import struct
 import subprocess
 import sys
 
@@ -50,7 +52,7 @@ STEP = st.tuples(st.integers(0, len(ENDPOINTS) - 1), st.booleans(),
                                   -3 * SECOND]))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(STEP, min_size=1, max_size=40), timeout=st.sampled_from([1, 2, 0.5, 3.25]))
 def test_random_captures_match_the_model(tmp_path_factory, steps, timeout):
     directory = tmp_path_factory.mktemp("idle")
@@ -154,3 +156,83 @@ def test_cli_idle_timeout(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "pcapflow", str(capture), "-o", str(tmp_path / "x"),
                           "--idle-timeout", "0"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "--idle-timeout" in bad.stderr
+
+
+# ---- a run that goes on for days: memory grows with the open flows only ----
+
+def many_short_flows(path, count, first=0, step_ms=1, repeat_every=0):
+    """count one-frame flows (SYNs from distinct endpoints), one every step_ms. Made from
+    one frame with its source address and port replaced (checksums are not checked).
+    repeat_every: every so many flows, a FIN whose copy comes again 500 frames (5 s of
+    capture time at 10 ms) later, stamped as the first (a capture whose frames are a
+    little out of order): the copy opens a flow with the same label as the first."""
+    from capture_tools import ETHERNET, pcap_header
+    templates = {flags: ethernet(ipv4("10.0.0.0", "10.200.0.1", tcp(1024, 80, flags))) for flags in (SYN, FIN)}
+    header = struct.Struct("<IIII")
+    chunks, late = [pcap_header(ETHERNET)], {}
+    for i in range(first, first + count):
+        if i in late:
+            chunks.append(late.pop(i))
+        ms = i * step_ms
+        repeated = repeat_every and i % repeat_every == 0
+        template = templates[FIN if repeated else SYN]
+        frame = template[:26] + (0x0A000000 | i).to_bytes(4, "big") + template[30:34] + \
+            (1024 + i % 60000).to_bytes(2, "big") + template[36:]
+        record = header.pack(START + ms // 1000, (ms % 1000) * 1000, len(frame), len(frame)) + frame
+        chunks.append(record)
+        if repeated:
+            late[i + 500] = record
+    chunks.extend(late.values())
+    with open(path, "wb") as out:
+        out.write(b"".join(chunks))
+
+
+def trace_without_index(files, clock_stamped):
+    """The tracer's own memory (stats' tracer_bytes) after each file of a series traced
+    with no index and a 1 s idle timeout, and the most flows open after a file."""
+    tracer = pcapflow.TCP(None, "no-files", frame_numbers=False)
+    first, memory, most_open = 0, [], 0
+    for name in files:
+        counters = tracer._trace_capture(name, None, None, first, 1.0, False, clock_stamped)  # pylint: disable=protected-access
+        first = counters["last_frame"]
+        memory.append(counters["tracer_bytes"])
+        most_open = max(most_open, tracer.open_flows)
+    tracer.close()
+    return memory, most_open
+
+
+@pytest.mark.filterwarnings("ignore::pcapflow.FormatWarning")
+def test_a_long_run_without_an_index_keeps_memory_flat(tmp_path):
+    # one flow every 10 ms, a 1 s idle timeout: about 100 open at once, 600,000 in all
+    names = []
+    for part in range(4):
+        many_short_flows(tmp_path / f"part{part}.pcap", 150_000, first=part * 150_000, step_ms=10)
+        names.append(str(tmp_path / f"part{part}.pcap"))
+    # an interface's times never go back: the labels of flows long gone are forgotten,
+    # and memory stays within what about 16,000 labels take (a minute's, twice), however
+    # long the run
+    memory, most_open = trace_without_index(names, clock_stamped=True)
+    assert most_open <= 110
+    assert max(memory) < 3 << 20, memory
+    # a capture file's may (a series given twice): its labels are kept, so that a repeated
+    # label cannot truncate a file, and they grow with the flows; the closed flows do not
+    memory, _ = trace_without_index(names, clock_stamped=False)
+    assert memory[-1] > 3 * memory[0] and 60 < (memory[-1] - memory[0]) / 450_000 < 150, memory
+
+
+def test_forgetting_labels_changes_no_file(tmp_path):
+    # labels pruned several times (from 4,096 on), flows closed by FIN and by the idle
+    # timeout, labels repeated at the same instant: the files are those of a run that
+    # keeps everything, the repeated labels' second files numbered
+    many_short_flows(tmp_path / "in.pcap", 30_000, step_ms=10, repeat_every=997)
+    stats = {}
+    kept = pcapflow.trace_file(str(tmp_path / "in.pcap"), str(tmp_path / "kept"), idle_timeout=0.5, stats=stats)
+    tracer = pcapflow.TCP(str(tmp_path / "pruned"), "pcap", frame_numbers=False)
+    pruned = tracer._trace_capture(str(tmp_path / "in.pcap"), None, None, 0, 0.5, False, True)  # pylint: disable=protected-access
+    tracer.close()
+    names = sorted(os.path.basename(flow.fpout) for flow in kept)
+    assert sum(name.endswith("_2.pcap") for name in names) == 31
+    assert sorted(os.listdir(tmp_path / "pruned")) == names
+    for name in names:
+        assert (tmp_path / "pruned" / name).read_bytes() == (tmp_path / "kept" / name).read_bytes()
+    assert pruned["tracer_bytes"] < stats["tracer_bytes"] / 2

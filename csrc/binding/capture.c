@@ -30,10 +30,11 @@ static PyObject *stats_dict(const struct capture_stats *stats, uint64_t frame_nu
                             struct tracer *tracer, uint64_t idle_closed_before, struct capture *capture)
 {
     PyObject *dict = Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsKsK}", "frames", stats->frames, "tcp_frames", stats->tcp_frames, "filtered_out",
+        "{sKsKsKsKsKsKsKsKsKsKsKsK}", "frames", stats->frames, "tcp_frames", stats->tcp_frames, "filtered_out",
         stats->filtered_out, "not_tcp", stats->not_tcp, "fragments", stats->fragments, "truncated", stats->truncated,
         "unsupported_link", stats->unsupported_link, "flows_opened", stats->flows_opened, "last_frame", frame_number,
-        "bytes", bytes, "idle_closed", (unsigned long long)(tracer_idle_closed(tracer) - idle_closed_before));
+        "bytes", bytes, "idle_closed", (unsigned long long)(tracer_idle_closed(tracer) - idle_closed_before),
+        "tracer_bytes", (unsigned long long)tracer_memory_bytes(tracer));
     struct live_counts counts;
     if (dict && capture_live_counts(capture, &counts) == 0) {
         PyObject *live = Py_BuildValue("{sKsKsK}", "received", counts.received, "dropped", counts.dropped,
@@ -174,7 +175,7 @@ static void end_native_tracing(TCPObject *self)
  * Returns the counters, or NULL with the exception (which carries them as
  * .stats). Closes the capture. */
 static PyObject *trace_opened(struct trace_loop *loop, struct capture_source *source, PyObject *filter,
-                              uint64_t first_frame, double idle_timeout)
+                              uint64_t first_frame, double idle_timeout, int keep_closed, int clock_stamped)
 {
     TCPObject *self = loop->self;
     struct capture *capture = loop->capture;
@@ -201,10 +202,15 @@ static PyObject *trace_opened(struct trace_loop *loop, struct capture_source *so
     loop->last_report = now();
     /* Python run by check_python (signal handlers, progress) finds the
      * tracer owned and busy and leaves its flows alone */
+    /* no index wanted: closed flows are forgotten, so that a capture that
+     * runs for days holds its open flows only (and their labels too when
+     * its times come from a clock, as an interface's do) */
+    tracer_forget_closed(self->tracer, !keep_closed, clock_stamped);
     loop->thread = PyEval_SaveThread();
     status = capture_trace(capture, self->tracer, &frame_number, UINT64_MAX, &stats);
     PyEval_RestoreThread(loop->thread);
     loop->thread = NULL; /* the GIL is held */
+    tracer_forget_closed(self->tracer, 0, 0);
     Py_CLEAR(self->submitted);
     int writes_failed;
     Py_BEGIN_ALLOW_THREADS
@@ -262,12 +268,14 @@ static int parse_seconds(PyObject *value, const char *name, double *seconds)
 PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     TCPObject *self = (TCPObject *)op;
-    static char *kwlist[] = {"fin", "filter", "progress", "first_frame", "idle_timeout", NULL};
+    static char *kwlist[] = {"fin", "filter", "progress", "first_frame", "idle_timeout", "keep_closed",
+                             "clock_stamped", NULL};
     PyObject *fin, *filter = Py_None, *progress = Py_None, *idle = Py_None;
     unsigned long long first_frame = 0;
     double idle_timeout;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOKO:_trace_capture", kwlist, &fin, &filter, &progress,
-                                     &first_frame, &idle))
+    int keep_closed = 1, clock_stamped = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOKOpp:_trace_capture", kwlist, &fin, &filter, &progress,
+                                     &first_frame, &idle, &keep_closed, &clock_stamped))
         return NULL;
     if (check_common_arguments(filter, progress) < 0 || parse_seconds(idle, "idle_timeout", &idle_timeout) < 0 ||
         begin_native_tracing(self, "_trace_capture") < 0)
@@ -303,7 +311,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
         goto done;
     }
     struct capture_source source = {.file = &in};
-    result = trace_opened(&loop, &source, filter, first_frame, idle_timeout);
+    result = trace_opened(&loop, &source, filter, first_frame, idle_timeout, keep_closed, clock_stamped);
 done:
     capture_delete(capture);
     end_native_tracing(self);
@@ -362,13 +370,13 @@ PyObject *tcp_trace_live(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     TCPObject *self = (TCPObject *)op;
     static char *kwlist[] = {"interface", "filter", "progress", "count", "duration", "snaplen", "promisc",
-                             "buffer_bytes", "idle_timeout", "started", NULL};
+                             "buffer_bytes", "idle_timeout", "started", "keep_closed", NULL};
     PyObject *interface, *filter = Py_None, *progress = Py_None, *count_obj = Py_None, *duration_obj = Py_None;
     PyObject *snaplen_obj = Py_None, *buffer_obj = Py_None, *idle = Py_None, *started = Py_None;
-    int promisc = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|OOOOOpOOO:_trace_live", kwlist, &interface, &filter, &progress,
-                                     &count_obj, &duration_obj, &snaplen_obj, &promisc, &buffer_obj, &idle,
-                                     &started))
+    int promisc = 0, keep_closed = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|OOOOOpOOOp:_trace_live", kwlist, &interface, &filter,
+                                     &progress, &count_obj, &duration_obj, &snaplen_obj, &promisc, &buffer_obj,
+                                     &idle, &started, &keep_closed))
         return NULL;
     if (started != Py_None && !PyCallable_Check(started)) {
         PyErr_Format(PyExc_TypeError, "started must be callable, not %.100s", Py_TYPE(started)->tp_name);
@@ -422,7 +430,7 @@ PyObject *tcp_trace_live(PyObject *op, PyObject *args, PyObject *kwargs)
     if (started != Py_None && announce_capture(capture, interface, started) < 0)
         goto done;
     struct capture_source source = {.interface = interface};
-    result = trace_opened(&loop, &source, filter, 0, idle_timeout);
+    result = trace_opened(&loop, &source, filter, 0, idle_timeout, keep_closed, 1);
 done:
     capture_delete(capture);
     end_native_tracing(self);

@@ -83,6 +83,12 @@ static int grow(struct label_set *set)
 int label_set_use(struct label_set *set, const char *text, size_t length, const char **interned,
                   uint32_t *use_number)
 {
+    return label_set_keep(set, text, length, 0, interned, use_number);
+}
+
+int label_set_keep(struct label_set *set, const char *text, size_t length, uint32_t uses, const char **interned,
+                   uint32_t *use_number)
+{
     if ((set->count + 1) * 2 > set->capacity && grow(set) < 0)
         return -1;
     uint32_t tag = (uint32_t)(hash_text(text, length, set->seed) >> 32);
@@ -93,7 +99,7 @@ int label_set_use(struct label_set *set, const char *text, size_t length, const 
             break;
         /* strncmp stops at the entry's NUL, so a shorter entry is never read past */
         if (entry->tag == tag && strncmp(entry->text, text, length) == 0 && entry->text[length] == '\0') {
-            entry->uses++;
+            entry->uses = uses ? (uses > entry->uses ? uses : entry->uses) : entry->uses + 1;
             *interned = entry->text;
             *use_number = entry->uses;
             return 0;
@@ -104,10 +110,24 @@ int label_set_use(struct label_set *set, const char *text, size_t length, const 
         return -1;
     memcpy(copy, text, length);
     copy[length] = '\0';
-    set->entries[i] = (struct label_entry){copy, tag, 1};
+    set->entries[i] = (struct label_entry){copy, tag, uses ? uses : 1};
     set->count++;
     set->text_bytes += length + 1;
     *interned = copy;
-    *use_number = 1;
+    *use_number = uses ? uses : 1;
     return 0;
+}
+
+const char *label_set_find(const struct label_set *set, const char *text, size_t length)
+{
+    if (!set->capacity)
+        return NULL;
+    uint32_t tag = (uint32_t)(hash_text(text, length, set->seed) >> 32);
+    for (size_t i = tag & (set->capacity - 1);; i = (i + 1) & (set->capacity - 1)) {
+        const struct label_entry *entry = &set->entries[i];
+        if (!entry->text)
+            return NULL;
+        if (entry->tag == tag && strncmp(entry->text, text, length) == 0 && entry->text[length] == '\0')
+            return entry->text;
+    }
 }

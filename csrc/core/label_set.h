@@ -42,4 +42,11 @@ void label_set_free(struct label_set *set);
 int label_set_use(struct label_set *set, const char *text, size_t length, const char **interned,
                   uint32_t *use_number);
 
+/* The same, the label having been used `uses` times already (0: count one
+ * more use, as label_set_use does); for moving labels to a new set. */
+int label_set_keep(struct label_set *set, const char *text, size_t length, uint32_t uses, const char **interned,
+                   uint32_t *use_number);
+/* The interned text equal to text, or NULL. Allocates nothing. */
+const char *label_set_find(const struct label_set *set, const char *text, size_t length);
+
 #endif

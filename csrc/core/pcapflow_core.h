@@ -29,6 +29,7 @@
 #define PCAPFLOW_CORE_H
 
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -268,6 +269,23 @@ long tracer_expire_idle(struct tracer *tr, int64_t now_ns);
 void tracer_idle_touch(struct tracer *tr, uint32_t slot);
 /* Flows closed for being idle so far. */
 uint64_t tracer_idle_closed(const struct tracer *tr);
+
+/* Bytes the tracer holds to keep track of its flows (slots, table, labels,
+ * closed flows and their frame numbers), not counting output buffers. */
+size_t tracer_memory_bytes(const struct tracer *tr);
+
+/* What tracer_close_flow() returns for a flow closed and forgotten. */
+#define TRACER_CLOSED_FORGOTTEN LONG_MAX
+/* For a run that wants no index (a capture that may go on for days): from
+ * now on a flow that closes is written and forgotten, not kept for the
+ * closed list. With prune_labels (frames stamped by the clock, as an
+ * interface's are: time does not go back) the labels of flows that began
+ * more than TRACER_LABEL_MEMORY_S before the latest are forgotten too: only
+ * a flow opened with the same label, so at the same instant, could need one
+ * (to number its file rather than truncate the first's). Memory then grows
+ * with the open flows alone. Flows closed before this call are kept. */
+void tracer_forget_closed(struct tracer *tr, int forget, int prune_labels);
+#define TRACER_LABEL_MEMORY_S 60
 
 /* Writes everything queued for the flow, closes its file and moves the flow
  * to the closed list, its carried data with it (open_data is the caller's to

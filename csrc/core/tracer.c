@@ -339,6 +339,11 @@ long tracer_close_flow(struct tracer *tr, uint32_t slot, int *write_failed)
 {
     struct flow *flow = &tr->flows[slot];
     *write_failed = tr->config.write_pcap && sink_finish(&tr->sink, slot) < 0;
+    if (tr->forget_closed) {
+        unlink_flow(tr, slot);
+        tracer_forgot_flow(tr);
+        return TRACER_CLOSED_FORGOTTEN;
+    }
 
     if (tr->closed_count == tr->closed_capacity) {
         size_t capacity = tr->closed_capacity ? tr->closed_capacity * 2 : 64;

@@ -84,6 +84,9 @@ struct tracer {
     int64_t idle_now_ns;            /* the latest capture time seen */
     uint32_t idle_first, idle_last; /* flows traced by the capture loop, least recently first */
     uint64_t idle_closed;
+    /* runs that keep no index (tracer_forget_closed) */
+    int forget_closed, prune_labels;
+    size_t prune_labels_at; /* labels.count at which the next pruning is due */
 
     struct tracer_error error;
 };
@@ -92,6 +95,9 @@ struct tracer {
  * to capacity (0 or -1: memory), a flow leaves them. */
 int tracer_idle_reserve(struct tracer *tr, uint32_t capacity);
 void tracer_idle_forget(struct tracer *tr, uint32_t slot);
+/* A flow closed while closed flows are forgotten: prunes the labels when
+ * due (when memory is short, later). */
+void tracer_forgot_flow(struct tracer *tr);
 
 /* Sets tr->error to "out of memory"; returns -1. */
 int tracer_out_of_memory(struct tracer *tr);
