@@ -1,6 +1,9 @@
 /* libFuzzer harness: any bytes as a capture file, read by libpcap and traced
  * by the core into pcap files in a scratch directory (removed after each
- * input). Damaged captures must end in CAPTURE_DAMAGED, never a crash. */
+ * input). Damaged captures must end in CAPTURE_DAMAGED, never a crash. The
+ * last byte also chooses how long runs are traced: an idle timeout of 0 to
+ * 630 ms (bits 2-7) and closed flows forgotten (bit 0), their labels pruned
+ * (bit 1). */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,7 +57,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                    .max_open_files = 4, .flush_bytes = 512, .max_pending_bytes = 4096};
     struct tracer_error error;
     struct tracer *tracer = tracer_new(&config, &error);
+    uint8_t choice = data[size - 1];
+    if (tracer && tracer_set_idle_timeout(tracer, (uint64_t)(choice >> 2) * 10000000u) < 0) {
+        tracer_delete(tracer);
+        tracer = NULL;
+    }
     if (tracer) {
+        tracer_forget_closed(tracer, choice & 1, choice & 2);
         uint64_t frame_number = 0;
         struct capture_stats stats = {0};
         while (capture_trace(capture, tracer, &frame_number, 1024, &stats) == CAPTURE_MORE)
