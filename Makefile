@@ -94,3 +94,8 @@ bench: install
 
 clean:
 	rm -rf build *.egg-info pcapflow/*.so flows flows.jsonl
+
+# ---- Packaging ----------------------------------------------------------
+# Builds made here treat compiler warnings as errors (setup.py adds -Werror
+# only when asked, so that a user's pip install survives a newer compiler).
+test check test-sanitized test-threads: export PCAPFLOW_WERROR := 1
