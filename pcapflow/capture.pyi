@@ -1,0 +1,33 @@
+"""Types of pcapflow.capture. A function added to capture.py is added here too
+(make typecheck's stubtest fails until it is)."""
+from typing import Iterable, Literal, Optional, overload
+
+from pcapflow._core import CaptureReader, Index
+from pcapflow._types import Capture, Path, Progress
+
+__all__ = ["trace_file", "trace_files", "packets"]
+
+# index=False keeps no frame numbers and returns None
+@overload
+def trace_file(fin: Capture, fout: Optional[Path] = ..., format: Optional[str] = ..., byteorder: str = ...,
+               nanosecond: bool = ..., *, filter: Optional[str] = ..., progress: Optional[Progress] = ...,
+               stats: Optional[dict[str, int]] = ..., buffer_bytes: Optional[int] = ..., tunnels: bool = ...,
+               index: Literal[True] = ..., bidirectional: bool = ...) -> tuple[Index, ...]: ...
+@overload
+def trace_file(fin: Capture, fout: Optional[Path] = ..., format: Optional[str] = ..., byteorder: str = ...,
+               nanosecond: bool = ..., *, filter: Optional[str] = ..., progress: Optional[Progress] = ...,
+               stats: Optional[dict[str, int]] = ..., buffer_bytes: Optional[int] = ..., tunnels: bool = ...,
+               index: Literal[False], bidirectional: bool = ...) -> None: ...
+@overload
+def trace_files(fins: Iterable[Capture], fout: Optional[Path] = ..., format: Optional[str] = ...,
+                byteorder: str = ..., nanosecond: bool = ..., *, filter: Optional[str] = ...,
+                progress: Optional[Progress] = ..., stats: Optional[dict[str, int]] = ...,
+                buffer_bytes: Optional[int] = ..., tunnels: bool = ..., index: Literal[True] = ...,
+                bidirectional: bool = ...) -> tuple[Index, ...]: ...
+@overload
+def trace_files(fins: Iterable[Capture], fout: Optional[Path] = ..., format: Optional[str] = ...,
+                byteorder: str = ..., nanosecond: bool = ..., *, filter: Optional[str] = ...,
+                progress: Optional[Progress] = ..., stats: Optional[dict[str, int]] = ...,
+                buffer_bytes: Optional[int] = ..., tunnels: bool = ..., index: Literal[False],
+                bidirectional: bool = ...) -> None: ...
+def packets(fin: Capture, *, filter: Optional[str] = ..., tunnels: bool = ...) -> CaptureReader: ...
