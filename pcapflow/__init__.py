@@ -10,7 +10,7 @@ import collections.abc
 
 from pcapflow import _core
 from pcapflow._core import Buffer, Index, Packet
-from pcapflow.capture import packets, trace_file, trace_files
+from pcapflow.capture import packets, trace_file, trace_files, trace_live
 from pcapflow import text_capture  # noqa: F401  loaded now, not by trace_files() when descriptors may be short
 from pcapflow.exceptions import (CaptureError, FileExists, FileWarning, FilterError, FlushWarning, FormatWarning,
                                  RegistryError, RegistryWarning, UnsupportedCall)
@@ -21,7 +21,7 @@ from pcapflow.follow_compat import Stream, follow_tcp_stream
 from pcapflow.tcp import TCP
 
 __all__ = [
-    "TCP", "Packet", "Buffer", "Index", "use_in_pcapkit", "trace_file", "trace_files", "packets",
+    "TCP", "Packet", "Buffer", "Index", "use_in_pcapkit", "trace_file", "trace_files", "trace_live", "packets",
     "follow", "follow_records", "Conversation", "follow_tcp_stream", "Stream", "reassembly",
     "CaptureError", "FilterError", "UnsupportedCall", "FileExists", "RegistryError", "FormatWarning", "FileWarning", "RegistryWarning",
     "FlushWarning",

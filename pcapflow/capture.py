@@ -8,12 +8,12 @@ from pcapflow._signals import HeldSignals
 from pcapflow.exceptions import CaptureError
 from pcapflow.tcp import TCP
 
-__all__ = ["trace_file", "trace_files", "packets"]
+__all__ = ["trace_file", "trace_files", "trace_live", "packets"]
 
 
 def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
                filter=None, progress=None, stats=None, buffer_bytes=None, tunnels=False, index=True,
-               bidirectional=False):
+               bidirectional=False, idle_timeout=None):
     """Trace every TCP flow of a capture (pcap or pcapng; a path or a binary file object).
 
     A path ending in .gz, .xz, .bz2 or .zst is decompressed as it is read (.zst needs
@@ -48,14 +48,18 @@ def trace_file(fin, fout=None, format=None, byteorder=sys.byteorder, nanosecond=
     frame read before it is in its file, and the interrupt is raised again with ``index``
     and ``stats`` set.
     ``bidirectional=True`` traces one flow per connection (see pcapflow.TCP): both directions'
-    frames in one file, closed by FINs from both sides or an RST; format 'pcap' or no files."""
+    frames in one file, closed by FINs from both sides or an RST; format 'pcap' or no files.
+    ``idle_timeout`` (seconds, off by default as pcapkit has none) closes a flow that has had no
+    frame for that long, by the capture's timestamps, as if by FIN: its next frame opens a new
+    flow (labelled with that frame's time). ``stats['idle_closed']`` counts them."""
     return trace_files([fin], fout, format, byteorder, nanosecond, filter=filter, progress=progress, stats=stats,
-                       buffer_bytes=buffer_bytes, tunnels=tunnels, index=index, bidirectional=bidirectional)
+                       buffer_bytes=buffer_bytes, tunnels=tunnels, index=index, bidirectional=bidirectional,
+                       idle_timeout=idle_timeout)
 
 
 def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
                 filter=None, progress=None, stats=None, buffer_bytes=None, tunnels=False, index=True,
-                bidirectional=False):
+                bidirectional=False, idle_timeout=None):
     """trace_file() over several captures taken as one (a rotated tcpdump -C/-G series,
     say): frame numbers continue from one file to the next and flows span files."""
     if isinstance(fins, (str, bytes)):
@@ -64,26 +68,21 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
     # imported here because it imports this module
     from pcapflow import text_capture  # pylint: disable=import-outside-toplevel
     if text_capture.is_text_format(format):
-        if tunnels:
-            raise ValueError(f"tunnels=True needs format 'pcap': the {format!r} format holds pcapkit's decode of "
-                             "each frame, and pcapkit does not open tunnels")
-        if bidirectional:
-            raise ValueError(f"bidirectional=True needs format 'pcap': the {format!r} format traces pcapkit's "
-                             "packets, which carry no RST flag")
+        _refuse_for_text(format, tunnels=tunnels, bidirectional=bidirectional, idle_timeout=idle_timeout)
         # pcapkit decodes each frame for the text, pcapflow traces and writes
         trace_capture = text_capture.capture_tracer(filter, progress)
     else:
         def trace_capture(tracer, fin, report, first_frame):
-            return tracer._trace_capture(fin, filter, report, first_frame)  # pylint: disable=protected-access
+            return tracer._trace_capture(fin, filter, report, first_frame, idle_timeout)  # pylint: disable=protected-access
     sizes = [_size(fin) for fin in fins]
     budget = _core.output_budget(sum(sizes) if all(sizes) else 0, buffer_bytes)  # 0: a size is unknown
     tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=budget, tunnels=tunnels, frame_numbers=index,
                  bidirectional=bidirectional)
-    totals = {}
-    last_frame = 0
     # progress counts bytes and packets over the whole series
     total_bytes = sum(sizes)
-    try:
+
+    def trace_all(totals):
+        last_frame = 0
         for fin in fins:
             report = None
             if progress is not None:
@@ -95,6 +94,77 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
             counters = trace_capture(tracer, fin, report, last_frame)
             last_frame = counters["last_frame"]
             _add(totals, counters)
+
+    return _traced(tracer, trace_all, index, stats)
+
+
+def trace_live(interface, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
+               filter=None, count=None, duration=None, snaplen=262144, promisc=False, buffer_mb=None,
+               idle_timeout=None, progress=None, stats=None, tunnels=False, index=True, bidirectional=False):
+    """Trace the TCP flows of an interface as traffic flows, as trace_file() traces a capture.
+
+    Captures on ``interface`` (``"lo"``, ``"eth0"``, ``"any"``; root or CAP_NET_RAW) until
+    ``count`` frames were captured, ``duration`` seconds have passed, or it is stopped (a
+    KeyboardInterrupt or a signal handler's exception: within 0.1 s, even on a link without
+    traffic). Every flow's frames are then in its file, and it returns the tuple of Index
+    as trace_file() does; a KeyboardInterrupt is raised again with ``index`` and ``stats``
+    set, as trace_file() does. A flow closed by FIN gets its file within milliseconds.
+
+    ``filter`` is a BPF expression run in the kernel: frames it rejects are neither copied
+    nor numbered, as in a file ``tcpdump -w`` writes with the same filter. ``snaplen``
+    bytes of each frame are kept, ``promisc`` puts the interface in promiscuous mode,
+    ``buffer_mb`` sizes the kernel's buffer for frames not read yet (libpcap's 2 MB by
+    default; more rides out bursts). Timestamps are in nanoseconds where the kernel gives
+    them. ``idle_timeout`` (seconds) closes a flow that has had no frame for that long as
+    if by FIN; its next frame opens a new flow: the open flows, and memory, stay bounded on
+    a link that runs for days. ``stats`` receives trace_file()'s counters and the kernel's:
+    ``received`` (frames that passed the filter), ``dropped`` (lost for want of room in the
+    buffer) and ``interface_dropped``. ``progress(bytes, 0, packets, open_flows)`` is
+    called every so often. ``tunnels``, ``index`` and ``bidirectional`` are trace_file()'s.
+
+    Raises OSError for an interface that cannot be captured on: ENODEV (no such interface),
+    PermissionError (not root, no CAP_NET_RAW), ENETDOWN (the interface is down);
+    pcapflow.FilterError for a filter that does not compile; CaptureError (with ``index``)
+    when the interface goes away while it is captured. Formats are 'pcap' or none: trace the
+    written files again for the text formats."""
+    # imported here because it imports this module
+    from pcapflow import text_capture  # pylint: disable=import-outside-toplevel
+    if text_capture.is_text_format(format):
+        raise ValueError(f"format {format!r} cannot be written while capturing: it holds pcapkit's decode of "
+                         "each frame; capture to pcap and trace those files again with that format")
+    if buffer_mb is not None and (isinstance(buffer_mb, bool) or not isinstance(buffer_mb, int)):
+        raise TypeError(f"buffer_mb must be an int, not {type(buffer_mb).__name__}")
+    if buffer_mb is not None and not 1 <= buffer_mb <= 2047:
+        raise ValueError(f"buffer_mb must be between 1 and 2047, not {buffer_mb}")
+    tracer = TCP(fout, format, byteorder, nanosecond, buffer_bytes=_core.output_budget(0, None), tunnels=tunnels,
+                 frame_numbers=index, bidirectional=bidirectional)
+
+    def capture(totals):
+        _add(totals, tracer._trace_live(  # pylint: disable=protected-access
+            interface, filter, progress, count, duration, snaplen, promisc,
+            buffer_mb << 20 if buffer_mb else None, idle_timeout))
+
+    return _traced(tracer, capture, index, stats)
+
+
+def _refuse_for_text(format, **options):  # pylint: disable=redefined-builtin
+    """The options pcapkit's text formats cannot honour raise ValueError."""
+    reasons = {"tunnels": "pcapkit does not open tunnels",
+               "bidirectional": "it traces pcapkit's packets, which carry no RST flag",
+               "idle_timeout": "pcapkit closes flows by FIN only"}
+    for name, value in options.items():
+        if value:
+            raise ValueError(f"{name}={value!r} needs format 'pcap': the {format!r} format holds pcapkit's "
+                             f"decode of each frame, and {reasons[name]}")
+
+
+def _traced(tracer, trace, index, stats):
+    """Runs trace(totals) on the tracer, then returns its Index objects (None when index is
+    false). When the capture is damaged or the user stops it, every frame read is written
+    first and the exception carries ``index`` (and ``stats``)."""
+    totals = {}
+    try:
+        trace(totals)
         flows = _submit(tracer, index)
         tracer.close()
         return flows

@@ -1,7 +1,9 @@
 """The pcapflow command: trace every TCP flow of captures into one file per flow.
 
     pcapflow CAPTURE... -o DIR [-f FORMAT] [--filter BPF] [--byteorder little|big]
-             [--nanosecond] [--index FILE.jsonl] [--tunnels] [--bidirectional]
+             [--nanosecond] [--index FILE.jsonl] [--tunnels] [--bidirectional] [--idle-timeout S]
+    pcapflow -i INTERFACE -o DIR [--filter BPF] [-c COUNT] [--duration S] [--idle-timeout S]
+             [--index FILE.jsonl] [--snaplen BYTES] [--promisc] [--kernel-buffer-mb MB] ...
     pcapflow follow CAPTURE [--stream N] [--format raw|ascii|hex|yaml]   (pcapflow.follow_command)
     pcapflow split CAPTURE -o DIR --payload [--filter BPF] [--index FILE.jsonl]   (pcapflow.split_command)
 
@@ -9,7 +11,8 @@ Several captures are taken as one series (tcpdump -C/-G rotation): frame
 numbers continue and a flow may span files. Exit status: 0 done, 1 a capture
 or an output file failed, 2 bad usage, 130 interrupted (SIGINT, Ctrl-C), 143
 terminated (SIGTERM); when interrupted or terminated, every frame read is
-written first, and the index."""
+written first, and the index. An interface (-i) is captured until -c, --duration,
+SIGINT or SIGTERM ends it, as tcpdump does: each is a normal end (0)."""
 import argparse
 import json
 import signal
@@ -18,7 +21,7 @@ import threading
 import time
 
 from pcapflow import _core, follow_command, split_command
-from pcapflow.capture import trace_files
+from pcapflow.capture import trace_files, trace_live
 from pcapflow.exceptions import CaptureError, FilterError, Terminated
 
 # pcap is written in C; the text formats hold pcapkit's decode of each frame and need pcapkit
@@ -43,14 +46,39 @@ def _buffer_mb(text):
     return value
 
 
+def _positive(kind):
+    """An argparse type: a number of kind (int or float) above 0."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a {'whole ' if kind is int else ''}number, not {text!r}") from None
+        if not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        return value
+    return parse
+
+
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(
         prog="pcapflow", description="Trace every TCP flow of packet captures into one pcap file per flow.",
         epilog="pcapflow follow CAPTURE [--stream N] [--format raw|ascii|hex|yaml] prints reassembled TCP "
                "streams as tshark's Follow TCP Stream does (pcapflow follow --help). A capture named follow "
                "is traced when written ./follow: a first argument follow always means that command.")
-    parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files, read in this order (- for standard input; .gz, .xz, .bz2 "
+    parser.add_argument("captures", nargs="*", metavar="CAPTURE", help="pcap or pcapng files, read in this order (- for standard input; .gz, .xz, .bz2 "
                              "and .zst are decompressed)")
+    live = parser.add_argument_group("capturing on an interface (root or CAP_NET_RAW)")
+    live.add_argument("-i", "--interface", metavar="INTERFACE",
+                      help="capture on this interface (lo, eth0, any) instead of reading captures, until -c, "
+                           "--duration, SIGINT or SIGTERM")
+    live.add_argument("-c", "--count", type=_positive(int), metavar="COUNT", help="stop after COUNT frames")
+    live.add_argument("--duration", type=_positive(float), metavar="S", help="stop after S seconds")
+    live.add_argument("--snaplen", type=_positive(int), default=262144, metavar="BYTES",
+                      help="keep at most BYTES of each frame (262144)")
+    live.add_argument("--promisc", action="store_true", help="put the interface in promiscuous mode")
+    live.add_argument("--kernel-buffer-mb", type=_positive(int), metavar="MB",
+                      help="the kernel's buffer for frames not read yet (libpcap's 2 MB by default): more rides "
+                           "out bursts without drops")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the flow files")
     parser.add_argument("-f", "--format", default="pcap", choices=FORMATS,
                         help="output format (pcap; the text formats need pcapkit and run at its speed)")
@@ -65,10 +93,29 @@ def parse_arguments(argv):
     parser.add_argument("--bidirectional", action="store_true",
                         help="one flow per connection, both directions in one file, closed by FINs from both "
                              "sides or an RST (pcap output only; by default, as in pcapkit, one flow per direction)")
+    parser.add_argument("--idle-timeout", type=_positive(float), metavar="S",
+                        help="close a flow that has had no frame for S seconds (capture time) as if by FIN; "
+                             "its next frame opens a new flow (pcap output only; off by default, as in pcapkit)")
     parser.add_argument("--buffer-mb", type=_buffer_mb, metavar="MB",
                         help="at most this much output held in memory before the largest buffers are written "
                              "(default: an eighth of the memory available, no more than four times the captures)")
     args = parser.parse_args(argv)
+    if args.interface is None and not args.captures:
+        parser.error("give captures to read, or -i INTERFACE to capture on")
+    if args.interface is not None and args.captures:
+        parser.error(f"-i captures on {args.interface}: give no capture files with it")
+    for option in ("count", "duration", "kernel_buffer_mb"):
+        if args.interface is None and getattr(args, option) is not None:
+            parser.error(f"--{option.replace('_', '-')} needs -i INTERFACE")
+    if args.interface is not None and args.kernel_buffer_mb is not None and args.kernel_buffer_mb > 2047:
+        parser.error(f"--kernel-buffer-mb must be at most 2047, not {args.kernel_buffer_mb}")
+    if args.interface is not None and args.snaplen > 262144:
+        parser.error(f"--snaplen must be at most 262144, not {args.snaplen}")
+    text_format = args.format not in ("pcap", "cap")
+    if args.interface is not None and text_format:
+        parser.error(f"-i writes pcap files: {args.format} holds pcapkit's decode; trace the pcap files afterwards")
+    if args.idle_timeout is not None and text_format:
+        parser.error(f"--idle-timeout needs format pcap: {args.format} traces pcapkit's way, which closes flows by FIN only")
     if args.tunnels and args.format not in ("pcap", "cap"):
         parser.error(f"--tunnels needs format pcap: {args.format} holds pcapkit's decode, which opens no tunnels")
     if args.bidirectional and args.format not in ("pcap", "cap"):
@@ -197,7 +244,8 @@ def _run(args, stats, bar, started):
     except OSError as error:
         if bar:
             bar.finish()
-        print(f"pcapflow: {error}", file=sys.stderr)
+        # an interface's error says it all; an output file's names the file
+        print(f"pcapflow: {error.strerror if error.filename is None and error.strerror else error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:
         # every frame read is written (trace_files saw to it): say so, and write the index
@@ -215,13 +263,22 @@ def _finish(args, stats, bar, started, flows, interrupted):
     skipped = sum(stats.get(key, 0) for key in ("truncated", "fragments", "unsupported_link"))
     # the output budget trace_file chose (pcap output only): more memory than expected is explained here
     budget = f"{stats['buffer_bytes'] / 2**20:.1f} MiB output buffer, " if "buffer_bytes" in stats else ""
+    idle = f"{stats['idle_closed']} closed idle, " if args.idle_timeout else ""
     summary = (f"{stats.get('frames', 0)} packets, {stats.get('tcp_frames', 0)} TCP packets, {_flow_count(flows, stats)} flows, "
-               f"{files} files in {args.output}, {skipped} frames skipped, {budget}"
+               f"{idle}{files} files in {args.output}, {skipped} frames skipped, {budget}"
                f"{time.monotonic() - started:.2f} seconds")
+    if "received" in stats:
+        # the kernel's counters, as tcpdump prints them
+        summary += (f"; {stats['received']} packets received by filter, {stats['dropped']} dropped by kernel, "
+                    f"{stats['interface_dropped']} dropped by interface")
     if interrupted is None:
         print(f"pcapflow: {summary}", file=sys.stderr)
         return 0
     signum = interrupted.args[0] if isinstance(interrupted, Terminated) else signal.SIGINT
+    if args.interface is not None:
+        # how a capture on an interface is meant to end, as for tcpdump
+        print(f"pcapflow: stopped by {signal.Signals(signum).name}; {summary}", file=sys.stderr)
+        return 0
     print(f"pcapflow: interrupted by {signal.Signals(signum).name}; {summary}", file=sys.stderr)
     return 128 + signum
 
@@ -231,11 +288,17 @@ def _flow_count(flows, stats):
 
 
 def _trace(args, stats, bar):
+    # without --index (and pcap output) no frame number and no Index is kept
+    index = bool(args.index) or args.format not in ("pcap", "cap", None)
+    if args.interface is not None:
+        return trace_live(args.interface, args.output, args.format, args.byteorder, args.nanosecond,
+                          filter=args.filter, count=args.count, duration=args.duration, snaplen=args.snaplen,
+                          promisc=args.promisc, buffer_mb=args.kernel_buffer_mb, idle_timeout=args.idle_timeout,
+                          progress=bar, stats=stats, tunnels=args.tunnels, index=index,
+                          bidirectional=args.bidirectional)
     # '-' is standard input, as tcpdump -r - reads it
     captures = [sys.stdin.buffer if capture == "-" else capture for capture in args.captures]
     return trace_files(captures, args.output, args.format, args.byteorder, args.nanosecond,
                        filter=args.filter, progress=bar, stats=stats,
                        buffer_bytes=args.buffer_mb << 20 if args.buffer_mb else None, tunnels=args.tunnels,
-                       bidirectional=args.bidirectional,
-                       # without --index (and pcap output) no frame number and no Index is kept
-                       index=bool(args.index) or args.format not in ("pcap", "cap", None))
+                       bidirectional=args.bidirectional, idle_timeout=args.idle_timeout, index=index)

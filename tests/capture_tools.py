@@ -401,18 +401,34 @@ def label_of(packet):
     return label.replace(":", ".") if packet.src.version == 6 else label
 
 
-def expected_flows(packets, fout=None, ext=".pcap"):
+def expected_flows(packets, fout=None, ext=".pcap", idle_timeout_ns=None, counts=None):
     """pcapkit's submit() for these packets: [(fpout, index tuple, label)].
 
     A flow is (src, srcport, dst, dstport); FIN closes it; open flows first in the
     order they were opened, then closed ones in closing order. fpout is
     f"{fout}/{label}{ext}", or with pcapflow's rule for repeated labels
-    f"{fout}/{label}_{n}{ext}" for the n-th flow opened with that label."""
+    f"{fout}/{label}_{n}{ext}" for the n-th flow opened with that label.
+
+    With idle_timeout_ns (pcapflow's idle_timeout), before each packet the flows
+    whose last packet came more than that before the latest time seen so far are
+    closed, least recently seen first; `counts`, a dict, gets how many as "idle_closed"."""
     open_flows = {}
     closed = []
     seen = {}
-    for p in packets:
+    last_seen = {}  # key: (time the flow was last seen, the count of packets then)
+    now = None
+    for count, p in enumerate(packets):
         key = (p.src, p.srcport, p.dst, p.dstport)
+        if idle_timeout_ns is not None:
+            time_ns = int(p.time_epoch * 10**9)
+            now = time_ns if now is None else max(now, time_ns)
+            for idle in sorted((k for k in open_flows if now - last_seen[k][0] > idle_timeout_ns),
+                               key=lambda k: last_seen[k][1]):
+                fpout, frames, label = open_flows.pop(idle)
+                closed.append((fpout, tuple(frames), label))
+                if counts is not None:
+                    counts["idle_closed"] = counts.get("idle_closed", 0) + 1
+            last_seen[key] = (now, count)
         if key not in open_flows:
             label = label_of(p)
             seen[label] = seen.get(label, 0) + 1

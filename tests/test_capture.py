@@ -581,7 +581,7 @@ def mixed_capture(path):
     write_pcap(path, records, ETHERNET)
     counters = {"frames": len(frames), "tcp_frames": len(packets), "filtered_out": 0, "not_tcp": 2, "fragments": 1,
                 "truncated": 2, "unsupported_link": 0, "flows_opened": 4, "last_frame": len(frames),
-                "bytes": os.path.getsize(path)}
+                "bytes": os.path.getsize(path), "idle_closed": 0}
     import ipaddress
     tcp_packets = [TCPPacket(n, ipaddress.ip_address(s), sp, ipaddress.ip_address(d), dp, fin,
                              records[n - 1].time_epoch) for n, s, sp, d, dp, fin in packets]

@@ -133,6 +133,7 @@ int tcp_enter(TCPObject *self, const char *what);
 void tcp_leave(TCPObject *self);
 /* TCPBase._trace_capture(fin, filter=None, progress=None, first_frame=0) (capture.c) */
 PyObject *tcp_trace_capture(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *tcp_trace_live(PyObject *self, PyObject *args, PyObject *kwargs);
 
 /* ---- conversions from Python objects (convert.c) ---- */
 

@@ -1,5 +1,6 @@
-/* TCPBase._trace_capture(): a whole capture file traced in C, with the GIL
- * released between progress reports. */
+/* TCPBase._trace_capture() and _trace_live(): a whole capture file, or an
+ * interface until it is stopped, traced in C with the GIL released between
+ * progress reports. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +24,25 @@ static double now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static PyObject *stats_dict(const struct capture_stats *stats, uint64_t frame_number, uint64_t bytes)
+/* The counters trace_file() and trace_live() report; an interface's
+ * kernel counters too. */
+static PyObject *stats_dict(const struct capture_stats *stats, uint64_t frame_number, uint64_t bytes,
+                            struct tracer *tracer, uint64_t idle_closed_before, struct capture *capture)
 {
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsK}", "frames", stats->frames, "tcp_frames", stats->tcp_frames,
-                         "filtered_out", stats->filtered_out, "not_tcp", stats->not_tcp, "fragments",
-                         stats->fragments, "truncated", stats->truncated, "unsupported_link",
-                         stats->unsupported_link, "flows_opened", stats->flows_opened, "last_frame", frame_number,
-                         "bytes", bytes);
+    PyObject *dict = Py_BuildValue(
+        "{sKsKsKsKsKsKsKsKsKsKsK}", "frames", stats->frames, "tcp_frames", stats->tcp_frames, "filtered_out",
+        stats->filtered_out, "not_tcp", stats->not_tcp, "fragments", stats->fragments, "truncated", stats->truncated,
+        "unsupported_link", stats->unsupported_link, "flows_opened", stats->flows_opened, "last_frame", frame_number,
+        "bytes", bytes, "idle_closed", (unsigned long long)(tracer_idle_closed(tracer) - idle_closed_before));
+    struct live_counts counts;
+    if (dict && capture_live_counts(capture, &counts) == 0) {
+        PyObject *live = Py_BuildValue("{sKsKsK}", "received", counts.received, "dropped", counts.dropped,
+                                       "interface_dropped", counts.interface_dropped);
+        if (!live || PyDict_Update(dict, live) < 0)
+            Py_CLEAR(dict);
+        Py_XDECREF(live);
+    }
+    return dict;
 }
 
 /* Raises pcapflow.CaptureError naming the file, the frame and the offset. */
@@ -100,39 +113,165 @@ static int check_python(void *arg)
     return stop;
 }
 
-PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
+/* Checks the arguments both methods share; 0 or -1 (TypeError). */
+static int check_common_arguments(PyObject *filter, PyObject *progress)
 {
-    TCPObject *self = (TCPObject *)op;
-    static char *kwlist[] = {"fin", "filter", "progress", "first_frame", NULL};
-    PyObject *fin, *filter = Py_None, *progress = Py_None;
-    unsigned long long first_frame = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOK:_trace_capture", kwlist, &fin, &filter, &progress,
-                                     &first_frame))
-        return NULL;
-    if (self->mode == OUTPUT_DUMPER) {
-        PyErr_SetString(PyExc_ValueError, "captures are traced natively to pcap files (format 'pcap' or 'cap') or "
-                                          "to no files; pcapflow.trace_file() writes the text formats");
-        return NULL;
-    }
     if (filter != Py_None && !PyUnicode_Check(filter)) {
         PyErr_Format(PyExc_TypeError, "filter must be a str (a BPF expression), not %.100s", Py_TYPE(filter)->tp_name);
-        return NULL;
+        return -1;
     }
     if (progress != Py_None && !PyCallable_Check(progress)) {
         PyErr_Format(PyExc_TypeError, "progress must be callable, not %.100s", Py_TYPE(progress)->tp_name);
-        return NULL;
+        return -1;
     }
-    if (!tcp_enter(self, "_trace_capture"))
-        return NULL;
+    return 0;
+}
+
+/* What a traced capture is read from, for the messages of its errors. */
+struct capture_source {
+    struct input *file;  /* a capture file (input.c), or NULL: */
+    PyObject *interface; /* an interface's name */
+};
+
+static void raise_read_error(TCPObject *self, struct capture_source *source, struct capture *capture,
+                             uint64_t frame, uint64_t offset)
+{
+    if (source->file)
+        raise_input_error(self->state, source->file, capture_error(capture), frame, offset);
+    else
+        raise_damaged(self->state, source->interface, capture_error(capture), frame, offset);
+}
+
+/* The owned tracer's flows may be traced by C alone from here. */
+static int begin_native_tracing(TCPObject *self, const char *what)
+{
+    if (self->mode == OUTPUT_DUMPER) {
+        PyErr_SetString(PyExc_ValueError, "captures are traced natively to pcap files (format 'pcap' or 'cap') or "
+                                          "to no files; pcapflow.trace_file() writes the text formats");
+        return -1;
+    }
+    if (!tcp_enter(self, what))
+        return -1;
     /* other threads are refused from here on, not made to wait: the
      * capture may come from a pipe one of them writes. A collection in
      * another thread leaves the flows alone while the loop changes them. */
     self->busy = 1;
-
     /* the loop runs without the GIL and cannot keep flows' str labels
      * current: drop them, they are made again when Python asks */
     TRACER_FOR_EACH_OPEN(self->tracer, slot)
         Py_CLEAR(*(PyObject **)tracer_carried(self->tracer, slot));
+    return 0;
+}
+
+static void end_native_tracing(TCPObject *self)
+{
+    self->busy = 0;
+    tcp_leave(self);
+}
+
+/* Traces an opened capture to its end (or a stop): the filter, the
+ * background writers, the loop without the GIL, and what it came to.
+ * Returns the counters, or NULL with the exception (which carries them as
+ * .stats). Closes the capture. */
+static PyObject *trace_opened(struct trace_loop *loop, struct capture_source *source, PyObject *filter,
+                              uint64_t first_frame, double idle_timeout)
+{
+    TCPObject *self = loop->self;
+    struct capture *capture = loop->capture;
+    capture_set_decode_options(capture, self->tunnels ? DECODE_TUNNELS : 0);
+    if (filter != Py_None) {
+        const char *expression = PyUnicode_AsUTF8(filter);
+        if (!expression || capture_set_filter(capture, expression) < 0) {
+            if (expression)
+                PyErr_Format(self->state->filter_error, "BPF filter %R does not compile: %s", filter,
+                             capture_error(capture));
+            return NULL;
+        }
+    }
+    if (tracer_set_idle_timeout(self->tracer, idle_timeout > 0 ? (uint64_t)(idle_timeout * 1e9) : 0) < 0 ||
+        tracer_start_write_behind(self->tracer, writer_threads()) < 0) {
+        raise_tracer_error(self->tracer);
+        return NULL;
+    }
+    uint64_t idle_closed_before = tracer_idle_closed(self->tracer);
+    struct capture_stats stats = {0};
+    uint64_t frame_number = first_frame;
+    enum capture_status status;
+    loop->stats = &stats;
+    loop->last_report = now();
+    /* Python run by check_python (signal handlers, progress) finds the
+     * tracer owned and busy and leaves its flows alone */
+    loop->thread = PyEval_SaveThread();
+    status = capture_trace(capture, self->tracer, &frame_number, UINT64_MAX, &stats);
+    PyEval_RestoreThread(loop->thread);
+    loop->thread = NULL; /* the GIL is held */
+    Py_CLEAR(self->submitted);
+    int writes_failed;
+    Py_BEGIN_ALLOW_THREADS
+    writes_failed = tracer_finish_write_behind(self->tracer) < 0;
+    Py_END_ALLOW_THREADS
+    if (writes_failed && !PyErr_Occurred())
+        raise_tracer_error(self->tracer); /* it stopped the loop early if it could */
+    uint64_t offset = capture_offset(capture);
+    if (!PyErr_Occurred()) {
+        if (status == CAPTURE_DAMAGED || (source->file && source->file->read_error))
+            raise_read_error(self, source, capture, frame_number + 1, offset);
+        else if (status == CAPTURE_TRACER_ERROR)
+            raise_tracer_error(self->tracer);
+        else if (status == CAPTURE_INTERRUPTED) /* check_python stops only with an exception */
+            PyErr_SetString(PyExc_SystemError, "the capture stopped without an exception");
+        else if (loop->progress != Py_None)
+            report_progress(loop, loop->total ? loop->total : offset);
+    }
+    PyObject *counters = stats_dict(&stats, frame_number, offset, self->tracer, idle_closed_before, capture);
+    capture_close(capture);
+    if (!PyErr_Occurred())
+        return counters;
+    /* the caller still wants to know how far the capture got */
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (counters && value && PyObject_SetAttrString(value, "stats", counters) < 0)
+        PyErr_Clear();
+    Py_XDECREF(counters);
+    PyErr_Restore(type, value, traceback);
+    return NULL;
+}
+
+/* idle_timeout: None or a number of seconds > 0; 0.0 for none. */
+static int parse_idle_timeout(PyObject *value, double *seconds)
+{
+    *seconds = 0;
+    if (value == Py_None)
+        return 0;
+    if (!PyFloat_Check(value) && !PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "idle_timeout must be a number of seconds, not %.100s", Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    *seconds = PyFloat_AsDouble(value);
+    if (*seconds == -1 && PyErr_Occurred())
+        return -1;
+    /* more than 100 years would overflow the nanoseconds */
+    if (!(*seconds > 0 && *seconds < 3e9)) {
+        PyErr_Format(PyExc_ValueError, "idle_timeout must be more than 0 seconds (and under 3e9), not %R", value);
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    TCPObject *self = (TCPObject *)op;
+    static char *kwlist[] = {"fin", "filter", "progress", "first_frame", "idle_timeout", NULL};
+    PyObject *fin, *filter = Py_None, *progress = Py_None, *idle = Py_None;
+    unsigned long long first_frame = 0;
+    double idle_timeout;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOKO:_trace_capture", kwlist, &fin, &filter, &progress,
+                                     &first_frame, &idle))
+        return NULL;
+    if (check_common_arguments(filter, progress) < 0 || parse_idle_timeout(idle, &idle_timeout) < 0 ||
+        begin_native_tracing(self, "_trace_capture") < 0)
+        return NULL;
 
     PyObject *result = NULL;
     struct capture *capture = NULL;
@@ -163,69 +302,117 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
             raise_input_error(self->state, &in, capture_error(capture), first_frame + 1, 0);
         goto done;
     }
-    capture_set_decode_options(capture, self->tunnels ? DECODE_TUNNELS : 0);
-    if (filter != Py_None) {
-        const char *expression = PyUnicode_AsUTF8(filter);
-        if (!expression || capture_set_filter(capture, expression) < 0) {
-            if (expression) {
-                PyObject *error = self->state->filter_error;
-                PyErr_Format(error, "BPF filter %R does not compile: %s", filter, capture_error(capture));
-            }
-            goto done;
-        }
-    }
-
-    if (tracer_start_write_behind(self->tracer, writer_threads()) < 0) {
-        raise_tracer_error(self->tracer);
-        goto done;
-    }
-    struct capture_stats stats = {0};
-    uint64_t frame_number = first_frame;
-    enum capture_status status;
-    loop.stats = &stats;
-    loop.last_report = now();
-    /* Python run by check_python (signal handlers, progress) finds the
-     * tracer owned and busy (set above) and leaves its flows alone */
-    loop.thread = PyEval_SaveThread();
-    status = capture_trace(capture, self->tracer, &frame_number, UINT64_MAX, &stats);
-    PyEval_RestoreThread(loop.thread);
-    loop.thread = NULL; /* the GIL is held */
-    Py_CLEAR(self->submitted);
-    int writes_failed;
-    Py_BEGIN_ALLOW_THREADS
-    writes_failed = tracer_finish_write_behind(self->tracer) < 0;
-    Py_END_ALLOW_THREADS
-    if (writes_failed && !PyErr_Occurred())
-        raise_tracer_error(self->tracer); /* it stopped the loop early if it could */
-    uint64_t offset = capture_offset(capture);
-    if (!PyErr_Occurred()) {
-        if (status == CAPTURE_DAMAGED || in.read_error)
-            raise_input_error(self->state, &in, capture_error(capture), frame_number + 1, offset);
-        else if (status == CAPTURE_TRACER_ERROR)
-            raise_tracer_error(self->tracer);
-        else if (status == CAPTURE_INTERRUPTED) /* check_python stops only with an exception */
-            PyErr_SetString(PyExc_SystemError, "the capture stopped without an exception");
-        else if (progress != Py_None)
-            report_progress(&loop, total ? total : offset);
-    }
-    capture_close(capture);
-    if (!PyErr_Occurred())
-        result = stats_dict(&stats, frame_number, offset);
-    else {
-        /* the caller still wants to know how far the capture got */
-        PyObject *type, *value, *traceback;
-        PyErr_Fetch(&type, &value, &traceback);
-        PyErr_NormalizeException(&type, &value, &traceback);
-        PyObject *partial = stats_dict(&stats, frame_number, offset);
-        if (partial && value)
-            PyObject_SetAttrString(value, "stats", partial) < 0 ? PyErr_Clear() : (void)0;
-        Py_XDECREF(partial);
-        PyErr_Restore(type, value, traceback);
-    }
+    struct capture_source source = {.file = &in};
+    result = trace_opened(&loop, &source, filter, first_frame, idle_timeout);
 done:
     capture_delete(capture);
-    self->busy = 0;
-    tcp_leave(self);
+    end_native_tracing(self);
     input_clear(&in);
+    return result;
+}
+
+/* An errno for each way an interface cannot be opened, so that Python
+ * makes the OSError subclass a user expects (PermissionError, ...). */
+static int live_errno(enum live_failure failure)
+{
+    switch (failure) {
+    case LIVE_NO_SUCH_INTERFACE: return ENODEV;
+    case LIVE_NO_PERMISSION: return EPERM;
+    case LIVE_INTERFACE_DOWN: return ENETDOWN;
+    default: return EIO;
+    }
+}
+
+/* A whole number argument >= 0 (0 or None: no limit) that fits in the C type's max. */
+static int parse_limit(PyObject *value, const char *name, unsigned long long max, unsigned long long *out)
+{
+    *out = 0;
+    if (value == Py_None)
+        return 0;
+    if (!PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name, Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    int overflow;
+    long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow || n < 0 || (unsigned long long)n > max) {
+        PyErr_Format(PyExc_ValueError, "%s must be between 0 and %llu, not %R", name, max, value);
+        return -1;
+    }
+    *out = (unsigned long long)n;
+    return 0;
+}
+
+PyObject *tcp_trace_live(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    TCPObject *self = (TCPObject *)op;
+    static char *kwlist[] = {"interface", "filter", "progress", "count", "duration", "snaplen", "promisc",
+                             "buffer_bytes", "idle_timeout", NULL};
+    PyObject *interface, *filter = Py_None, *progress = Py_None, *count_obj = Py_None, *duration_obj = Py_None;
+    PyObject *snaplen_obj = Py_None, *buffer_obj = Py_None, *idle = Py_None;
+    int promisc = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|OOOOOpOO:_trace_live", kwlist, &interface, &filter, &progress,
+                                     &count_obj, &duration_obj, &snaplen_obj, &promisc, &buffer_obj, &idle))
+        return NULL;
+    unsigned long long count, snaplen, buffer_bytes;
+    double idle_timeout, duration = 0;
+    if (check_common_arguments(filter, progress) < 0 || parse_idle_timeout(idle, &idle_timeout) < 0 ||
+        parse_limit(count_obj, "count", UINT64_MAX >> 1, &count) < 0 ||
+        parse_limit(snaplen_obj, "snaplen", 262144, &snaplen) < 0 ||
+        parse_limit(buffer_obj, "buffer_bytes", INT32_MAX, &buffer_bytes) < 0)
+        return NULL;
+    if (duration_obj != Py_None) {
+        duration = PyFloat_AsDouble(duration_obj);
+        if (duration == -1 && PyErr_Occurred())
+            return NULL;
+        if (!(duration > 0 && duration < 3e9)) {
+            PyErr_Format(PyExc_ValueError, "duration must be more than 0 seconds (and under 3e9), not %R", duration_obj);
+            return NULL;
+        }
+    }
+    Py_ssize_t name_length;
+    const char *name = PyUnicode_AsUTF8AndSize(interface, &name_length);
+    if (!name)
+        return NULL;
+    if (!*name || strlen(name) != (size_t)name_length) {
+        PyErr_Format(PyExc_ValueError, "interface must be an interface's name, not %R", interface);
+        return NULL;
+    }
+    if (begin_native_tracing(self, "_trace_live") < 0)
+        return NULL;
+    PyObject *result = NULL;
+    struct capture *capture = capture_new();
+    if (!capture) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    struct trace_loop loop = {.self = self, .capture = capture, .progress = progress};
+    const struct capture_check check = {.function = check_python, .arg = &loop, .interval_ns = CHECK_INTERVAL_NS};
+    const struct live_options options = {
+        .snaplen = snaplen ? (int)snaplen : 262144,
+        .promisc = promisc,
+        .buffer_bytes = (int)buffer_bytes,
+        .count = count,
+        .duration_ns = (uint64_t)(duration * 1e9),
+    };
+    enum live_failure failure;
+    Py_BEGIN_ALLOW_THREADS
+    failure = capture_open_live(capture, name, &options, &check);
+    Py_END_ALLOW_THREADS
+    if (failure != LIVE_OK) {
+        PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", live_errno(failure), capture_error(capture));
+        if (exc) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        goto done;
+    }
+    struct capture_source source = {.interface = interface};
+    result = trace_opened(&loop, &source, filter, 0, idle_timeout);
+done:
+    capture_delete(capture);
+    end_native_tracing(self);
     return result;
 }

@@ -1186,8 +1186,12 @@ static PyMethodDef tcp_methods[] = {
      "submit()\n--\n\nEvery flow as an Index: open flows first (in the order first seen), then the flows\n"
      "closed by FIN (in closing order). Writes all buffered frames first. Cached until the next packet."},
     {"_trace_capture", (PyCFunction)(void (*)(void))tcp_trace_capture, METH_VARARGS | METH_KEYWORDS,
-     "_trace_capture(fin, filter=None, progress=None, first_frame=0)\n--\n\nTrace every frame of a capture in C; "
-     "returns counters."},
+     "_trace_capture(fin, filter=None, progress=None, first_frame=0, idle_timeout=None)\n--\n\nTrace every frame "
+     "of a capture in C; returns counters."},
+    {"_trace_live", (PyCFunction)(void (*)(void))tcp_trace_live, METH_VARARGS | METH_KEYWORDS,
+     "_trace_live(interface, filter=None, progress=None, count=None, duration=None, snaplen=None, promisc=False, "
+     "buffer_bytes=None, idle_timeout=None)\n--\n\nTrace the frames captured on an interface in C until count, "
+     "duration or a signal handler's exception stops it; returns counters."},
     {"_abandon", tcp_abandon, METH_NOARGS, "Drop unwritten frames and close the files (after a write error)."},
     {"close", tcp_close, METH_NOARGS, "close()\n--\n\nWrite every buffered frame and close all output files."},
     {"__enter__", tcp_context_enter, METH_NOARGS, NULL},

@@ -14,35 +14,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture_internal.h"
 #include "capture_pcapng.h"
 #include "decode.h"
 #include "tracer_internal.h"
 
-struct counted_stream; /* below: counts the bytes libpcap reads, pipes included */
-
-struct capture {
-    pcap_t *pcap;        /* a pcap file: libpcap reads it */
-    struct pcapng_source *pcapng; /* a pcapng file: pcapng_reader.c reads it */
-    FILE *file; /* the stream read (closed by pcap_close for a pcap file) */
-    struct counted_stream *counter;
-    int linktype;        /* libpcap's DLT_ value, what the decoder reads */
-    uint32_t file_linktype; /* the LINKTYPE_ value files carry (DLT_RAW is 12, LINKTYPE_RAW 101) */
-    int microsecond_pcap; /* a pcap file with microsecond timestamps (not pcapng, not nanosecond) */
-    unsigned decode_options; /* decode_frame()'s options (DECODE_TUNNELS); 0 after capture_open */
-    int has_filter;
-    struct bpf_program filter;
-    struct capture_check check;
-    uint64_t next_check_ns; /* CLOCK_MONOTONIC time of the next call of check.function */
-    int interrupted;        /* check.function asked to stop */
-    uint32_t frames_read;   /* counts reads, for the clock read every 256 */
-    char errbuf[PCAP_ERRBUF_SIZE + 128]; /* room for what pcapflow adds */
-};
-
-
 /* The link type a pcap file written from this capture carries. libpcap maps
  * its DLT_ values to file LINKTYPE_ values when it writes a file header and
  * does not export the mapping, so let it write one into memory. */
-static uint32_t file_linktype(pcap_t *pcap)
+uint32_t capture_file_linktype(pcap_t *pcap)
 {
     char *buffer = NULL;
     size_t size = 0;
@@ -76,7 +56,7 @@ struct counted_stream {
     int may_block; /* not a regular file: a read may wait for a writer */
 };
 
-static uint64_t monotonic_ns(void)
+uint64_t capture_monotonic_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -85,13 +65,13 @@ static uint64_t monotonic_ns(void)
 
 /* Calls the check function when its time has come (or `now_due`). Returns
  * -1 when it asks to stop (c->interrupted is then set), else 0. */
-static int run_check(struct capture *c, int now_due)
+int capture_run_check(struct capture *c, int now_due)
 {
     if (c->interrupted)
         return -1;
     if (!c->check.function)
         return 0;
-    uint64_t now = monotonic_ns();
+    uint64_t now = capture_monotonic_ns();
     if (!now_due && now < c->next_check_ns)
         return 0;
     c->next_check_ns = now + c->check.interval_ns;
@@ -108,16 +88,16 @@ static int run_check(struct capture *c, int now_due)
 static int wait_readable(struct capture *c, int fd)
 {
     for (;;) {
-        if (run_check(c, 0) < 0)
+        if (capture_run_check(c, 0) < 0)
             return -1;
-        uint64_t now = monotonic_ns();
+        uint64_t now = capture_monotonic_ns();
         uint64_t left = c->next_check_ns > now ? c->next_check_ns - now : 0;
         struct pollfd entry = {.fd = fd, .events = POLLIN};
         int ready = poll(&entry, 1, (int)(left / 1000000u) + 1);
         if (ready > 0)
             return 0;
         if (ready < 0 && errno == EINTR) {
-            if (run_check(c, 1) < 0)
+            if (capture_run_check(c, 1) < 0)
                 return -1;
         } else if (ready < 0) {
             return 0; /* poll cannot watch it: read() will block or fail */
@@ -144,7 +124,7 @@ static ssize_t counted_read(void *cookie, char *buffer, size_t size)
         /* one read(): what a pipe holds now, so that frames from a live
          * `tcpdump -w -` reach the tracer as they come, not 256 KiB at a time */
         for (;;) {
-            if ((stream->may_block && c->check.function) ? wait_readable(c, fd) < 0 : run_check(c, 0) < 0) {
+            if ((stream->may_block && c->check.function) ? wait_readable(c, fd) < 0 : capture_run_check(c, 0) < 0) {
                 errno = EINTR;
                 return -1;
             }
@@ -163,13 +143,13 @@ static ssize_t counted_read(void *cookie, char *buffer, size_t size)
             if (errno != EINTR)
                 return -1;
             /* a signal: its handler may want the capture stopped */
-            if (run_check(c, 1) < 0) {
+            if (capture_run_check(c, 1) < 0) {
                 errno = EINTR;
                 return -1;
             }
         }
     } else {
-        if (run_check(c, 0) < 0) {
+        if (capture_run_check(c, 0) < 0) {
             errno = EINTR;
             return -1;
         }
@@ -283,7 +263,7 @@ int capture_open_after(struct capture *c, const void *head, size_t head_length, 
     memset(c, 0, sizeof *c);
     if (check) {
         c->check = *check;
-        c->next_check_ns = monotonic_ns() + check->interval_ns;
+        c->next_check_ns = capture_monotonic_ns() + check->interval_ns;
     }
     FILE *counted = counted_open(head, head_length, file, c, &c->counter);
     if (!counted) {
@@ -315,7 +295,7 @@ int capture_open_after(struct capture *c, const void *head, size_t head_length, 
     static const uint8_t micro_little[4] = {0xd4, 0xc3, 0xb2, 0xa1}, micro_big[4] = {0xa1, 0xb2, 0xc3, 0xd4};
     c->microsecond_pcap = memcmp(c->counter->magic, micro_little, 4) == 0 || memcmp(c->counter->magic, micro_big, 4) == 0;
     c->linktype = pcap_datalink(c->pcap);
-    c->file_linktype = file_linktype(c->pcap);
+    c->file_linktype = capture_file_linktype(c->pcap);
     return 0;
 }
 
@@ -326,6 +306,15 @@ int capture_set_filter(struct capture *c, const char *expression)
     if (pcap_compile(c->pcap, &c->filter, expression, 1, PCAP_NETMASK_UNKNOWN) < 0) {
         snprintf(c->errbuf, sizeof c->errbuf, "%s", pcap_geterr(c->pcap));
         return -1;
+    }
+    if (c->live) {
+        /* an interface's filter runs in the kernel: what it rejects is
+         * never copied out, nor numbered (as in a file tcpdump -w writes) */
+        int set = pcap_setfilter(c->pcap, &c->filter);
+        if (set < 0)
+            snprintf(c->errbuf, sizeof c->errbuf, "%s", pcap_geterr(c->pcap));
+        pcap_freecode(&c->filter);
+        return set < 0 ? -1 : 0;
     }
     c->has_filter = 1;
     return 0;
@@ -350,6 +339,8 @@ void capture_close(struct capture *c)
 
 uint64_t capture_offset(const struct capture *c)
 {
+    if (c->live)
+        return c->live_bytes;
     if (!c->file)
         return 0;
     uint64_t offset = c->counter->bytes;
@@ -392,6 +383,8 @@ static int describe_capture_flow(void *context, char *timestamp, size_t *length,
     return 0;
 }
 
+static int64_t frame_time_ns(const struct capture_frame *frame);
+
 /* Traces one decoded TCP frame. Returns 0 or -1 (tr->error). */
 static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const struct capture_frame *captured,
                            uint64_t frame_number, struct capture_stats *stats)
@@ -417,9 +410,52 @@ static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const str
         .linktype = captured->linktype,
     };
     struct trace_outcome outcome;
+    /* flows idle for too long by this frame's time close first: one of
+     * them may be this frame's, which then opens a new flow */
+    if (__builtin_expect(tr->idle_timeout_ns != 0, 0) && tracer_expire_idle(tr, frame_time_ns(captured)) < 0)
+        return -1;
     enum trace_status status = tracer_trace(tr, &frame, describe_capture_flow, &origin, &outcome);
     stats->flows_opened += (uint64_t)outcome.opened;
+    if (__builtin_expect(tr->idle_timeout_ns != 0, 0) && outcome.slot != TRACER_NO_SLOT)
+        tracer_idle_touch(tr, outcome.slot);
     return status == TRACE_OK ? 0 : -1;
+}
+
+/* A frame's time in nanoseconds since 1970, saturated (pcapng allows any
+ * 64-bit seconds). */
+static int64_t frame_time_ns(const struct capture_frame *frame)
+{
+    const int64_t limit = INT64_MAX / 1000000000 - 1;
+    int64_t seconds = frame->seconds > limit ? limit : frame->seconds < -limit ? -limit : frame->seconds;
+    uint64_t nanoseconds = frame->nanoseconds > 999999999u ? 999999999u : frame->nanoseconds;
+    return seconds * 1000000000 + (int64_t)nanoseconds;
+}
+
+/* The time now, as an interface stamps its frames. */
+static int64_t clock_now_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+int capture_decode(const struct capture *c, int dlt, const uint8_t *data, uint32_t caplen,
+                   struct capture_frame *frame, struct capture_stats *stats)
+{
+    switch (decode_frame(dlt, data, caplen, c->decode_options, &frame->decoded)) {
+    case DECODE_FOLLOW_EXTRA: /* a fragment or an ICMP error, for Follow TCP Stream */
+    case DECODE_TCP:
+        if (frame->decoded.kind == DECODED_TCP)
+            stats->tcp_frames++;
+        else
+            stats->not_tcp++;
+        return 1;
+    case DECODE_NOT_TCP: stats->not_tcp++; break;
+    case DECODE_FRAGMENT: stats->fragments++; break;
+    case DECODE_TRUNCATED: stats->truncated++; break;
+    case DECODE_UNSUPPORTED_LINK: stats->unsupported_link++; break;
+    }
+    return 0;
 }
 
 /* capture_next() for a pcapng file: the same, with each frame's own link
@@ -429,7 +465,7 @@ static enum capture_status pcapng_next(struct capture *c, struct capture_frame *
 {
     for (;;) {
         if ((++c->frames_read & 255) == 0 && c->check.function && !c->interrupted)
-            (void)run_check(c, 0);
+            (void)capture_run_check(c, 0);
         struct pcapng_source_frame got;
         enum pcapng_status status = pcapng_source_next(c->pcapng, &got);
         if (status != PCAPNG_FRAME && c->interrupted)
@@ -445,13 +481,7 @@ static enum capture_status pcapng_next(struct capture *c, struct capture_frame *
             continue;
         }
         const struct pcapng_frame *f = &got.frame;
-        switch (decode_frame(got.dlt, f->data, f->caplen, c->decode_options, &frame->decoded)) {
-        case DECODE_FOLLOW_EXTRA: /* a fragment or an ICMP error, for Follow TCP Stream */
-        case DECODE_TCP:
-            if (frame->decoded.kind == DECODED_TCP)
-                stats->tcp_frames++;
-            else
-                stats->not_tcp++;
+        if (capture_decode(c, got.dlt, f->data, f->caplen, frame, stats)) {
             frame->seconds = f->seconds;
             frame->nanoseconds = f->nanoseconds;
             frame->caplen = f->caplen;
@@ -459,10 +489,6 @@ static enum capture_status pcapng_next(struct capture *c, struct capture_frame *
             frame->data = f->data;
             frame->linktype = f->interface->linktype;
             return CAPTURE_FRAME;
-        case DECODE_NOT_TCP: stats->not_tcp++; break;
-        case DECODE_FRAGMENT: stats->fragments++; break;
-        case DECODE_TRUNCATED: stats->truncated++; break;
-        case DECODE_UNSUPPORTED_LINK: stats->unsupported_link++; break;
         }
     }
 }
@@ -472,13 +498,15 @@ enum capture_status capture_next(struct capture *c, struct capture_frame *frame,
 {
     if (c->pcapng)
         return pcapng_next(c, frame, frame_number, stats);
+    if (c->live)
+        return capture_live_next(c, frame, frame_number, stats);
     for (;;) {
         /* a clock read every 256 frames: a file read at full speed is
          * checked about as often as a pipe that delivers little. When the
          * check asks to stop, the frames already taken from the input (in
          * the stream's buffer) are still returned: the next read stops. */
         if ((++c->frames_read & 255) == 0 && c->check.function && !c->interrupted)
-            (void)run_check(c, 0);
+            (void)capture_run_check(c, 0);
         struct pcap_pkthdr *header;
         const u_char *data;
         int status = pcap_next_ex(c->pcap, &header, &data);
@@ -496,23 +524,13 @@ enum capture_status capture_next(struct capture *c, struct capture_frame *frame,
             stats->filtered_out++;
             continue;
         }
-        switch (decode_frame(c->linktype, data, header->caplen, c->decode_options, &frame->decoded)) {
-        case DECODE_FOLLOW_EXTRA: /* a fragment or an ICMP error, for Follow TCP Stream */
-        case DECODE_TCP:
-            if (frame->decoded.kind == DECODED_TCP)
-                stats->tcp_frames++;
-            else
-                stats->not_tcp++;
+        if (capture_decode(c, c->linktype, data, header->caplen, frame, stats)) {
             frame_time(c, header, &frame->seconds, &frame->nanoseconds);
             frame->caplen = header->caplen;
             frame->len = header->len;
             frame->data = data;
             frame->linktype = c->file_linktype;
             return CAPTURE_FRAME;
-        case DECODE_NOT_TCP: stats->not_tcp++; break;
-        case DECODE_FRAGMENT: stats->fragments++; break;
-        case DECODE_TRUNCATED: stats->truncated++; break;
-        case DECODE_UNSUPPORTED_LINK: stats->unsupported_link++; break;
         }
     }
 }
@@ -521,8 +539,15 @@ enum capture_status capture_trace(struct capture *c, struct tracer *tr, uint64_t
                                   struct capture_stats *stats)
 {
     struct capture_frame frame;
-    for (uint64_t n = 0; n < max_frames; n++) {
+    for (uint64_t n = 0; n < max_frames;) {
         enum capture_status status = capture_next(c, &frame, frame_number, stats);
+        if (status == CAPTURE_IDLE) {
+            /* an interface without traffic: capture time goes on all the same */
+            if (tracer_expire_idle(tr, clock_now_ns()) < 0)
+                return CAPTURE_TRACER_ERROR;
+            continue;
+        }
+        n++;
         if (status != CAPTURE_FRAME)
             return status;
         if (trace_tcp_frame(c, tr, &frame, *frame_number, stats) < 0)

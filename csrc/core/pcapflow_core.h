@@ -253,6 +253,22 @@ void tracer_forget_last_frame(struct tracer *tr, uint32_t slot);
 enum { TRACER_QUEUED_UNWRITTEN = -2 };
 int tracer_write_frame(struct tracer *tr, uint32_t slot, const struct pcap_record *record,
                        const uint8_t *data, size_t length);
+/* ---- Idle flows (tracer_idle.c): closed after timeout_ns of capture time
+ * without a frame, as if by FIN; their next frame opens a new flow ---- */
+
+/* Sets the timeout (0: flows never idle out). Returns 0 or -1 (memory). */
+int tracer_set_idle_timeout(struct tracer *tr, uint64_t timeout_ns);
+/* Capture time has come to now_ns (a frame's time, or the clock's on an
+ * interface without traffic; earlier times than before are ignored):
+ * closes the flows whose last frame is more than the timeout before it.
+ * Returns how many were closed, or -1 (tr->error: memory, or a file's
+ * last write failed, its flow closed all the same). */
+long tracer_expire_idle(struct tracer *tr, int64_t now_ns);
+/* A frame of the open flow in slot was just traced: it is idle from now on. */
+void tracer_idle_touch(struct tracer *tr, uint32_t slot);
+/* Flows closed for being idle so far. */
+uint64_t tracer_idle_closed(const struct tracer *tr);
+
 /* Writes everything queued for the flow, closes its file and moves the flow
  * to the closed list, its carried data with it (open_data is the caller's to
  * release first). Returns the index in the closed list, or -1 (memory).
@@ -437,6 +453,7 @@ enum capture_status {
     CAPTURE_DAMAGED,      /* libpcap could not read the next frame: errbuf says why */
     CAPTURE_TRACER_ERROR, /* writing failed: tr->error says why */
     CAPTURE_INTERRUPTED,  /* the check function asked to stop: every whole frame read is traced */
+    CAPTURE_IDLE,         /* an interface delivered nothing for a while: call again (files never say it) */
 };
 
 struct capture; /* opaque: see capture.c */
@@ -470,6 +487,46 @@ int capture_set_filter(struct capture *c, const char *expression);
 void capture_close(struct capture *c);
 /* Bytes of the file read so far. */
 uint64_t capture_offset(const struct capture *c);
+
+/* ---- Capturing on an interface (capture_live.c) ---- */
+
+struct live_options {
+    int snaplen;          /* bytes kept of each frame */
+    int promisc;          /* promiscuous mode */
+    int buffer_bytes;     /* the kernel's buffer for frames not read yet; 0: libpcap's default */
+    uint64_t count;       /* the capture ends after this many frames (the filter's); 0: no limit */
+    uint64_t duration_ns; /* the capture ends this long after it opens; 0: no limit */
+};
+
+enum live_failure {
+    LIVE_OK = 0,
+    LIVE_NO_SUCH_INTERFACE = -1,
+    LIVE_NO_PERMISSION = -2, /* not root, no CAP_NET_RAW */
+    LIVE_INTERFACE_DOWN = -3,
+    LIVE_FAILED = -4,        /* anything else: capture_error() says what */
+};
+
+/* With nothing to read, capture_next() on an interface returns CAPTURE_IDLE
+ * at least this often, so that its caller can close idle flows. */
+#define CAPTURE_LIVE_TICK_NS 100000000u
+
+/* Opens interface for capture, frames timestamped in nanoseconds where the
+ * kernel can. Reads end (CAPTURE_DONE) after options' count or duration;
+ * the check is called as for a pipe. A filter (capture_set_filter) runs in
+ * the kernel: frames it rejects are neither read nor numbered. Returns
+ * LIVE_OK, or a failure with capture_error() set. */
+enum live_failure capture_open_live(struct capture *c, const char *interface, const struct live_options *options,
+                                    const struct capture_check *check);
+
+/* What the kernel counted for an interface since it was opened (libpcap's
+ * pcap_stats, kept in 64 bits). */
+struct live_counts {
+    uint64_t received;          /* frames that passed the filter */
+    uint64_t dropped;           /* of those, lost for want of room in the buffer */
+    uint64_t interface_dropped; /* lost by the interface or its driver */
+};
+/* Returns 0, or -1 when c is not an open interface. */
+int capture_live_counts(struct capture *c, struct live_counts *counts);
 
 /* The next TCP frame of a capture, as capture_next() leaves it: valid until
  * the next call (libpcap's buffer). */

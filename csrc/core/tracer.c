@@ -92,6 +92,7 @@ static void tracer_free(struct tracer *tr)
     free(tr->table);
     free(tr->closed);
     free(tr->closed_steps);
+    free(tr->idle);
     free(tr->directory);
     free(tr->extension);
     label_set_free(&tr->labels);
@@ -207,7 +208,8 @@ static uint32_t take_slot(struct tracer *tr)
 {
     if (tr->free_slot == TRACER_NO_SLOT) {
         uint32_t capacity = tr->flow_capacity ? tr->flow_capacity * 2 : 64;
-        if (capacity <= tr->flow_capacity || capacity >= TRACER_NO_SLOT || sink_reserve(&tr->sink, capacity) < 0)
+        if (capacity <= tr->flow_capacity || capacity >= TRACER_NO_SLOT || sink_reserve(&tr->sink, capacity) < 0 ||
+            tracer_idle_reserve(tr, capacity) < 0)
             return TRACER_NO_SLOT;
         struct flow *flows = realloc(tr->flows, capacity * sizeof *flows);
         if (!flows)
@@ -314,6 +316,7 @@ static void unlink_flow(struct tracer *tr, uint32_t slot)
 {
     struct flow *flow = &tr->flows[slot];
     sink_release(&tr->sink, slot);
+    tracer_idle_forget(tr, slot);
     frame_list_free(&flow->frames);
     table_remove(tr, slot);
     if (flow->open_prev != TRACER_NO_SLOT)

@@ -33,6 +33,14 @@ struct flow {
     uint8_t fins_before;    /* fins before the last frame, put back when that frame is taken back */
 };
 
+/* When a flow was last traced, and its place in the least recently traced
+ * list. */
+struct flow_idle {
+    int64_t last_seen_ns;
+    uint32_t prev, next;
+    uint8_t linked;
+};
+
 struct closed_flow {
     const char *label;
     uint32_t label_length;
@@ -69,8 +77,21 @@ struct tracer {
 
     struct flow_sink sink; /* the flows' files (its own struct per slot) */
 
+    /* idle flows (tracer_idle.c); idle is NULL until a timeout is set, so
+     * that a tracer without one pays nothing per flow */
+    struct flow_idle *idle;         /* one per slot */
+    uint64_t idle_timeout_ns;       /* 0: flows never idle out */
+    int64_t idle_now_ns;            /* the latest capture time seen */
+    uint32_t idle_first, idle_last; /* flows traced by the capture loop, least recently first */
+    uint64_t idle_closed;
+
     struct tracer_error error;
 };
+
+/* tracer_idle.c's part of the slots' lifecycle: the table of slots grows
+ * to capacity (0 or -1: memory), a flow leaves them. */
+int tracer_idle_reserve(struct tracer *tr, uint32_t capacity);
+void tracer_idle_forget(struct tracer *tr, uint32_t slot);
 
 /* Sets tr->error to "out of memory"; returns -1. */
 int tracer_out_of_memory(struct tracer *tr);
