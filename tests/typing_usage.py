@@ -66,14 +66,22 @@ def tracer(out: str) -> list[str]:
 
 def captures(capture: str, out: str) -> int:
     stats: dict[str, int] = {}
-    flows = pcapflow.trace_file(capture, os.path.join(out, "file"), filter="tcp", stats=stats,
+    flows = pcapflow.trace_file(capture, os.path.join(out, "file"), filter="tcp", stats=stats, idle_timeout=60,
                                 progress=lambda read, total, packets, open_flows: None)
     assert_type(flows, tuple[pcapflow.Index, ...])
     with open(capture, "rb") as stream:
         more = pcapflow.trace_files([capture, stream], os.path.join(out, "files"), bidirectional=True)
     nothing = pcapflow.trace_file(capture, index=False)
     assert_type(nothing, None)
-    count = 0
+    live: dict[str, int] = {}
+    try:
+        # a tenth of a second of the loopback interface (root or CAP_NET_RAW)
+        caught = pcapflow.trace_live("lo", os.path.join(out, "live"), filter="tcp", count=10, duration=0.1,
+                                     idle_timeout=5.0, stats=live)
+        assert_type(caught, tuple[pcapflow.Index, ...])
+    except PermissionError:
+        live["received"] = 0
+    count = live["received"]
     with pcapflow.packets(capture, filter="port 80") as reader:
         for packet in reader:
             assert_type(packet, pcapflow.Packet)
