@@ -5,16 +5,19 @@
 Run from outside the source tree, so that the installed package is the one
 imported. CAPTURE is examples/data/http_espn.pcapng (its numbers are below).
 With --bundled-libpcap (Linux wheels repaired by auditwheel) the extension
-must load the libpcap the wheel carries, and nothing of D-Bus or RDMA.
+must load the libpcap the wheel carries, and nothing of D-Bus or RDMA. As
+root it also traces a live capture on the loopback interface.
 Exits non-zero on the first failure.
 """
 import argparse
-import ctypes
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 # examples/data/http_espn.pcapng: 50 TCP flows, all of them to port 80
 EXPECTED_FLOWS = 50
@@ -37,24 +40,38 @@ def check_bundled_libpcap(extension):
     if unwanted:
         fail("the extension pulls in %s" % unwanted)
     print("smoke: libpcap bundled:", libpcap[0])
-    return libpcap[0]
 
 
-def check_live_capture_support(libpcap):
-    """The bundled libpcap still opens a Linux packet socket (live capture needs root)."""
+def check_live_capture():
+    """trace_live() on the loopback interface, through the wheel's libpcap, sees a connection made meanwhile."""
+    import pcapflow
+
     if os.geteuid() != 0:
-        print("smoke: live capture not tried (needs root)")
+        print("smoke: live capture not tried (needs root or CAP_NET_RAW)")
         return
-    pcap = ctypes.CDLL(libpcap)
-    pcap.pcap_open_live.restype = ctypes.c_void_p
-    pcap.pcap_open_live.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_char_p]
-    pcap.pcap_close.argtypes = [ctypes.c_void_p]
-    errbuf = ctypes.create_string_buffer(256)
-    handle = pcap.pcap_open_live(b"lo", 256, 0, 100, errbuf)
-    if not handle:
-        fail("the bundled libpcap cannot open the loopback device: " + errbuf.value.decode(errors="replace"))
-    pcap.pcap_close(handle)
-    print("smoke: the bundled libpcap opens a live capture on lo")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def connect():
+        time.sleep(0.5)  # capture is under way by then
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.sendall(b"smoke")
+        accepted, _ = server.accept()
+        accepted.close()
+
+    talker = threading.Thread(target=connect)
+    talker.start()
+    with tempfile.TemporaryDirectory() as out:
+        stats = {}
+        flows = pcapflow.trace_live("lo", out, filter="tcp port %d" % port, duration=2, stats=stats)
+    talker.join()
+    server.close()
+    # a label is {src}_{srcport}-{dst}_{dstport}-{timestamp}
+    if not any("_%d-" % port in flow.label for flow in flows):
+        fail("trace_live on lo saw no flow from port %d: %r, %r" % (port, flows, stats))
+    print("smoke: trace_live on lo traced %d flows of a connection to port %d" % (len(flows), port))
 
 
 def main():
@@ -87,7 +104,8 @@ def main():
     print("smoke: traced %d flows from %s (API and CLI)" % (len(flows), os.path.basename(capture)))
 
     if args.bundled_libpcap:
-        check_live_capture_support(check_bundled_libpcap(_core.__file__))
+        check_bundled_libpcap(_core.__file__)
+    check_live_capture()
 
 
 if __name__ == "__main__":
