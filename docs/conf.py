@@ -37,11 +37,6 @@ autodoc_default_options = {"members": True, "inherited-members": True, "member-o
 autodoc_member_order = "bysource"
 # signatures of the C types' methods come from their docstrings' first line
 autodoc_docstring_signature = True
-# annotations are shown as written; they name pcapkit's classes, which
-# these pages do not document
-autodoc_typehints = "description"
-autodoc_typehints_format = "short"
-nitpicky = False
 
 logger = logging.getLogger("pcapflow.docs")
 
