@@ -6,9 +6,9 @@
 PYTHON ?= python3
 FUZZ_SECONDS ?= 60
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := gcc clang libclang-rt-14-dev libpcap-dev tshark tcpflow tcpdump
+DEBIAN_PACKAGES := gcc clang libclang-rt-14-dev libpcap-dev tshark tcpflow tcpdump iproute2
 
-.PHONY: deps install run test check test-sanitized test-threads fuzz bench clean
+.PHONY: deps install run test check test-sanitized test-threads fuzz bench bench-live clean
 
 # Debian's locales, and a locale whose decimal separator is a comma that
 # deps generates for tests/test_locale.py
@@ -84,7 +84,7 @@ test-threads: install
 	LD_PRELOAD="$$(gcc -print-file-name=libtsan.so)" TSAN_OPTIONS=halt_on_error=1:report_signal_unsafe=0 \
 	"$$($(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))')" -m pytest -q -p no:cacheprovider \
 		--capture=sys --rootdir ../.. ../../tests/test_write_behind.py ../../tests/test_capture.py ../../tests/test_safety.py ../../tests/test_interrupts.py ../../tests/test_exit_paths.py \
-		../../tests/test_file_objects.py ../../tests/test_follow_threads.py
+		../../tests/test_file_objects.py ../../tests/test_follow_threads.py ../../tests/test_live.py
 
 # a longer fuzzing run: make fuzz FUZZ_SECONDS=3600
 fuzz: install
@@ -93,6 +93,14 @@ fuzz: install
 bench: install
 	$(PYTHON) -m pip install -q -e '.[bench]'
 	$(PYTHON) bench/bench_trace.py
+
+# live capture against tcpdump on a veth pair (root): nginx and wrk make the traffic
+bench-live: install
+	@if ! dpkg -s nginx-light wrk ethtool >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk ethtool >/dev/null; \
+	fi
+	$(SUDO) $(PYTHON) bench/bench_live.py
 
 clean:
 	rm -rf build *.egg-info pcapflow/*.so flows flows.jsonl wheelhouse

@@ -100,7 +100,8 @@ def trace_files(fins, fout=None, format=None, byteorder=sys.byteorder, nanosecon
 
 def trace_live(interface, fout=None, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
                filter=None, count=None, duration=None, snaplen=262144, promisc=False, buffer_mb=None,
-               idle_timeout=None, progress=None, stats=None, tunnels=False, index=True, bidirectional=False):
+               idle_timeout=None, progress=None, stats=None, tunnels=False, index=True, bidirectional=False,
+               started=None):
     """Trace the TCP flows of an interface as traffic flows, as trace_file() traces a capture.
 
     Captures on ``interface`` (``"lo"``, ``"eth0"``, ``"any"``; root or CAP_NET_RAW) until
@@ -120,7 +121,10 @@ def trace_live(interface, fout=None, format=None, byteorder=sys.byteorder, nanos
     a link that runs for days. ``stats`` receives trace_file()'s counters and the kernel's:
     ``received`` (frames that passed the filter), ``dropped`` (lost for want of room in the
     buffer) and ``interface_dropped``. ``progress(bytes, 0, packets, open_flows)`` is
-    called every so often. ``tunnels``, ``index`` and ``bidirectional`` are trace_file()'s.
+    called every so often; ``started(info)`` once the interface is open, before the first frame
+    (info: interface, linktype and linktype_description as libpcap names them, snaplen,
+    nanosecond), as tcpdump says "listening on". ``tunnels``, ``index`` and ``bidirectional``
+    are trace_file()'s.
 
     Raises OSError for an interface that cannot be captured on: ENODEV (no such interface),
     PermissionError (not root, no CAP_NET_RAW), ENETDOWN (the interface is down);
@@ -142,7 +146,7 @@ def trace_live(interface, fout=None, format=None, byteorder=sys.byteorder, nanos
     def capture(totals):
         _add(totals, tracer._trace_live(  # pylint: disable=protected-access
             interface, filter, progress, count, duration, snaplen, promisc,
-            buffer_mb << 20 if buffer_mb else None, idle_timeout))
+            buffer_mb << 20 if buffer_mb else None, idle_timeout, started))
 
     return _traced(tracer, capture, index, stats)
 

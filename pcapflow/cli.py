@@ -287,6 +287,14 @@ def _flow_count(flows, stats):
     return len(flows) if flows is not None else stats.get("flows_opened", 0)
 
 
+def _say_capturing(info):
+    """What tcpdump says when it starts listening: from here on frames are captured."""
+    stamps = "nanosecond" if info["nanosecond"] else "microsecond"
+    print(f"pcapflow: capturing on {info['interface']}, link-type {info['linktype']} "
+          f"({info['linktype_description']}), snapshot length {info['snaplen']} bytes, {stamps} timestamps",
+          file=sys.stderr, flush=True)
+
+
 def _trace(args, stats, bar):
     # without --index (and pcap output) no frame number and no Index is kept
     index = bool(args.index) or args.format not in ("pcap", "cap", None)
@@ -295,7 +303,7 @@ def _trace(args, stats, bar):
                           filter=args.filter, count=args.count, duration=args.duration, snaplen=args.snaplen,
                           promisc=args.promisc, buffer_mb=args.kernel_buffer_mb, idle_timeout=args.idle_timeout,
                           progress=bar, stats=stats, tunnels=args.tunnels, index=index,
-                          bidirectional=args.bidirectional)
+                          bidirectional=args.bidirectional, started=_say_capturing)
     # '-' is standard input, as tcpdump -r - reads it
     captures = [sys.stdin.buffer if capture == "-" else capture for capture in args.captures]
     return trace_files(captures, args.output, args.format, args.byteorder, args.nanosecond,

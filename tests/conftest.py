@@ -49,7 +49,7 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 # test process, and every process it starts inherits LD_PRELOAD: Python children need them
 # (they import the instrumented module), Wireshark's tools and tcpflow do not, and editcap under a
 # preloaded ASan was seen to hang in a futex. The tools start without it.
-TOOLS = {"tshark", "editcap", "capinfos", "mergecap", "text2pcap", "tcpflow", "tcpdump"}
+TOOLS = {"tshark", "editcap", "capinfos", "mergecap", "text2pcap", "tcpflow", "tcpdump", "ip"}
 
 if "LD_PRELOAD" in os.environ:
     class _ToolsWithoutPreload(subprocess.Popen):

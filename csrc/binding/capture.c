@@ -238,22 +238,22 @@ static PyObject *trace_opened(struct trace_loop *loop, struct capture_source *so
     return NULL;
 }
 
-/* idle_timeout: None or a number of seconds > 0; 0.0 for none. */
-static int parse_idle_timeout(PyObject *value, double *seconds)
+/* A time in seconds (idle_timeout, duration): None (0.0), or a number above
+ * 0 and below 3e9 (about 95 years; its nanoseconds fit in 64 bits). */
+static int parse_seconds(PyObject *value, const char *name, double *seconds)
 {
     *seconds = 0;
     if (value == Py_None)
         return 0;
     if (!PyFloat_Check(value) && !PyLong_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "idle_timeout must be a number of seconds, not %.100s", Py_TYPE(value)->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s must be a number of seconds, not %.100s", name, Py_TYPE(value)->tp_name);
         return -1;
     }
     *seconds = PyFloat_AsDouble(value);
     if (*seconds == -1 && PyErr_Occurred())
         return -1;
-    /* more than 100 years would overflow the nanoseconds */
     if (!(*seconds > 0 && *seconds < 3e9)) {
-        PyErr_Format(PyExc_ValueError, "idle_timeout must be more than 0 seconds (and under 3e9), not %R", value);
+        PyErr_Format(PyExc_ValueError, "%s must be more than 0 seconds (and under 3e9), not %R", name, value);
         return -1;
     }
     return 0;
@@ -269,7 +269,7 @@ PyObject *tcp_trace_capture(PyObject *op, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOKO:_trace_capture", kwlist, &fin, &filter, &progress,
                                      &first_frame, &idle))
         return NULL;
-    if (check_common_arguments(filter, progress) < 0 || parse_idle_timeout(idle, &idle_timeout) < 0 ||
+    if (check_common_arguments(filter, progress) < 0 || parse_seconds(idle, "idle_timeout", &idle_timeout) < 0 ||
         begin_native_tracing(self, "_trace_capture") < 0)
         return NULL;
 
@@ -345,33 +345,43 @@ static int parse_limit(PyObject *value, const char *name, unsigned long long max
     return 0;
 }
 
+/* Calls started(info) once the interface is open, as tcpdump says
+ * "listening on": what is captured and how. Returns 0 or -1. */
+static int announce_capture(struct capture *capture, PyObject *interface, PyObject *started)
+{
+    struct capture_description about;
+    capture_describe(capture, &about);
+    PyObject *r = PyObject_CallFunction(started, "{sOsssssisO}", "interface", interface, "linktype", about.linktype_name,
+                                        "linktype_description", about.linktype_description, "snaplen", about.snaplen,
+                                        "nanosecond", about.nanosecond ? Py_True : Py_False);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
 PyObject *tcp_trace_live(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     TCPObject *self = (TCPObject *)op;
     static char *kwlist[] = {"interface", "filter", "progress", "count", "duration", "snaplen", "promisc",
-                             "buffer_bytes", "idle_timeout", NULL};
+                             "buffer_bytes", "idle_timeout", "started", NULL};
     PyObject *interface, *filter = Py_None, *progress = Py_None, *count_obj = Py_None, *duration_obj = Py_None;
-    PyObject *snaplen_obj = Py_None, *buffer_obj = Py_None, *idle = Py_None;
+    PyObject *snaplen_obj = Py_None, *buffer_obj = Py_None, *idle = Py_None, *started = Py_None;
     int promisc = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|OOOOOpOO:_trace_live", kwlist, &interface, &filter, &progress,
-                                     &count_obj, &duration_obj, &snaplen_obj, &promisc, &buffer_obj, &idle))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|OOOOOpOOO:_trace_live", kwlist, &interface, &filter, &progress,
+                                     &count_obj, &duration_obj, &snaplen_obj, &promisc, &buffer_obj, &idle,
+                                     &started))
         return NULL;
+    if (started != Py_None && !PyCallable_Check(started)) {
+        PyErr_Format(PyExc_TypeError, "started must be callable, not %.100s", Py_TYPE(started)->tp_name);
+        return NULL;
+    }
     unsigned long long count, snaplen, buffer_bytes;
-    double idle_timeout, duration = 0;
-    if (check_common_arguments(filter, progress) < 0 || parse_idle_timeout(idle, &idle_timeout) < 0 ||
+    double idle_timeout, duration;
+    if (check_common_arguments(filter, progress) < 0 || parse_seconds(idle, "idle_timeout", &idle_timeout) < 0 ||
         parse_limit(count_obj, "count", UINT64_MAX >> 1, &count) < 0 ||
         parse_limit(snaplen_obj, "snaplen", 262144, &snaplen) < 0 ||
-        parse_limit(buffer_obj, "buffer_bytes", INT32_MAX, &buffer_bytes) < 0)
+        parse_limit(buffer_obj, "buffer_bytes", INT32_MAX, &buffer_bytes) < 0 ||
+        parse_seconds(duration_obj, "duration", &duration) < 0)
         return NULL;
-    if (duration_obj != Py_None) {
-        duration = PyFloat_AsDouble(duration_obj);
-        if (duration == -1 && PyErr_Occurred())
-            return NULL;
-        if (!(duration > 0 && duration < 3e9)) {
-            PyErr_Format(PyExc_ValueError, "duration must be more than 0 seconds (and under 3e9), not %R", duration_obj);
-            return NULL;
-        }
-    }
     Py_ssize_t name_length;
     const char *name = PyUnicode_AsUTF8AndSize(interface, &name_length);
     if (!name)
@@ -409,6 +419,8 @@ PyObject *tcp_trace_live(PyObject *op, PyObject *args, PyObject *kwargs)
         }
         goto done;
     }
+    if (started != Py_None && announce_capture(capture, interface, started) < 0)
+        goto done;
     struct capture_source source = {.interface = interface};
     result = trace_opened(&loop, &source, filter, 0, idle_timeout);
 done:

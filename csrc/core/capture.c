@@ -431,12 +431,17 @@ static int64_t frame_time_ns(const struct capture_frame *frame)
     return seconds * 1000000000 + (int64_t)nanoseconds;
 }
 
-/* The time now, as an interface stamps its frames. */
-static int64_t clock_now_ns(void)
+/* Capture time on an interface without traffic: the clock, as the kernel
+ * stamps frames, less a second. Frames stamped a little earlier may still
+ * be on their way (libpcap is handed a block of them up to 10 ms after the
+ * first); held back this far, the clock closes no flow that one of them
+ * would have kept open, so an interface's flows are those of a file of the
+ * same frames. */
+static int64_t capture_time_without_frames(void)
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - 1000000000;
 }
 
 int capture_decode(const struct capture *c, int dlt, const uint8_t *data, uint32_t caplen,
@@ -543,7 +548,7 @@ enum capture_status capture_trace(struct capture *c, struct tracer *tr, uint64_t
         enum capture_status status = capture_next(c, &frame, frame_number, stats);
         if (status == CAPTURE_IDLE) {
             /* an interface without traffic: capture time goes on all the same */
-            if (tracer_expire_idle(tr, clock_now_ns()) < 0)
+            if (tracer_expire_idle(tr, capture_time_without_frames()) < 0)
                 return CAPTURE_TRACER_ERROR;
             continue;
         }

@@ -90,6 +90,16 @@ enum live_failure capture_open_live(struct capture *c, const char *interface, co
     return LIVE_OK;
 }
 
+void capture_describe(const struct capture *c, struct capture_description *about)
+{
+    const char *name = pcap_datalink_val_to_name(c->linktype);
+    const char *description = pcap_datalink_val_to_description(c->linktype);
+    about->linktype_name = name ? name : "unknown";
+    about->linktype_description = description ? description : "unknown";
+    about->snaplen = pcap_snapshot(c->pcap);
+    about->nanosecond = c->live_nanosecond;
+}
+
 /* libpcap's counters are 32 bits and wrap on a link that runs for days:
  * they are read every so often and their differences added up. */
 static void update_counts(struct capture *c)

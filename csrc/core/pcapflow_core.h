@@ -518,6 +518,15 @@ enum live_failure {
 enum live_failure capture_open_live(struct capture *c, const char *interface, const struct live_options *options,
                                     const struct capture_check *check);
 
+/* What an open interface captures: libpcap's name and description of its
+ * link type, the bytes kept of each frame, nanosecond timestamps or not. */
+struct capture_description {
+    const char *linktype_name, *linktype_description; /* static strings */
+    int snaplen;
+    int nanosecond;
+};
+void capture_describe(const struct capture *c, struct capture_description *about);
+
 /* What the kernel counted for an interface since it was opened (libpcap's
  * pcap_stats, kept in 64 bits). */
 struct live_counts {
