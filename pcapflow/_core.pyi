@@ -94,8 +94,8 @@ class TCPBase:
                        first_frame: int = ..., idle_timeout: Optional[float] = ...) -> dict[str, int]: ...
     def _trace_live(self, interface: str, filter: Optional[str] = ..., progress: Optional[Callable[..., Any]] = ...,
                     count: Optional[int] = ..., duration: Optional[float] = ..., snaplen: Optional[int] = ...,
-                    promisc: bool = ..., buffer_bytes: Optional[int] = ...,
-                    idle_timeout: Optional[float] = ...) -> dict[str, int]: ...
+                    promisc: bool = ..., buffer_bytes: Optional[int] = ..., idle_timeout: Optional[float] = ...,
+                    started: Optional[Callable[[dict[str, Any]], object]] = ...) -> dict[str, int]: ...
 
 _T = TypeVar("_T", bound=TCPBase)
 

@@ -1,6 +1,6 @@
 """Types the stubs share (a stub-only module: there is no pcapflow/_types.py)."""
 import os
-from typing import Callable, Protocol, Union
+from typing import Any, Callable, Protocol, Union
 
 # a capture or output path
 Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
@@ -12,3 +12,6 @@ class Readable(Protocol):
 Capture = Union[Path, Readable]
 # progress(bytes_read, total_bytes, packets, open_flows)
 Progress = Callable[[int, int, int, int], object]
+# started(info) once an interface is open: interface, linktype,
+# linktype_description, snaplen, nanosecond
+Started = Callable[[dict[str, Any]], object]

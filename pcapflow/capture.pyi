@@ -3,7 +3,7 @@
 from typing import Iterable, Literal, Optional, overload
 
 from pcapflow._core import CaptureReader, Index
-from pcapflow._types import Capture, Path, Progress
+from pcapflow._types import Capture, Path, Progress, Started
 
 __all__ = ["trace_file", "trace_files", "trace_live", "packets"]
 
@@ -37,12 +37,12 @@ def trace_live(interface: str, fout: Optional[Path] = ..., format: Optional[str]
                duration: Optional[float] = ..., snaplen: int = ..., promisc: bool = ..., buffer_mb: Optional[int] = ...,
                idle_timeout: Optional[float] = ..., progress: Optional[Progress] = ...,
                stats: Optional[dict[str, int]] = ..., tunnels: bool = ..., index: Literal[True] = ...,
-               bidirectional: bool = ...) -> tuple[Index, ...]: ...
+               bidirectional: bool = ..., started: Optional[Started] = ...) -> tuple[Index, ...]: ...
 @overload
 def trace_live(interface: str, fout: Optional[Path] = ..., format: Optional[str] = ..., byteorder: str = ...,
                nanosecond: bool = ..., *, filter: Optional[str] = ..., count: Optional[int] = ...,
                duration: Optional[float] = ..., snaplen: int = ..., promisc: bool = ..., buffer_mb: Optional[int] = ...,
                idle_timeout: Optional[float] = ..., progress: Optional[Progress] = ...,
                stats: Optional[dict[str, int]] = ..., tunnels: bool = ..., index: Literal[False],
-               bidirectional: bool = ...) -> None: ...
+               bidirectional: bool = ..., started: Optional[Started] = ...) -> None: ...
 def packets(fin: Capture, *, filter: Optional[str] = ..., tunnels: bool = ...) -> CaptureReader: ...

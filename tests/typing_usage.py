@@ -76,8 +76,9 @@ def captures(capture: str, out: str) -> int:
     live: dict[str, int] = {}
     try:
         # a tenth of a second of the loopback interface (root or CAP_NET_RAW)
+        opened: list[dict[str, Any]] = []
         caught = pcapflow.trace_live("lo", os.path.join(out, "live"), filter="tcp", count=10, duration=0.1,
-                                     idle_timeout=5.0, stats=live)
+                                     idle_timeout=5.0, stats=live, started=opened.append)
         assert_type(caught, tuple[pcapflow.Index, ...])
     except PermissionError:
         live["received"] = 0
