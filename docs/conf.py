@@ -79,11 +79,6 @@ def c_signature(name, obj):
 def signature_from_docstring(app, what, name, obj, options, signature, return_annotation):
     if what not in ("method", "function", "classmethod"):
         return None
-    text_signature = getattr(obj, "__text_signature__", None)
-    if text_signature and not text_signature.startswith("($"):
-        # tcp.c's methods give "trace(packet, ...)\n--" without $self, and
-        # autodoc drops the first parameter of a method, which is then packet
-        return (text_signature, return_annotation)
     match = c_signature(name, obj)
     return (match.group(2), return_annotation) if match else None
 

@@ -1179,24 +1179,24 @@ static PyObject *tcp_bidirectional(PyObject *op, void *closure)
 
 static PyMethodDef tcp_methods[] = {
     {"trace", (PyCFunction)(void (*)(void))tcp_trace, METH_FASTCALL | METH_KEYWORDS,
-     "trace(packet, *, output=False)\n--\n\nTrace one packet. Returns the flow label, or with output=True the\n"
+     "trace($self, packet, *, output=False)\n--\n\nTrace one packet. Returns the flow label, or with output=True the\n"
      "flow's writer (call it with a frame to write that frame to the flow's file)."},
-    {"dump", tcp_dump, METH_O, "dump(packet)\n--\n\nTrace one packet and write its frame to its flow's file."},
+    {"dump", tcp_dump, METH_O, "dump($self, packet)\n--\n\nTrace one packet and write its frame to its flow's file."},
     {"submit", tcp_submit, METH_NOARGS,
-     "submit()\n--\n\nEvery flow as an Index: open flows first (in the order first seen), then the flows\n"
+     "submit($self)\n--\n\nEvery flow as an Index: open flows first (in the order first seen), then the flows\n"
      "closed by FIN (in closing order). Writes all buffered frames first. Cached until the next packet."},
     {"_trace_capture", (PyCFunction)(void (*)(void))tcp_trace_capture, METH_VARARGS | METH_KEYWORDS,
-     "_trace_capture(fin, filter=None, progress=None, first_frame=0, idle_timeout=None, keep_closed=True, "
+     "_trace_capture($self, fin, filter=None, progress=None, first_frame=0, idle_timeout=None, keep_closed=True, "
      "clock_stamped=False)\n--\n\nTrace every frame of a capture in C; returns counters. keep_closed=False: "
      "flows that close are written and forgotten (no index wanted); clock_stamped: the capture's times never go "
      "back (one live capture), so the labels of flows long closed are forgotten too."},
     {"_trace_live", (PyCFunction)(void (*)(void))tcp_trace_live, METH_VARARGS | METH_KEYWORDS,
-     "_trace_live(interface, filter=None, progress=None, count=None, duration=None, snaplen=None, promisc=False, "
+     "_trace_live($self, interface, filter=None, progress=None, count=None, duration=None, snaplen=None, promisc=False, "
      "buffer_bytes=None, idle_timeout=None, started=None, keep_closed=True)\n--\n\nTrace the frames captured on "
      "an interface in C until count, "
      "duration or a signal handler's exception stops it; returns counters."},
     {"_abandon", tcp_abandon, METH_NOARGS, "Drop unwritten frames and close the files (after a write error)."},
-    {"close", tcp_close, METH_NOARGS, "close()\n--\n\nWrite every buffered frame and close all output files."},
+    {"close", tcp_close, METH_NOARGS, "close($self)\n--\n\nWrite every buffered frame and close all output files."},
     {"__enter__", tcp_context_enter, METH_NOARGS, NULL},
     {"__exit__", tcp_context_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
