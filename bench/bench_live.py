@@ -44,6 +44,10 @@ class Network:
             sh("ip", "-n", ns, "link", "set", dev, "up", "mtu", "1500")
             sh("ip", "-n", ns, "link", "set", "lo", "up")
             sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", check=False)
+        # short connections by the hundred thousand: ports come back at once
+        for ns in (self.server, self.client):
+            sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1",
+               "net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_max_tw_buckets=4096", check=False)
         os.chmod(self.www, 0o755)
         with open(os.path.join(self.www, "page.txt"), "w", encoding="ascii") as page:
             page.write("0123456789abcdef" * 1700)  # about 27 KB: ~20 data frames
@@ -101,14 +105,16 @@ def counts(text, tool):
     return int(found.group(1)), int(found.group(2))
 
 
-def one_step(net, connections, seconds, workdir):
+def one_step(net, connections, seconds, workdir, buffer_mb):
     out = tempfile.mkdtemp(dir=workdir)
     try:
         exec_in = ["ip", "netns", "exec", net.server]
+        flow_buffer = ["--kernel-buffer-mb", str(buffer_mb)] if buffer_mb else []
+        dump_buffer = ["-B", str(buffer_mb * 1024)] if buffer_mb else []
         flow, flow_first = start(exec_in + [sys.executable, "-m", "pcapflow", "-i", "veth0", "-o", out + "/flows",
-                                            "--filter", f"tcp port {PORT}"], "capturing on")
+                                            "--filter", f"tcp port {PORT}", *flow_buffer], "capturing on")
         dump, dump_first = start(exec_in + ["tcpdump", "-i", "veth0", "-w", out + "/all.pcap", "-n", "-Z", "root",
-                                            f"tcp port {PORT}"], "listening on")
+                                            *dump_buffer, f"tcp port {PORT}"], "listening on")
         started = time.monotonic()
         sh("ip", "netns", "exec", net.client, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
            "-H", "Connection: close", f"http://{SERVER}:{PORT}/page.txt")
@@ -127,6 +133,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--workdir", default="/dev/shm")
     parser.add_argument("--levels", default=",".join(map(str, LEVELS)), help="wrk connections per step")
+    parser.add_argument("--kernel-buffer-mb", type=int, default=0,
+                        help="both capturers' kernel buffer (default: each one's own default)")
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "tcpdump", "ethtool", "ip"):
         if shutil.which(tool) is None:
@@ -142,7 +150,7 @@ def main():
             clean = {"pcapflow": 0.0, "tcpdump": 0.0}
             for connections in levels:
                 (flow_recv, flow_drop), (dump_recv, dump_drop), elapsed, files, (flow_cpu, dump_cpu) = one_step(
-                    net, connections, args.seconds, args.workdir)
+                    net, connections, args.seconds, args.workdir, args.kernel_buffer_mb)
                 rate = max(flow_recv, dump_recv) / elapsed
                 print(f"{connections:>6} {rate:>10.0f} {flow_recv:>14} {flow_drop:>8} {flow_cpu:>6.2f} "
                       f"{dump_recv:>13} {dump_drop:>8} {dump_cpu:>6.2f} {files:>7}", flush=True)

@@ -7,6 +7,8 @@ from pcapflow._types import Capture, Path, Progress, Started
 
 __all__ = ["trace_file", "trace_files", "trace_live", "packets"]
 
+KERNEL_BUFFER_MB: int
+
 # index=False keeps no frame numbers and returns None
 @overload
 def trace_file(fin: Capture, fout: Optional[Path] = ..., format: Optional[str] = ..., byteorder: str = ...,

@@ -77,7 +77,7 @@ def parse_arguments(argv):
                       help="keep at most BYTES of each frame (262144)")
     live.add_argument("--promisc", action="store_true", help="put the interface in promiscuous mode")
     live.add_argument("--kernel-buffer-mb", type=_positive(int), metavar="MB",
-                      help="the kernel's buffer for frames not read yet (libpcap's 2 MB by default): more rides "
+                      help="the kernel's buffer for frames not read yet (32 MB; tcpdump's is 2 MB): more rides "
                            "out bursts without drops")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the flow files")
     parser.add_argument("-f", "--format", default="pcap", choices=FORMATS,
