@@ -59,25 +59,11 @@ typedef struct {
     struct tracer_error split_error;
 } FollowReaderObject;
 
-static int grow(void **array, size_t *capacity, size_t need, size_t item)
-{
-    if (need <= *capacity)
-        return 0;
-    size_t capacity_new = *capacity ? *capacity : 64;
-    while (capacity_new < need)
-        capacity_new *= 2;
-    void *grown = realloc(*array, capacity_new * item);
-    if (!grown)
-        return -1;
-    *array = grown;
-    *capacity = capacity_new;
-    return 0;
-}
 
 static int on_stream(void *context, uint64_t stream, const struct flow_key *key, int is_nodes)
 {
     FollowReaderObject *self = context;
-    if (grow((void **)&self->streams, &self->stream_capacity, self->stream_count + 1, sizeof *self->streams) < 0)
+    if (array_reserve(&self->streams, &self->stream_capacity, self->stream_count + 1, sizeof *self->streams, 64) < 0)
         return -1;
     self->streams[self->stream_count++] = (struct pending_stream){stream, *key, is_nodes};
     return 0;
@@ -87,7 +73,7 @@ static int on_new_stream(void *context, uint64_t stream, const struct flow_key *
 {
     FollowReaderObject *self = context;
     if (self->keep_frames) {
-        if (grow((void **)&self->frames, &self->frames_capacity, stream + 1, sizeof *self->frames) < 0)
+        if (array_reserve(&self->frames, &self->frames_capacity, stream + 1, sizeof *self->frames, 64) < 0)
             return -1;
         memset(&self->frames[stream], 0, sizeof self->frames[stream]);
         frame_list_init(&self->frames[stream].frames);
@@ -119,8 +105,8 @@ static int on_frame(void *context, uint64_t stream, int64_t frame, int64_t secon
 static int on_record(void *context, const struct follow_record *r)
 {
     FollowReaderObject *self = context;
-    if (grow((void **)&self->records, &self->record_capacity, self->record_count + 1, sizeof *self->records) < 0 ||
-        grow((void **)&self->bytes, &self->byte_capacity, self->byte_count + r->length, 1) < 0)
+    if (array_reserve(&self->records, &self->record_capacity, self->record_count + 1, sizeof *self->records, 64) < 0 ||
+        array_reserve(&self->bytes, &self->byte_capacity, self->byte_count + r->length, 1, 64) < 0)
         return -1;
     memcpy(self->bytes + self->byte_count, r->data, r->length);
     self->records[self->record_count++] = (struct pending_record){
@@ -343,7 +329,7 @@ static PyObject *direction_tuple(FollowReaderObject *self, uint64_t stream, int 
             return NULL;
     }
     PyObject *gaps = PyList_New(d->gap_count);
-    for (uint32_t i = 0; gaps && i < d->gap_count; i++) {
+    for (size_t i = 0; gaps && i < d->gap_count; i++) {
         PyObject *gap = Py_BuildValue("(KIL)", (unsigned long long)d->gaps[i].offset, d->gaps[i].length,
                                       (long long)d->gaps[i].frame);
         if (!gap)

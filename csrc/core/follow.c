@@ -48,7 +48,7 @@ struct conversation {
 struct follow {
     struct follow_config config;
     struct conversation *conversations; /* by stream number */
-    uint64_t count, capacity;
+    size_t count, capacity;
     uint32_t *table; /* open addressing: stream + 1 of a tuple's newest conversation, 0 empty */
     uint64_t table_size;
     uint64_t hash_seed; /* random: a crafted capture cannot make lookups collide */
@@ -176,13 +176,9 @@ static int64_t conversation_new(struct follow *f, const struct flow_key *key, ui
         errno = ENOMEM;
         return -1;
     }
-    if (f->count == f->capacity) {
-        uint64_t capacity = f->capacity ? f->capacity * 2 : 256;
-        struct conversation *grown = realloc(f->conversations, capacity * sizeof *grown);
-        if (!grown)
-            return -1;
-        f->conversations = grown;
-        f->capacity = capacity;
+    if (array_reserve(&f->conversations, &f->capacity, f->count + 1, sizeof *f->conversations, 256) < 0) {
+        errno = ENOMEM;
+        return -1;
     }
     uint64_t stream = f->count++;
     struct conversation *c = &f->conversations[stream];

@@ -1,5 +1,7 @@
 #include "ip_defrag.h"
 
+#include "pcapflow_core.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +31,7 @@ struct pending {
     int64_t total;           /* payload bytes, once the last fragment came; -1 before */
     uint64_t held;           /* payload bytes of all its fragments (overlaps counted twice) */
     struct fragment *fragments;
-    uint32_t count, capacity;
+    size_t count, capacity;
     uint64_t bytes;          /* memory held */
 };
 
@@ -213,14 +215,8 @@ static int add_fragment(struct pending *p, const struct piece *piece)
 {
     if (p->count == DEFRAG_MAX_FRAGMENTS)
         return 1;
-    if (p->count == p->capacity) {
-        uint32_t capacity = p->capacity ? p->capacity * 2 : 4;
-        struct fragment *grown = realloc(p->fragments, capacity * sizeof *grown);
-        if (!grown)
-            return -1;
-        p->fragments = grown;
-        p->capacity = capacity;
-    }
+    if (array_reserve(&p->fragments, &p->capacity, p->count + 1, sizeof *p->fragments, 4) < 0)
+        return -1;
     uint8_t *copy = malloc(piece->length ? piece->length : 1);
     if (!copy)
         return -1;

@@ -18,7 +18,7 @@ struct payload_split {
     struct flow_sink sink;
     struct tracer_error *error;
     struct payload_stream *streams; /* by stream number */
-    uint64_t count, capacity;
+    size_t count, capacity;
     char name[NAME_MAX_LENGTH];     /* the last name identify() made */
 };
 
@@ -94,17 +94,9 @@ int payload_split_stream(void *context, uint64_t stream, const struct flow_key *
     struct payload_split *ps = context;
     if (stream >= UINT32_MAX / 2)
         return out_of_memory(ps);
-    if (stream >= ps->capacity) {
-        uint64_t capacity = ps->capacity ? ps->capacity * 2 : 256;
-        struct payload_stream *grown = realloc(ps->streams, capacity * sizeof *grown);
-        if (!grown || sink_reserve(&ps->sink, (uint32_t)(capacity * 2)) < 0) {
-            if (grown)
-                ps->streams = grown;
-            return out_of_memory(ps);
-        }
-        ps->streams = grown;
-        ps->capacity = capacity;
-    }
+    if (array_reserve(&ps->streams, &ps->capacity, stream + 1, sizeof *ps->streams, 256) < 0 ||
+        sink_reserve(&ps->sink, (uint32_t)(ps->capacity * 2)) < 0)
+        return out_of_memory(ps);
     memset(&ps->streams[stream], 0, sizeof ps->streams[stream]);
     ps->streams[stream].key = *key;
     ps->count = stream + 1;
@@ -138,14 +130,8 @@ int payload_split_record(void *context, const struct follow_record *r)
     struct payload_split *ps = context;
     struct payload_direction *d = &ps->streams[r->stream].directions[r->node];
     if (r->missing) {
-        if (d->gap_count == d->gap_capacity) {
-            uint32_t capacity = d->gap_capacity ? d->gap_capacity * 2 : 4;
-            struct payload_gap *grown = realloc(d->gaps, capacity * sizeof *grown);
-            if (!grown)
-                return out_of_memory(ps);
-            d->gaps = grown;
-            d->gap_capacity = capacity;
-        }
+        if (array_reserve(&d->gaps, &d->gap_capacity, d->gap_count + 1, sizeof *d->gaps, 4) < 0)
+            return out_of_memory(ps);
         d->gaps[d->gap_count++] = (struct payload_gap){d->bytes, r->missing, r->frame};
         return 0;
     }

@@ -32,6 +32,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- Flow keys and pcap records ---- */
@@ -143,6 +144,34 @@ size_t format_double_repr(double value, char out[TIMESTAMP_TEXT_MAX]);
 
 /* Longest timestamp text a label takes. */
 enum { LABEL_MAX_TIMESTAMP = 160 };
+
+/* ---- Growing arrays: every array of the core and the binding grows by
+ * doubling, so appending n items copies O(n) in all ---- */
+
+/* Room for at least `need` items of item_size bytes in the array that
+ * `array` points at (a T **, taken as void * so that any T will do; the
+ * pointer is read and written with memcpy, which any type may alias), whose
+ * room is *capacity items: doubles from `first` until it fits. Returns 0,
+ * or -1 (memory, or a size past SIZE_MAX) with both left as they were. */
+static inline int array_reserve(void *array, size_t *capacity, size_t need, size_t item_size, size_t first)
+{
+    if (need <= *capacity)
+        return 0;
+    size_t grown = *capacity ? *capacity : first;
+    while (grown < need) {
+        if (grown > SIZE_MAX / 2)
+            return -1;
+        grown *= 2;
+    }
+    void *items;
+    memcpy(&items, array, sizeof items);
+    void *moved = grown <= SIZE_MAX / item_size ? realloc(items, grown * item_size) : NULL;
+    if (!moved)
+        return -1;
+    memcpy(array, &moved, sizeof moved);
+    *capacity = grown;
+    return 0;
+}
 
 /* ---- The flow tracer ---- */
 
@@ -688,7 +717,7 @@ struct payload_direction {
     int64_t first_seconds, last_seconds; /* of its first and last record */
     uint32_t first_nanoseconds, last_nanoseconds;
     struct payload_gap *gaps;
-    uint32_t gap_count, gap_capacity;
+    size_t gap_count, gap_capacity;
 };
 
 struct payload_stream {
