@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 
 import pcapflow
-from capture_tools import as_tuples, read_capture
+from capture_tools import read_capture
 from netns import Link, Namespace, cannot_make_namespaces, http_requests, http_server, slow_request
 
 WHY_NOT = cannot_make_namespaces()
@@ -28,7 +28,8 @@ TCP_TO_SERVER = f"tcp port {PORT}"
 @pytest.fixture
 def link(tmp_path):
     made = Link()
-    server = http_server(made, tmp_path / "www" if (tmp_path / "www").mkdir() is None else None, PORT)
+    (tmp_path / "www").mkdir()
+    server = http_server(made, tmp_path / "www", PORT)
     yield made
     server.kill()
     server.wait()
