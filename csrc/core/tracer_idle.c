@@ -1,9 +1,14 @@
-/* Runs that go on for days. Idle flows: a flow that carries no frame for
- * longer than the timeout (capture time) is closed as if by FIN, so that a
- * capture keeps only its live connections open. Flows are kept in the order they
- * were last traced; each frame moves its flow to the end, and the flows at
- * the front are closed once the capture's time has passed their deadline:
- * O(1) a frame, in the order they fell idle. */
+/* Runs that go on for days.
+ *
+ * Idle flows: a flow that carries no frame for longer than the timeout
+ * (capture time) is closed as if by FIN, so that a capture keeps only its
+ * live connections open. Flows are kept in the order they were last
+ * traced; each frame moves its flow to the end, and the flows at the front
+ * are closed once the capture's time has passed their deadline: O(1) a
+ * frame, in the order they fell idle.
+ *
+ * Forgetting: a run that wants no index keeps no closed flow, and on an
+ * interface no old label either (below). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
