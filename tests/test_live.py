@@ -128,6 +128,13 @@ def test_same_flows_as_tcpdump_after_sigint(link, tmp_path):
     assert_same_flows(index_file, out, reference)
     counts = readable_by_tshark(out.iterdir())
     assert counts == {os.path.basename(fpout): len(frames) for _, frames, fpout in index_lines(index_file)}
+    # and tshark itself dissects the largest: every frame TCP, from the flow's source port
+    largest = max(out.iterdir(), key=lambda path: path.stat().st_size)
+    source_port = largest.name.split("-")[0].rsplit("_", 1)[1]
+    done = subprocess.run(["tshark", "-r", str(largest), "-T", "fields", "-e", "tcp.srcport"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [source_port] * counts[largest.name]
 
 
 def ends_with_fin(path):
