@@ -174,8 +174,30 @@ def _run(fins, fout, format, byteorder, nanosecond, *, filter, client, partition
     try:
         return _stitch(futures, groups, fins, root, stats, summaries)
     finally:
+        # after an error, the tasks of later captures are of no use; one already running goes
+        # on (Dask cannot stop a thread) and writes into the run's directory, which is removed
+        # once none does, so that nothing of the run is left beside the flow files
         client.cancel(futures)
+        _wait_for_tasks(client, f"pcapflow-trace-{os.path.basename(run_dir)}-")
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _running(dask_worker, prefix):
+    """The keys starting with prefix that this worker's threads are running (cancelled ones too)."""
+    return [str(task.key) for task in dask_worker.state.executing if str(task.key).startswith(prefix)]
+
+
+def _wait_for_tasks(client, prefix, timeout=3600.0):
+    import time  # pylint: disable=import-outside-toplevel
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            running = client.run(_running, prefix=prefix, on_error="ignore")
+        except Exception:  # pylint: disable=broad-except
+            return  # the cluster is gone: nothing of it runs
+        if not any(running.values()):
+            return
+        time.sleep(0.05)
 
 
 class _Flow:
@@ -212,6 +234,7 @@ def _stitch(futures, groups, fins, root, stats, summaries):
         result = future.result()  # a worker's exception is raised here, as Dask sends it back
         part_flows = sorted(result["flows"], key=lambda flow: flow[1][0])  # by first frame
         continued = set()
+        stitched_before = stitched
         for label, frames, closed, name, summary in part_flows:
             key = _key(label)
             path = os.path.join(result["dir"], name)
@@ -238,7 +261,7 @@ def _stitch(futures, groups, fins, root, stats, summaries):
         _add(totals, result["counters"], offset)
         if result["error"] is not None:
             _add(totals, result["error"][4] or {}, offset)
-            error = result["error"], number, offset
+            error = result["error"], number, offset, stitched - stitched_before
             break
         offset += result["frames"]
     index, rows = _finish(every, root, summaries, len(futures))
@@ -246,7 +269,7 @@ def _stitch(futures, groups, fins, root, stats, summaries):
     if stats is not None:
         stats.update(stitch_stats)
     if error is not None:
-        (message, position, frame, byte_offset, error_stats), number, task_offset = error
+        (message, position, frame, byte_offset, error_stats), number, task_offset, continued_here = error
         start = groups[number][0]
         exc = CaptureError(message)
         # the name as one machine reports it: the path as the caller gave it
@@ -254,8 +277,14 @@ def _stitch(futures, groups, fins, root, stats, summaries):
             else fins[start + position]
         exc.frame = None if frame is None else frame + task_offset
         exc.offset = byte_offset
-        if error_stats is not None and "last_frame" in error_stats:
-            error_stats = dict(error_stats, last_frame=error_stats["last_frame"] + task_offset)
+        if error_stats is not None:
+            # the damaged capture's own counters, as one machine gives them: its frame
+            # numbers in the series, and a flow it continued from an earlier task not opened
+            error_stats = dict(error_stats)
+            if "last_frame" in error_stats:
+                error_stats["last_frame"] += task_offset
+            if position == 0 and "flows_opened" in error_stats:
+                error_stats["flows_opened"] -= continued_here
         exc.stats = error_stats
         exc.index = index
         raise exc
