@@ -2,6 +2,7 @@
 
     pcapflow CAPTURE... -o DIR [-f FORMAT] [--filter BPF] [--byteorder little|big]
              [--nanosecond] [--index FILE.jsonl] [--tunnels] [--bidirectional] [--idle-timeout S]
+             [--scheduler ADDRESS | --workers N]   (on a Dask cluster: pcapflow.dask)
     pcapflow -i INTERFACE -o DIR [--filter BPF] [-c COUNT] [--duration S] [--idle-timeout S]
              [--index FILE.jsonl] [--snaplen BYTES] [--promisc] [--kernel-buffer-mb MB] ...
     pcapflow follow CAPTURE [--stream N] [--format raw|ascii|hex|yaml]   (pcapflow.follow_command)

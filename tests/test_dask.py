@@ -123,6 +123,21 @@ def test_partitions_group_consecutive_captures(tmp_path, client, capture):
 
 @sanitized
 @needs_editcap
+def test_byte_order_resolution_and_a_file_of_another_snapshot_length(tmp_path, client, capture):
+    """Big-endian and nanosecond output; the second file cut to 200-byte frames (editcap -s),
+    so a flow's pieces come from files of different snapshot lengths."""
+    series = cut(capture, tmp_path / "series", 150, fmt="pcap")
+    short = tmp_path / "short.pcap"
+    subprocess.run([EDITCAP, "-s", "200", series[1], str(short)], check=True, capture_output=True)
+    os.replace(short, series[1])
+    for byteorder, nanosecond in (("big", True), ("little", False)):
+        index = same_as_one_machine(series, tmp_path, client, f"{byteorder}-{nanosecond}", byteorder=byteorder,
+                                    nanosecond=nanosecond)
+        check_flow_files(index, [read_capture(part) for part in series], nanosecond=nanosecond, byteorder=byteorder)
+
+
+@sanitized
+@needs_editcap
 @pytest.mark.skipif(not SHARED_CAPTURES.is_dir(), reason="../shared/captures is not on this machine")
 def test_the_shared_captures_as_one_series(tmp_path, client):
     """Every real capture of ../shared/captures cut in pieces, all the pieces one series (so
