@@ -128,12 +128,12 @@ def stitch_alone(client, series, out):
     os.mkdir(run_dir)
     groups = pcapflow.dask._groups(len(series), None)
     futures = [client.submit(pcapflow.dask._trace_part, run_dir, series[start:stop], None, sys.byteorder, False,
-                             False, False, pure=False) for start, stop in groups]
+                             False, False, True, pure=False) for start, stop in groups]
     distributed.wait(futures)
     results = client.gather(futures)
     ready = [_Ready(result) for result in results]
     started = time.perf_counter()
-    pcapflow.dask._stitch(ready, groups, series, os.fspath(out), None, False)
+    pcapflow.dask._stitch(ready, groups, series, os.fspath(out), None, False, True)
     seconds = time.perf_counter() - started
     shutil.rmtree(run_dir, ignore_errors=True)
     return seconds

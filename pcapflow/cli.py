@@ -340,7 +340,7 @@ def _trace(args, stats, bar):
                           progress=bar, stats=stats, tunnels=args.tunnels, index=index,
                           bidirectional=args.bidirectional, started=_say_capturing)
     if args.scheduler is not None or args.workers is not None:
-        return _trace_on_cluster(args, stats)
+        return _trace_on_cluster(args, stats, index)
     # '-' is standard input, as tcpdump -r - reads it
     captures = [sys.stdin.buffer if capture == "-" else capture for capture in args.captures]
     return trace_files(captures, args.output, args.format, args.byteorder, args.nanosecond,
@@ -349,18 +349,21 @@ def _trace(args, stats, bar):
                        bidirectional=args.bidirectional, idle_timeout=args.idle_timeout, index=index)
 
 
-def _trace_on_cluster(args, stats):
+def _trace_on_cluster(args, stats, index):
     """The captures traced by pcapflow.dask on the scheduler's cluster, or on a local
-    cluster of --workers processes (one thread each) made for the run."""
+    cluster of --workers processes (one thread each) made for the run. Without --index
+    (index false) the client holds each flow's first and last frame numbers only."""
     # imported here: pcapflow never needs dask unless asked
     import distributed  # pylint: disable=import-outside-toplevel
     from pcapflow import dask as on_dask  # pylint: disable=import-outside-toplevel
     if args.scheduler is not None:
         with distributed.Client(args.scheduler) as client:
             return on_dask.trace_files(args.captures, args.output, None, args.byteorder, args.nanosecond,
-                                       filter=args.filter, client=client, stats=stats, tunnels=args.tunnels)
+                                       filter=args.filter, client=client, stats=stats, tunnels=args.tunnels,
+                                       index=index)
     with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                                   dashboard_address=":0", silence_logs=40) as cluster, \
             distributed.Client(cluster) as client:
         return on_dask.trace_files(args.captures, args.output, None, args.byteorder, args.nanosecond,
-                                   filter=args.filter, client=client, stats=stats, tunnels=args.tunnels)
+                                   filter=args.filter, client=client, stats=stats, tunnels=args.tunnels,
+                                   index=index)

@@ -44,8 +44,8 @@ def _distributed():
 
 
 def trace_files(fins, fout, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
-                filter=None, client=None, partitions=None, stats=None, tunnels=False, bidirectional=False,
-                idle_timeout=None):
+                filter=None, client=None, partitions=None, stats=None, tunnels=False, index=True,
+                bidirectional=False, idle_timeout=None):
     """pcapflow.trace_files() on a Dask cluster: the same tuple of Index, the same files.
 
     Each task traces one capture (or, with ``partitions=N``, one of N runs of consecutive
@@ -59,11 +59,13 @@ def trace_files(fins, fout, format=None, byteorder=sys.byteorder, nanosecond=Fal
     one machine raises (frame numbers of the series, ``index`` the flows read before the
     damage, whose files are complete); an OSError on a worker comes back as that OSError.
     ``stats``, a dict, receives the summed counters and ``stitched_flows``, the flows
-    that continued from one task's files into the next."""
-    index, _rows = _run(fins, fout, format, byteorder, nanosecond, filter=filter, client=client,
-                        partitions=partitions, stats=stats, tunnels=tunnels, bidirectional=bidirectional,
-                        idle_timeout=idle_timeout, summaries=False)
-    return index
+    that continued from one task's files into the next. ``index=False`` returns None, as on
+    one machine, and the client then holds each flow's first and last frame numbers only,
+    not every frame's: the way to trace a series of billions of frames."""
+    made, _rows = _run(fins, fout, format, byteorder, nanosecond, filter=filter, client=client,
+                       partitions=partitions, stats=stats, tunnels=tunnels, bidirectional=bidirectional,
+                       idle_timeout=idle_timeout, summaries=False, index=index)
+    return made
 
 
 def flows(fins, fout, format=None, byteorder=sys.byteorder, nanosecond=False, *,  # pylint: disable=redefined-builtin
@@ -78,7 +80,7 @@ def flows(fins, fout, format=None, byteorder=sys.byteorder, nanosecond=False, *,
     import dask.dataframe as dd  # pylint: disable=import-outside-toplevel
     _index, rows = _run(fins, fout, format, byteorder, nanosecond, filter=filter, client=client,
                         partitions=partitions, stats=None, tunnels=tunnels, bidirectional=False, idle_timeout=None,
-                        summaries=True)
+                        summaries=True, index=False)
     return dd.from_map(_frame, rows, meta=_frame([]), enforce_metadata=False)
 
 
@@ -145,7 +147,7 @@ def _groups(count, partitions):
 
 
 def _run(fins, fout, format, byteorder, nanosecond, *, filter, client, partitions, stats, tunnels,  # pylint: disable=redefined-builtin
-         bidirectional, idle_timeout, summaries):
+         bidirectional, idle_timeout, summaries, index):
     fins = _check_arguments(fins, fout, format, tunnels, bidirectional, idle_timeout)
     if byteorder not in ("little", "big"):
         raise ValueError(f"byteorder must be 'little' or 'big', not {byteorder!r}")
@@ -161,18 +163,18 @@ def _run(fins, fout, format, byteorder, nanosecond, *, filter, client, partition
     if not fins:
         if stats is not None:
             stats.update(_stitch_stats({}, 0))
-        return (), []
+        return (() if index else None), []
     run_dir = os.path.join(os.path.abspath(root), RUN_PREFIX + uuid.uuid4().hex)
     os.mkdir(run_dir)
     # workers start in their own directories: they are given absolute paths, and the
     # names one machine would report are put back on the client
     paths = [os.path.abspath(os.fsdecode(fin)) for fin in fins]
     futures = [client.submit(_trace_part, run_dir, paths[start:stop], filter, byteorder, bool(nanosecond),
-                             tunnels, summaries, key=f"pcapflow-trace-{os.path.basename(run_dir)}-{number}",
+                             tunnels, summaries, bool(index), key=f"pcapflow-trace-{os.path.basename(run_dir)}-{number}",
                              pure=False, priority=len(groups) - number)
                for number, (start, stop) in enumerate(groups)]
     try:
-        return _stitch(futures, groups, fins, root, stats, summaries)
+        return _stitch(futures, groups, fins, root, stats, summaries, index)
     finally:
         # after an error, the tasks of later captures are of no use; one already running goes
         # on (Dask cannot stop a thread) and writes into the run's directory, which is removed
@@ -203,11 +205,12 @@ def _wait_for_tasks(client, prefix, timeout=3600.0):
 class _Flow:
     """A flow of the series while it is stitched: its pieces from one task or more."""
     __slots__ = ("label", "path", "pieces", "first", "closed", "closing", "part", "first_ns", "last_ns", "bytes",
-                 "linktype")
+                 "linktype", "packets")
 
     def __init__(self, label, path, first, part):
         self.label, self.path, self.first, self.part = label, path, first, part
-        self.pieces = []  # (frame numbers as array, offset to add)
+        self.pieces = []  # (frame numbers as array, offset to add), when an Index is made
+        self.packets = 0
         self.closed, self.closing = False, 0
         self.first_ns = self.last_ns = None
         self.bytes = 0
@@ -220,7 +223,7 @@ def _key(label):
     return tuple(label.split("-", 2)[:2])
 
 
-def _stitch(futures, groups, fins, root, stats, summaries):
+def _stitch(futures, groups, fins, root, stats, summaries, index):
     """Walks the tasks' results in series order (each as it arrives) and joins each flow
     still open at the end of a task to its key's first flow in the next task that has
     one. Returns (tuple of Index, rows of flows() per partition)."""
@@ -232,29 +235,31 @@ def _stitch(futures, groups, fins, root, stats, summaries):
     error = None
     for number, future in enumerate(futures):
         result = future.result()  # a worker's exception is raised here, as Dask sends it back
-        part_flows = sorted(result["flows"], key=lambda flow: flow[1][0])  # by first frame
+        part_flows = sorted(result["flows"], key=lambda flow: flow[1])  # by first frame
         continued = set()
         stitched_before = stitched
-        for label, frames, closed, name, summary in part_flows:
+        for label, first, last, count, frames, closed, name, summary in part_flows:
             key = _key(label)
             path = os.path.join(result["dir"], name)
             flow = open_flows.get(key) if key not in continued else None
             continued.add(key)
             if flow is None:
-                flow = _Flow(label, path, frames[0] + offset, number)
+                flow = _Flow(label, path, first + offset, number)
                 every.append(flow)
                 if summary:
                     flow.first_ns = summary[0]
             else:
                 stitched += 1
                 stitched_bytes += _append(flow, path)
-            flow.pieces.append((frames, offset))
+            if frames is not None:
+                flow.pieces.append((frames, offset))
+            flow.packets += count
             if summary:
                 flow.last_ns = summary[1]
                 flow.bytes += summary[2]
             flow.closed = closed
             if closed:
-                flow.closing = frames[-1] + offset
+                flow.closing = last + offset
                 open_flows.pop(key, None)
             else:
                 open_flows[key] = flow
@@ -264,8 +269,9 @@ def _stitch(futures, groups, fins, root, stats, summaries):
             error = result["error"], number, offset, stitched - stitched_before
             break
         offset += result["frames"]
-    index, rows = _finish(every, root, summaries, len(futures))
+    made, rows = _finish(every, root, summaries, len(futures), index)
     stitch_stats = _stitch_stats(totals, stitched, stitched_bytes)
+    stitch_stats["files_created"] = len(every)  # one per flow: a stitched flow's pieces are one file
     if stats is not None:
         stats.update(stitch_stats)
     if error is not None:
@@ -286,9 +292,9 @@ def _stitch(futures, groups, fins, root, stats, summaries):
             if position == 0 and "flows_opened" in error_stats:
                 error_stats["flows_opened"] -= continued_here
         exc.stats = error_stats
-        exc.index = index
+        exc.index = made
         raise exc
-    return index, rows
+    return made, rows
 
 
 def _stitch_stats(totals, stitched, stitched_bytes=0):
@@ -318,7 +324,7 @@ def _append(flow, path):
     return copied
 
 
-def _finish(every, root, summaries, partitions):
+def _finish(every, root, summaries, partitions, index):
     """Names every flow as one machine does (in order of first frame, '_n' for the n-th
     with a label), moves its file there, and orders the Index: open flows by first frame,
     then closed ones by their FIN's frame."""
@@ -335,16 +341,19 @@ def _finish(every, root, summaries, partitions):
     made = []
     rows = [[] for _ in range(partitions)]
     for flow, fpout in zip(every, fpouts):
-        frames = tuple(itertools.chain.from_iterable(
-            (number + offset for number in numbers) if offset else numbers for numbers, offset in flow.pieces))
-        made.append((flow, Index(fpout=fpout, index=frames, label=flow.label)))
+        if index:
+            frames = tuple(itertools.chain.from_iterable(
+                (number + offset for number in numbers) if offset else numbers for numbers, offset in flow.pieces))
+            made.append((flow, Index(fpout=fpout, index=frames, label=flow.label)))
         if summaries:
             src, srcport, dst, dstport = _endpoints(flow.label)
             rows[flow.part].append((flow.label, src, srcport, dst, dstport, flow.first_ns, flow.last_ns, flow.first,
-                                    len(frames), flow.bytes, flow.closed, fpout))
-    opened = [index for flow, index in made if not flow.closed]
-    closed = sorted(((flow.closing, index) for flow, index in made if flow.closed), key=lambda pair: pair[0])
-    return tuple(opened) + tuple(index for _closing, index in closed), rows
+                                    flow.packets, flow.bytes, flow.closed, fpout))
+    if not index:
+        return None, rows
+    opened = [made_index for flow, made_index in made if not flow.closed]
+    closed = sorted(((flow.closing, made_index) for flow, made_index in made if flow.closed), key=lambda pair: pair[0])
+    return tuple(opened) + tuple(made_index for _closing, made_index in closed), rows
 
 
 def _endpoints(label):
@@ -378,11 +387,12 @@ def _add(totals, counters, offset):
 # The task, on a worker
 # ---------------------------------------------------------------------------
 
-def _trace_part(run_dir, fins, filter, byteorder, nanosecond, tunnels, summaries):  # pylint: disable=redefined-builtin
+def _trace_part(run_dir, fins, filter, byteorder, nanosecond, tunnels, summaries, keep_frames):  # pylint: disable=redefined-builtin
     """Traces a run of captures alone (frames numbered from 1) into a directory of its own
-    under run_dir. Returns its flows (label, frame numbers, closed by FIN, file name, and
-    with summaries (first ns, last ns, bytes)), its frame count, counters, and the damage
-    that ended it (message, which capture, frame, byte offset, stats) or None."""
+    under run_dir. Returns its flows (label, first and last frame numbers, how many frames,
+    every frame number (keep_frames) or None, closed by FIN, file name, and with summaries
+    (first ns, last ns, bytes)), its frame count, counters, and the damage that ended it
+    (message, which capture, frame, byte offset, stats) or None."""
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(errno.ENOENT, "the output directory is not on this worker's file system: "
                                 "pcapflow.dask needs one that the client and every worker see at the same path",
@@ -417,7 +427,9 @@ def _trace_part(run_dir, fins, filter, byteorder, nanosecond, tunnels, summaries
     flows_out = []
     for number, flow in enumerate(index):
         summary = _summary(flow.fpout, byteorder, nanosecond) if summaries else None
-        flows_out.append((flow.label, array.array("Q", flow.index), number >= still_open,
+        frames = flow.index
+        flows_out.append((flow.label, frames[0], frames[-1], len(frames),
+                          array.array("Q", frames) if keep_frames else None, number >= still_open,
                           os.path.basename(flow.fpout), summary))
     return {"dir": out, "flows": flows_out, "frames": last_frame, "counters": totals, "error": damage}
 

@@ -112,6 +112,19 @@ def test_a_series_cut_everywhere_equals_one_machine(tmp_path, client, capture):
 
 @sanitized
 @needs_editcap
+def test_without_an_index_the_files_are_the_same(tmp_path, client, capture):
+    series = cut(capture, tmp_path / "series", 120)
+    one = pcapflow.trace_files(series, str(tmp_path / "one"))
+    stats = {}
+    assert pcapflow.dask.trace_files(series, str(tmp_path / "many"), client=client, index=False, stats=stats) is None
+    assert sorted(os.listdir(tmp_path / "many")) == sorted(os.listdir(tmp_path / "one"))
+    for flow in one:
+        assert (tmp_path / "many" / os.path.basename(flow.fpout)).read_bytes() == open(flow.fpout, "rb").read()
+    assert stats["files_created"] == len(one)
+
+
+@sanitized
+@needs_editcap
 def test_partitions_group_consecutive_captures(tmp_path, client, capture):
     series = cut(capture, tmp_path / "series", 100, fmt="pcap")
     one = pcapflow.trace_files(series, str(tmp_path / "one"))
@@ -243,6 +256,36 @@ def executing(client):
     return client.run(lambda dask_worker: [str(task.key) for task in dask_worker.state.executing])
 
 
+def process_state(pid):
+    """The state letter of /proc/PID/stat (after the parenthesised name), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def feed(fifo, data, runner, seconds=60):
+    """Writes data to the next reader of the FIFO (a task's next attempt); a reader that goes
+    away meanwhile (a process being killed still held it) makes it wait for the next one.
+    Returns True once a reader took all of it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and runner.is_alive():
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while no reader has it open
+        except OSError:
+            time.sleep(0.01)
+            continue
+        os.set_blocking(fd, True)
+        try:
+            with os.fdopen(fd, "wb") as writer:
+                writer.write(data)
+            return True
+        except BrokenPipeError:
+            continue
+    return False
+
+
 @sanitized
 @needs_editcap
 def test_a_worker_killed_in_the_middle(tmp_path, capture):
@@ -279,12 +322,9 @@ def test_a_worker_killed_in_the_middle(tmp_path, capture):
             assert victim is not None, f"the FIFO's task never ran: {outcome}"
             pid = made.run(os.getpid, workers=[victim])[victim]
             os.kill(pid, signal.SIGKILL)
-            while os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z":
+            while process_state(pid) not in (None, "Z"):  # dead: its descriptors are closed
                 time.sleep(0.01)
-            # blocks until the task's next attempt opens the FIFO
-            with open(fifo, "wb") as writer:
-                writer.write(open(series[1], "rb").read())
-            written = True
+            written = feed(fifo, open(series[1], "rb").read(), runner)
         finally:
             if not written:
                 # a reader still waiting gets an end of file, so that the run (and the thread) ends
@@ -293,6 +333,7 @@ def test_a_worker_killed_in_the_middle(tmp_path, capture):
                 except OSError:
                     pass
             runner.join(120)
+        assert written, "no attempt after the kill read the FIFO"
         assert "error" not in outcome, outcome.get("error")
         assert as_tuples(outcome["index"], tmp_path / "many") == as_tuples(one, tmp_path / "one")
         assert victim not in made.scheduler_info()["workers"], "the killed worker is still there"
@@ -507,4 +548,5 @@ def test_endpoints_from_labels():
 
 def test_a_task_whose_worker_cannot_see_the_output_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="every worker see"):
-        pcapflow.dask._trace_part(str(tmp_path / "elsewhere"), [str(EXAMPLE)], None, "little", False, False, False)  # pylint: disable=protected-access
+        pcapflow.dask._trace_part(str(tmp_path / "elsewhere"), [str(EXAMPLE)], None, "little", False, False, False,
+                                  True)  # pylint: disable=protected-access
