@@ -174,7 +174,7 @@ def _run(fins, fout, format, byteorder, nanosecond, *, filter, client, partition
                              pure=False, priority=len(groups) - number)
                for number, (start, stop) in enumerate(groups)]
     try:
-        return _stitch(futures, groups, fins, root, stats, summaries, index)
+        return _stitch(futures, groups, fins, root, stats, summaries, index, client)
     finally:
         # after an error, the tasks of later captures are of no use; one already running goes
         # on (Dask cannot stop a thread) and writes into the run's directory, which is removed
@@ -204,53 +204,54 @@ def _wait_for_tasks(client, prefix, timeout=3600.0):
 
 class _Flow:
     """A flow of the series while it is stitched: its pieces from one task or more."""
-    __slots__ = ("label", "path", "pieces", "first", "closed", "closing", "part", "first_ns", "last_ns", "bytes",
-                 "linktype", "packets")
+    __slots__ = ("label", "name", "pieces", "continuations", "first", "closed", "closing", "part", "first_ns",
+                 "last_ns", "bytes", "packets")
 
-    def __init__(self, label, path, first, part):
-        self.label, self.path, self.first, self.part = label, path, first, part
+    def __init__(self, label, name, first, part):
+        self.label, self.name, self.first, self.part = label, name, first, part
         self.pieces = []  # (frame numbers as array, offset to add), when an Index is made
-        self.packets = 0
+        self.continuations = []  # (task, file name) of the pieces after the first, in order
         self.closed, self.closing = False, 0
         self.first_ns = self.last_ns = None
-        self.bytes = 0
-        self.linktype = None
+        self.bytes = self.packets = 0
 
 
 def _key(label):
     """The flow key a label starts with: '{src}_{srcport}-{dst}_{dstport}' (no part has a '-';
     the timestamp after them may be negative, so the split is from the left)."""
-    return tuple(label.split("-", 2)[:2])
+    return "-".join(label.split("-", 2)[:2])
 
 
-def _stitch(futures, groups, fins, root, stats, summaries, index):
+def _stitch(futures, groups, fins, root, stats, summaries, index, client=None):
     """Walks the tasks' results in series order (each as it arrives) and joins each flow
     still open at the end of a task to its key's first flow in the next task that has
-    one. Returns (tuple of Index, rows of flows() per partition)."""
+    one. The client handles names and frame numbers only; the files are appended to and
+    renamed by one task per traced task, on the workers (in parallel, near the file
+    system). Returns (tuple of Index, rows of flows() per partition)."""
     open_flows = {}  # key -> _Flow open at the end of the tasks walked so far
     every = []
     offset = 0
     totals = {}
-    stitched = stitched_bytes = 0
+    stitched = 0
     error = None
+    dirs = []
     for number, future in enumerate(futures):
         result = future.result()  # a worker's exception is raised here, as Dask sends it back
-        part_flows = sorted(result["flows"], key=lambda flow: flow[1])  # by first frame
+        dirs.append(result["dir"])
+        part_flows = sorted(result["flows"], key=lambda flow: flow[2])  # by first frame
         continued = set()
         stitched_before = stitched
-        for label, first, last, count, frames, closed, name, summary in part_flows:
-            key = _key(label)
-            path = os.path.join(result["dir"], name)
+        for key, label, first, last, count, frames, closed, name, summary in part_flows:
             flow = open_flows.get(key) if key not in continued else None
             continued.add(key)
             if flow is None:
-                flow = _Flow(label, path, first + offset, number)
+                flow = _Flow(label, name, first + offset, number)
                 every.append(flow)
                 if summary:
                     flow.first_ns = summary[0]
             else:
                 stitched += 1
-                stitched_bytes += _append(flow, path)
+                flow.continuations.append((number, name))
             if frames is not None:
                 flow.pieces.append((frames, offset))
             flow.packets += count
@@ -269,7 +270,7 @@ def _stitch(futures, groups, fins, root, stats, summaries, index):
             error = result["error"], number, offset, stitched - stitched_before
             break
         offset += result["frames"]
-    made, rows = _finish(every, root, summaries, len(futures), index)
+    made, rows, stitched_bytes = _finish(every, root, summaries, len(futures), index, dirs, client)
     stitch_stats = _stitch_stats(totals, stitched, stitched_bytes)
     stitch_stats["files_created"] = len(every)  # one per flow: a stitched flow's pieces are one file
     if stats is not None:
@@ -305,55 +306,90 @@ def _stitch_stats(totals, stitched, stitched_bytes=0):
     return stats
 
 
-def _append(flow, path):
-    """Appends a continuation's records (its file less the pcap header) to the flow's file
-    and removes it; returns the bytes copied."""
-    with open(path, "rb") as piece:
-        header = piece.read(PCAP_HEADER_BYTES)
-        if flow.linktype is None:
-            with open(flow.path, "rb") as first:
-                flow.linktype = first.read(PCAP_HEADER_BYTES)[20:]
-        if header[20:] != flow.linktype:
-            # one machine writes such frames to a '~linktype' file beside the flow's
-            raise ValueError(f"{flow.label}: its frames have different link types in different captures, which "
-                             "pcapflow.dask does not stitch; use pcapflow.trace_files")
-        with open(flow.path, "ab") as whole:
-            shutil.copyfileobj(piece, whole, 1 << 20)
-        copied = piece.tell() - PCAP_HEADER_BYTES
-    os.unlink(path)
-    return copied
+def _place(directory, moves, dirs):
+    """On a worker: for each flow that began in this task's directory, appends its
+    continuations' records (their files less the pcap header, from the later tasks'
+    directories, in order) to its file, then renames that file to its final path.
+    moves: (file name, final path, label, ((task, file name), ...)). Returns the bytes
+    appended."""
+    appended = 0
+    for name, final, label, continuations in moves:
+        path = os.path.join(directory, name)
+        if continuations:
+            with open(path, "rb") as first:
+                linktype = first.read(PCAP_HEADER_BYTES)[20:]
+            with open(path, "ab") as whole:
+                for task, piece_name in continuations:
+                    piece_path = os.path.join(dirs[task], piece_name)
+                    with open(piece_path, "rb") as piece:
+                        if piece.read(PCAP_HEADER_BYTES)[20:] != linktype:
+                            # one machine writes such frames to a '~linktype' file beside the flow's
+                            raise ValueError(f"{label}: its frames have different link types in different "
+                                             "captures, which pcapflow.dask does not stitch; use "
+                                             "pcapflow.trace_files")
+                        shutil.copyfileobj(piece, whole, 1 << 20)
+                        appended += piece.tell() - PCAP_HEADER_BYTES
+                    os.unlink(piece_path)
+        os.replace(path, final)
+    return appended
 
 
-def _finish(every, root, summaries, partitions, index):
+def _finish(every, root, summaries, partitions, index, dirs, client):
     """Names every flow as one machine does (in order of first frame, '_n' for the n-th
-    with a label), moves its file there, and orders the Index: open flows by first frame,
-    then closed ones by their FIN's frame."""
-    every.sort(key=lambda flow: flow.first)
+    with a label), has its file made and moved there, and orders the Index: open flows by
+    first frame, then closed ones by their FIN's frame."""
+    # every is in order of first frame already: each task's flows were taken in that order,
+    # and the tasks in series order
     uses = {}
     fpouts = []
+    moves = [[] for _ in dirs]
+    absolute = os.path.abspath(root)  # the workers' working directories are their own
     for flow in every:
-        uses[flow.label] = uses.get(flow.label, 0) + 1
-        ext = os.path.splitext(flow.path)[1]
-        name = flow.label if uses[flow.label] == 1 else f"{flow.label}_{uses[flow.label]}"
-        fpout = f"{root}/{name}{ext}"
-        os.replace(flow.path, fpout)
-        fpouts.append(fpout)
+        count = uses[flow.label] = uses.get(flow.label, 0) + 1
+        ext = flow.name[flow.name.rfind("."):]  # the tracer's extension (.pcap)
+        name = f"{flow.label}{ext}" if count == 1 else f"{flow.label}_{count}{ext}"
+        fpouts.append(f"{root}/{name}")
+        moves[flow.part].append((flow.name, f"{absolute}/{name}", flow.label, tuple(flow.continuations)))
+    if client is None:  # in this process (bench/bench_dask.py times the stitch alone)
+        appended = sum(_place(directory, part_moves, dirs) for directory, part_moves in zip(dirs, moves))
+    else:
+        placed = [client.submit(_place, directory, part_moves, dirs, pure=False)
+                  for directory, part_moves in zip(dirs, moves) if part_moves]
+        appended = sum(client.gather(placed))
     made = []
     rows = [[] for _ in range(partitions)]
     for flow, fpout in zip(every, fpouts):
         if index:
-            frames = tuple(itertools.chain.from_iterable(
-                (number + offset for number in numbers) if offset else numbers for numbers, offset in flow.pieces))
-            made.append((flow, Index(fpout=fpout, index=frames, label=flow.label)))
+            made.append((flow, Index(fpout=fpout, index=_frames(flow.pieces), label=flow.label)))
         if summaries:
             src, srcport, dst, dstport = _endpoints(flow.label)
             rows[flow.part].append((flow.label, src, srcport, dst, dstport, flow.first_ns, flow.last_ns, flow.first,
                                     flow.packets, flow.bytes, flow.closed, fpout))
     if not index:
-        return None, rows
+        return None, rows, appended
     opened = [made_index for flow, made_index in made if not flow.closed]
     closed = sorted(((flow.closing, made_index) for flow, made_index in made if flow.closed), key=lambda pair: pair[0])
-    return tuple(opened) + tuple(made_index for _closing, made_index in closed), rows
+    return tuple(opened) + tuple(made_index for _closing, made_index in closed), rows, appended
+
+
+def _frames(pieces):
+    """A flow's frame numbers in the series from its pieces' (task-local numbers, offset)."""
+    if len(pieces) == 1:
+        numbers, offset = pieces[0]
+        if not offset:
+            return tuple(numbers)
+        if _numpy is not None and len(numbers) > 8:
+            # the offset added in C: a Python loop over every frame cost the client more
+            # than the rest of the stitch (bench/bench_dask.py)
+            return tuple((_numpy.frombuffer(numbers, dtype=_numpy.uint64) + offset).tolist())
+    return tuple(itertools.chain.from_iterable(
+        (number + offset for number in numbers) if offset else numbers for numbers, offset in pieces))
+
+
+try:  # installed with dask[dataframe]; the stitch only goes faster with it
+    import numpy as _numpy
+except ImportError:  # pragma: no cover
+    _numpy = None
 
 
 def _endpoints(label):
@@ -389,7 +425,7 @@ def _add(totals, counters, offset):
 
 def _trace_part(run_dir, fins, filter, byteorder, nanosecond, tunnels, summaries, keep_frames):  # pylint: disable=redefined-builtin
     """Traces a run of captures alone (frames numbered from 1) into a directory of its own
-    under run_dir. Returns its flows (label, first and last frame numbers, how many frames,
+    under run_dir. Returns its flows (key, label, first and last frame numbers, how many frames,
     every frame number (keep_frames) or None, closed by FIN, file name, and with summaries
     (first ns, last ns, bytes)), its frame count, counters, and the damage that ended it
     (message, which capture, frame, byte offset, stats) or None."""
@@ -428,7 +464,7 @@ def _trace_part(run_dir, fins, filter, byteorder, nanosecond, tunnels, summaries
     for number, flow in enumerate(index):
         summary = _summary(flow.fpout, byteorder, nanosecond) if summaries else None
         frames = flow.index
-        flows_out.append((flow.label, frames[0], frames[-1], len(frames),
+        flows_out.append((_key(flow.label), flow.label, frames[0], frames[-1], len(frames),
                           array.array("Q", frames) if keep_frames else None, number >= still_open,
                           os.path.basename(flow.fpout), summary))
     return {"dir": out, "flows": flows_out, "frames": last_frame, "counters": totals, "error": damage}

@@ -543,7 +543,7 @@ def test_endpoints_from_labels():
     endpoints = pcapflow.dask._endpoints  # pylint: disable=protected-access
     assert endpoints("10.0.0.1_40000-10.0.0.2_80-1600000000.25") == ("10.0.0.1", 40000, "10.0.0.2", 80)
     assert endpoints("2001.db8..1_443-2001.db8..2_5000--95.0") == ("2001:db8::1", 443, "2001:db8::2", 5000)
-    assert pcapflow.dask._key("2001.db8..1_443-10.0.0.2_5000--95.0") == ("2001.db8..1_443", "10.0.0.2_5000")  # pylint: disable=protected-access
+    assert pcapflow.dask._key("2001.db8..1_443-10.0.0.2_5000--95.0") == "2001.db8..1_443-10.0.0.2_5000"  # pylint: disable=protected-access
 
 
 def test_a_task_whose_worker_cannot_see_the_output_directory(tmp_path):
