@@ -11,6 +11,7 @@ import errno
 import itertools
 import mmap
 import os
+import pickle
 import shutil
 import struct
 import sys
@@ -313,6 +314,8 @@ def _place(directory, moves, dirs):
     moves: (file name, final path, label, ((task, file name), ...)). Returns the bytes
     appended."""
     appended = 0
+    if isinstance(moves, bytes):
+        moves = pickle.loads(moves)
     for name, final, label, continuations in moves:
         path = os.path.join(directory, name)
         if continuations:
@@ -353,7 +356,10 @@ def _finish(every, root, summaries, partitions, index, dirs, client):
     if client is None:  # in this process (bench/bench_dask.py times the stitch alone)
         appended = sum(_place(directory, part_moves, dirs) for directory, part_moves in zip(dirs, moves))
     else:
-        placed = [client.submit(_place, directory, part_moves, dirs, pure=False)
+        # handed over as bytes: Dask walks a task's list arguments item by item, looking
+        # for futures, which cost more than the renames for a few thousand flows
+        placed = [client.submit(_place, directory, pickle.dumps(part_moves, protocol=pickle.HIGHEST_PROTOCOL),
+                                dirs, pure=False)
                   for directory, part_moves in zip(dirs, moves) if part_moves]
         appended = sum(client.gather(placed))
     made = []
