@@ -8,6 +8,7 @@ directory must be on a file system that the client and every worker see at the
 same path (NFS, CephFS, Lustre...). docs/dask.rst describes the design."""
 import array
 import errno
+import gc
 import itertools
 import mmap
 import os
@@ -224,6 +225,19 @@ def _key(label):
 
 
 def _stitch(futures, groups, fins, root, stats, summaries, index, client=None):
+    """_walk() with the cyclic garbage collector paused: the walk makes a few objects per
+    flow, none in a cycle, and the collections they set off took half of its time
+    (bench/bench_dask.py: 0.83 s against 0.40 s for 59,623 flows)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _walk(futures, groups, fins, root, stats, summaries, index, client)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _walk(futures, groups, fins, root, stats, summaries, index, client):
     """Walks the tasks' results in series order (each as it arrives) and joins each flow
     still open at the end of a task to its key's first flow in the next task that has
     one. The client handles names and frame numbers only; the files are appended to and
@@ -307,17 +321,15 @@ def _stitch_stats(totals, stitched, stitched_bytes=0):
     return stats
 
 
-def _place(directory, moves, dirs):
+def _place(directory, moves, dirs, root):
     """On a worker: for each flow that began in this task's directory, appends its
     continuations' records (their files less the pcap header, from the later tasks'
-    directories, in order) to its file, then renames that file to its final path.
-    moves: (file name, final path, label, ((task, file name), ...)). Returns the bytes
+    directories, in order) to its file, then renames that file to its final name in root.
+    moves: (file name, final name, ((task, file name), ...)), pickled. Returns the bytes
     appended."""
     appended = 0
-    if isinstance(moves, bytes):
-        moves = pickle.loads(moves)
-    for name, final, label, continuations in moves:
-        path = os.path.join(directory, name)
+    for name, final, continuations in pickle.loads(moves):
+        path = f"{directory}/{name}"
         if continuations:
             with open(path, "rb") as first:
                 linktype = first.read(PCAP_HEADER_BYTES)[20:]
@@ -327,13 +339,13 @@ def _place(directory, moves, dirs):
                     with open(piece_path, "rb") as piece:
                         if piece.read(PCAP_HEADER_BYTES)[20:] != linktype:
                             # one machine writes such frames to a '~linktype' file beside the flow's
-                            raise ValueError(f"{label}: its frames have different link types in different "
+                            raise ValueError(f"{final}: its frames have different link types in different "
                                              "captures, which pcapflow.dask does not stitch; use "
                                              "pcapflow.trace_files")
                         shutil.copyfileobj(piece, whole, 1 << 20)
                         appended += piece.tell() - PCAP_HEADER_BYTES
                     os.unlink(piece_path)
-        os.replace(path, final)
+        os.replace(path, f"{root}/{final}")
     return appended
 
 
@@ -352,14 +364,15 @@ def _finish(every, root, summaries, partitions, index, dirs, client):
         ext = flow.name[flow.name.rfind("."):]  # the tracer's extension (.pcap)
         name = f"{flow.label}{ext}" if count == 1 else f"{flow.label}_{count}{ext}"
         fpouts.append(f"{root}/{name}")
-        moves[flow.part].append((flow.name, f"{absolute}/{name}", flow.label, tuple(flow.continuations)))
+        moves[flow.part].append((flow.name, name, flow.continuations))
     if client is None:  # in this process (bench/bench_dask.py times the stitch alone)
-        appended = sum(_place(directory, part_moves, dirs) for directory, part_moves in zip(dirs, moves))
+        appended = sum(_place(directory, pickle.dumps(part_moves), dirs, absolute)
+                       for directory, part_moves in zip(dirs, moves))
     else:
         # handed over as bytes: Dask walks a task's list arguments item by item, looking
         # for futures, which cost more than the renames for a few thousand flows
         placed = [client.submit(_place, directory, pickle.dumps(part_moves, protocol=pickle.HIGHEST_PROTOCOL),
-                                dirs, pure=False)
+                                dirs, absolute, pure=False)
                   for directory, part_moves in zip(dirs, moves) if part_moves]
         appended = sum(client.gather(placed))
     made = []

@@ -22,7 +22,8 @@ import pytest
 
 import pcapflow
 import pcapflow.dask
-from capture_tools import DATA, SHARED_CAPTURES, as_tuples, check_flow_files, read_capture
+from capture_tools import (DATA, ETHERNET, LINUX_SLL, SHARED_CAPTURES, as_tuples, check_flow_files, ethernet,
+                           frames_at, ipv4, read_capture, sll, tcp, write_pcap)
 from pcapflow import cli
 
 
@@ -234,6 +235,20 @@ def test_a_damaged_capture_raises_what_one_machine_raises(tmp_path, client, capt
     assert sorted(os.listdir(tmp_path / "many")) == sorted(os.listdir(tmp_path / "one"))
     for flow in one.value.index:
         assert (tmp_path / "many" / os.path.basename(flow.fpout)).read_bytes() == open(flow.fpout, "rb").read()
+
+
+@sanitized
+def test_a_flow_changing_link_type_between_captures_is_refused(tmp_path, client):
+    """One machine writes the frames of the second link type to a '~linktype' file; the
+    cluster does not stitch that and says so."""
+    packet = ipv4("10.0.0.1", "10.0.0.2", tcp(1000, 80))
+    first = write_pcap(tmp_path / "a.pcap", frames_at([ethernet(packet)] * 2), ETHERNET)
+    second = write_pcap(tmp_path / "b.pcap", frames_at([sll(packet)] * 2, start=1_600_000_001), LINUX_SLL)
+    pcapflow.trace_files([str(first), str(second)], str(tmp_path / "one"))
+    assert any("~" in name for name in os.listdir(tmp_path / "one"))
+    with pytest.raises(ValueError, match="link types"):
+        pcapflow.dask.trace_files([str(first), str(second)], str(tmp_path / "many"), client=client)
+    assert not [name for name in os.listdir(tmp_path / "many") if name.startswith(pcapflow.dask.RUN_PREFIX)]
 
 
 @sanitized
