@@ -158,7 +158,7 @@ docs: install $(TOOLS)
 # with the built package, so a function added to a module must be added to
 # its stub (packaging/stubtest-allowlist.txt says what it cannot see in C)
 STUBBED := pcapflow._core pcapflow.capture pcapflow.tcp pcapflow.follow pcapflow.follow_compat \
-	pcapflow.pcapkit_compat pcapflow.exceptions pcapflow.reassembly
+	pcapflow.pcapkit_compat pcapflow.exceptions pcapflow.reassembly pcapflow.dask
 typecheck: install $(TOOLS)
 	$(TOOLS) -m mypy --strict --no-incremental tests/typing_usage.py
 	# PYTHONPATH: the checkout's pcapflow is the one compared, whatever pip installed

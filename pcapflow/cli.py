@@ -2,6 +2,7 @@
 
     pcapflow CAPTURE... -o DIR [-f FORMAT] [--filter BPF] [--byteorder little|big]
              [--nanosecond] [--index FILE.jsonl] [--tunnels] [--bidirectional] [--idle-timeout S]
+             [--scheduler ADDRESS | --workers N]   (on a Dask cluster: pcapflow.dask)
     pcapflow -i INTERFACE -o DIR [--filter BPF] [-c COUNT] [--duration S] [--idle-timeout S]
              [--index FILE.jsonl] [--snaplen BYTES] [--promisc] [--kernel-buffer-mb MB] ...
     pcapflow follow CAPTURE [--stream N] [--format raw|ascii|hex|yaml]   (pcapflow.follow_command)
@@ -96,6 +97,13 @@ def parse_arguments(argv):
     parser.add_argument("--idle-timeout", type=_positive(float), metavar="S",
                         help="close a flow that has had no frame for S seconds (capture time) as if by FIN; "
                              "its next frame opens a new flow (pcap output only; off by default, as in pcapkit)")
+    cluster = parser.add_argument_group("on a Dask cluster (pip install 'pcapflow[dask]'; -o on a file system "
+                                        "every worker sees at the same path)")
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="trace on the Dask cluster of this scheduler (tcp://HOST:8786): one task per capture, "
+                              "the same flows and files as on one machine")
+    cluster.add_argument("--workers", type=_positive(int), metavar="N",
+                         help="trace on a local Dask cluster of N worker processes")
     parser.add_argument("--buffer-mb", type=_buffer_mb, metavar="MB",
                         help="at most this much output held in memory before the largest buffers are written "
                              "(default: an eighth of the memory available, no more than four times the captures)")
@@ -120,7 +128,34 @@ def parse_arguments(argv):
         parser.error(f"--tunnels needs format pcap: {args.format} holds pcapkit's decode, which opens no tunnels")
     if args.bidirectional and args.format not in ("pcap", "cap"):
         parser.error(f"--bidirectional needs format pcap: {args.format} traces pcapkit's packets, which carry no RST")
+    _check_cluster_arguments(parser, args)
     return args
+
+
+def _check_cluster_arguments(parser, args):
+    """--scheduler and --workers: what pcapflow.dask distributes, and dask installed."""
+    if args.scheduler is None and args.workers is None:
+        return
+    option = "--scheduler" if args.scheduler is not None else "--workers"
+    if args.scheduler is not None and args.workers is not None:
+        parser.error("give --scheduler ADDRESS or --workers N, not both")
+    refused = [(args.interface is not None, "-i captures on this machine"),
+               (args.format not in ("pcap", "cap"), f"-f {args.format} holds pcapkit's decode, made on one machine"),
+               (args.format == "cap", "-f cap: the cluster writes .pcap files"),
+               (args.bidirectional, "--bidirectional carries a connection's state across files"),
+               (args.idle_timeout is not None, "--idle-timeout carries a flow's idle time across files"),
+               ("-" in args.captures, "- (standard input) is this machine's alone")]
+    for refuse, why in refused:
+        if refuse:
+            parser.error(f"{option}: {why}; trace without {option}")
+    try:
+        import distributed  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    except ImportError:
+        parser.error(f"{option} needs Dask: {_dask_hint()}")
+
+
+def _dask_hint():
+    return "pip install 'pcapflow[dask]'"
 
 
 class ProgressBar:
@@ -304,9 +339,31 @@ def _trace(args, stats, bar):
                           promisc=args.promisc, buffer_mb=args.kernel_buffer_mb, idle_timeout=args.idle_timeout,
                           progress=bar, stats=stats, tunnels=args.tunnels, index=index,
                           bidirectional=args.bidirectional, started=_say_capturing)
+    if args.scheduler is not None or args.workers is not None:
+        return _trace_on_cluster(args, stats, index)
     # '-' is standard input, as tcpdump -r - reads it
     captures = [sys.stdin.buffer if capture == "-" else capture for capture in args.captures]
     return trace_files(captures, args.output, args.format, args.byteorder, args.nanosecond,
                        filter=args.filter, progress=bar, stats=stats,
                        buffer_bytes=args.buffer_mb << 20 if args.buffer_mb else None, tunnels=args.tunnels,
                        bidirectional=args.bidirectional, idle_timeout=args.idle_timeout, index=index)
+
+
+def _trace_on_cluster(args, stats, index):
+    """The captures traced by pcapflow.dask on the scheduler's cluster, or on a local
+    cluster of --workers processes (one thread each) made for the run. Without --index
+    (index false) the client holds each flow's first and last frame numbers only."""
+    # imported here: pcapflow never needs dask unless asked
+    import distributed  # pylint: disable=import-outside-toplevel
+    from pcapflow import dask as on_dask  # pylint: disable=import-outside-toplevel
+    if args.scheduler is not None:
+        with distributed.Client(args.scheduler) as client:
+            return on_dask.trace_files(args.captures, args.output, None, args.byteorder, args.nanosecond,
+                                       filter=args.filter, client=client, stats=stats, tunnels=args.tunnels,
+                                       index=index)
+    with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", silence_logs=40) as cluster, \
+            distributed.Client(cluster) as client:
+        return on_dask.trace_files(args.captures, args.output, None, args.byteorder, args.nanosecond,
+                                   filter=args.filter, client=client, stats=stats, tunnels=args.tunnels,
+                                   index=index)

@@ -14,10 +14,13 @@ import ipaddress
 import os
 import sys
 import warnings
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pcapflow
 from pcapflow import reassembly
+
+if TYPE_CHECKING:
+    import distributed
 
 if sys.version_info >= (3, 11):
     from typing import assert_type
@@ -149,6 +152,17 @@ def pcapkit_side() -> Any:
     assert_type(tcp.datagram, tuple[reassembly.TCPDatagram, ...])
     ipv4 = reassembly.IPv4_Reassembly(store=False)
     return (tcp.count, ipv4.fetch(), reassembly.IPv6().strict)
+
+
+def on_a_cluster(client: "distributed.Client", series: list[str], out: str) -> int:
+    """pcapflow.dask (not in pcapflow.__all__: it needs the dask extra), typed only: running it
+    needs a cluster, which tests/test_dask.py makes."""
+    import pcapflow.dask  # pylint: disable=import-outside-toplevel
+    stats: dict[str, int] = {}
+    flows = pcapflow.dask.trace_files(series, out, client=client, partitions=2, stats=stats)
+    assert_type(flows, tuple[pcapflow.Index, ...])
+    frame = pcapflow.dask.flows(series, out, client=client)
+    return len(flows) + int(frame.npartitions) + stats["stitched_flows"]
 
 
 def main(capture: str, out: str) -> None:

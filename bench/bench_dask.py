@@ -1,0 +1,154 @@
+"""pcapflow.dask against pcapflow.trace_files on one machine, over a rotated series.
+
+Records (or reuses) a real capture of 1,000,000 packets (../shared/tools/make-real-capture.sh,
+root; cached in bench/.cache/), cuts it with editcap into 8 files and times, each several times
+(medians): pcapflow.trace_files on one machine, then pcapflow.dask.trace_files on a LocalCluster
+of 1 and of 2 worker processes (one thread each). Every dask result is checked against one
+machine's (Index equal, file names equal). Prints the ratios, the stitch step's cost (time on the
+client from the last task's result to the end, the flows stitched and the bytes they copied) and
+the per-file and per-stitched-flow costs that README.rst's estimate for a large cluster uses.
+
+    python3 bench/bench_dask.py [--packets 1000000] [--files 8] [--runs 5] [--capture PATH]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import distributed  # noqa: E402  pylint: disable=wrong-import-position
+
+import pcapflow  # noqa: E402  pylint: disable=wrong-import-position
+import pcapflow.dask  # noqa: E402  pylint: disable=wrong-import-position
+
+MAKE_CAPTURE = HERE.parents[1] / "shared" / "tools" / "make-real-capture.sh"
+
+
+def capture_of(packets, given):
+    if given:
+        return Path(given)
+    path = HERE / ".cache" / f"real-{packets}.pcap"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        subprocess.run([str(MAKE_CAPTURE), str(path), str(packets)], check=True)
+    return path
+
+
+def cut(capture, files, directory):
+    frames = int(subprocess.run(["capinfos", "-c", "-M", "-T", "-r", str(capture)], check=True, capture_output=True,
+                                text=True).stdout.split()[-1])
+    per_file = -(-frames // files)
+    subprocess.run(["editcap", "-c", str(per_file), str(capture), str(directory / "part.pcap")], check=True)
+    return frames, sorted(str(p) for p in directory.glob("part_*"))
+
+
+def timed(function, out):
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    result = function(out)
+    return time.perf_counter() - started, result
+
+
+def relative(index, out):
+    return [(os.path.relpath(flow.fpout, out), flow.index, flow.label) for flow in index]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--packets", type=int, default=1_000_000)
+    parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--capture", help="a capture to use instead of recording one")
+    parser.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+                        help="where the series and the flow files go (a tmpfs by default: the disk is not measured)")
+    args = parser.parse_args()
+    capture = capture_of(args.packets, args.capture)
+    work = Path(tempfile.mkdtemp(prefix="bench-dask-", dir=args.workdir))
+    try:
+        frames, series = cut(capture, args.files, work)
+        size = sum(os.path.getsize(p) for p in series)
+        print(f"{capture}: {frames} frames, {size / 1e6:.1f} MB, cut into {len(series)} files; "
+              f"{args.runs} runs each, medians")
+        one_times = []
+        for _ in range(args.runs):
+            seconds, one = timed(lambda out: pcapflow.trace_files(series, out), work / "one")
+            one_times.append(seconds)
+        want = relative(one, work / "one")
+        one_median = statistics.median(one_times)
+        print(f"one machine, pcapflow.trace_files: {one_median:.3f} s ({len(one)} flows)")
+        results = {}
+        for workers in (1, 2):
+            with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                          dashboard_address=":0", silence_logs=40) as cluster, \
+                    distributed.Client(cluster) as client:
+                times, stitches = [], []
+                for _ in range(args.runs):
+                    stats = {}
+                    seconds, many = timed(lambda out, stats=stats: pcapflow.dask.trace_files(
+                        series, out, client=client, stats=stats), work / "many")
+                    assert relative(many, work / "many") == want, "the cluster's flows differ from one machine's"
+                    times.append(seconds)
+                    stitches.append(stats)
+                # the stitch's own cost: the client's work once every task is done (the
+                # tasks' results already there), timed alone
+                stitch_times = []
+                for _ in range(args.runs):
+                    stitch_times.append(stitch_alone(client, series, work / "stitch"))
+                results[workers] = (statistics.median(times), statistics.median(stitch_times), stitches[-1])
+        for workers, (seconds, stitch, stats) in results.items():
+            print(f"dask, {workers} worker process{'es' if workers > 1 else ''}: {seconds:.3f} s, "
+                  f"{one_median / seconds:.2f}x one machine; stitch step {stitch:.3f} s "
+                  f"({stats['stitched_flows']} flows stitched, {stats['stitched_bytes'] / 1e6:.1f} MB appended)")
+        two_vs_one = results[1][0] / results[2][0]
+        print(f"2 worker processes / 1 worker process: {two_vs_one:.2f}x")
+        stitched = results[2][2]["stitched_flows"]
+        per_flow = results[2][1] / max(stitched, 1)
+        per_file = results[1][0] / len(series)
+        print(f"per file (1 worker, {size / len(series) / 1e6:.1f} MB): {per_file:.3f} s; "
+              f"stitch: {results[2][1] / len(one) * 1e6:.1f} us a flow ({len(one)} flows, 2 workers), "
+              f"{per_flow * 1e3:.2f} ms a stitched flow if all of it were theirs")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def stitch_alone(client, series, out):
+    """The seconds the stitch takes once every task's result is in: the tasks are run and
+    waited for first, then trace_files' stitch runs (on the client, and the appends and
+    renames it hands the workers)."""
+    # pylint: disable=protected-access
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    run_dir = os.path.join(os.path.abspath(out), pcapflow.dask.RUN_PREFIX + "bench")
+    os.mkdir(run_dir)
+    groups = pcapflow.dask._groups(len(series), None)
+    futures = [client.submit(pcapflow.dask._trace_part, run_dir, series[start:stop], None, sys.byteorder, False,
+                             False, False, True, pure=False) for start, stop in groups]
+    distributed.wait(futures)
+    results = client.gather(futures)
+    ready = [_Ready(result) for result in results]
+    started = time.perf_counter()
+    pcapflow.dask._stitch(ready, groups, series, os.fspath(out), None, False, True, client)
+    seconds = time.perf_counter() - started
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return seconds
+
+
+class _Ready:
+    """A task's result already fetched, as _stitch reads a future."""
+
+    def __init__(self, result):
+        self._result = result
+
+    def result(self):
+        return self._result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,567 @@
+"""pcapflow.dask on real Dask clusters: LocalCluster with worker processes, and a scheduler
+and workers started with the dask command on loopback. Every result is held against
+pcapflow.trace_files() on one machine over the same series: the Index, the files (names
+and bytes), the exception of a damaged capture, and the rows of flows().
+
+The cluster tests are skipped in the sanitizer runs (PCAPFLOW_EXPECT_SANITIZED): worker
+processes under a preloaded ASan are slow, and the C code they run is the code the plain
+run's cluster tests and the rest of the sanitized suite already run through. The tests of
+pure logic run there too."""
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import distributed
+import pytest
+
+import pcapflow
+import pcapflow.dask
+from capture_tools import (DATA, ETHERNET, LINUX_SLL, SHARED_CAPTURES, as_tuples, check_flow_files, ethernet,
+                           frames_at, ipv4, read_capture, sll, tcp, write_pcap)
+from pcapflow import cli
+
+
+EXAMPLE = DATA.parent.parent.parent / "examples" / "data" / "http_espn.pcapng"
+EDITCAP = shutil.which("editcap")
+sanitized = pytest.mark.skipif(
+    bool(os.environ.get("PCAPFLOW_EXPECT_SANITIZED")),
+    reason="sanitizer run: Dask worker processes under a preloaded ASan are slow and add nothing for the C code "
+           "that the plain run's cluster tests trace through")
+needs_editcap = pytest.mark.skipif(EDITCAP is None, reason="editcap (Wireshark; make deps installs it) is missing")
+
+
+# Ethernet captures with flows closed by FIN (the example has none), appended to the example
+WITH_FINS = ("sessionhijacking.pcapng", "http_ip4and6.pcapng", "ssh.pcap", "mptcp-v0.pcap", "dns_tcp.pcap",
+             "pptp.pcap", "whois.pcap", "tfo-5c1fa7f9ae91.pcap")
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    """The example capture followed by captures with FINs (mergecap -a), about 1,500 frames."""
+    path = tmp_path_factory.mktemp("capture") / "series.pcapng"
+    subprocess.run([shutil.which("mergecap") or "mergecap", "-a", "-F", "pcapng", "-w", str(path), str(EXAMPLE),
+                    *(str(DATA / name) for name in WITH_FINS)], check=True, capture_output=True)
+    return path
+
+
+def cut(capture, directory, packets, fmt=None):
+    """The capture cut with editcap -c into files of `packets` frames, in order."""
+    os.makedirs(directory, exist_ok=True)
+    name = os.path.join(directory, "part" + (".pcap" if fmt == "pcap" else os.path.splitext(str(capture))[1]))
+    args = [EDITCAP, "-c", str(packets)] + (["-F", fmt] if fmt else []) + [str(capture), name]
+    subprocess.run(args, check=True, capture_output=True)
+    return sorted(glob.glob(os.path.join(directory, "part_*")))
+
+
+def same_as_one_machine(series, tmp_path, client, name, **kwargs):
+    """Traces the series on one machine and on the cluster; asserts the same Index and the same
+    files; returns the cluster's Index."""
+    one_dir, many_dir = tmp_path / f"{name}-one", tmp_path / f"{name}-dask"
+    one = pcapflow.trace_files(series, str(one_dir), **kwargs)
+    many = pcapflow.dask.trace_files(series, str(many_dir), client=client, **kwargs)
+    assert as_tuples(many, many_dir) == as_tuples(one, one_dir)
+    assert sorted(os.listdir(many_dir)) == sorted(os.listdir(one_dir)), "other files, or a run's directory left"
+    for flow_one, flow_many in zip(one, many):
+        assert (one_dir / os.path.basename(flow_one.fpout)).read_bytes() == open(flow_many.fpout, "rb").read(), \
+            flow_one.label
+    return many
+
+
+def crossing(index, series):
+    """How many of the cuts between the series' files some flow spans."""
+    bounds, total = [], 0
+    for part in series[:-1]:
+        total += len(read_capture(part).records)
+        bounds.append(total)
+    return sum(any(flow.index[0] <= bound < flow.index[-1] for flow in index) for bound in bounds), len(bounds)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=40) as cluster:
+        with distributed.Client(cluster) as made:
+            yield made
+
+
+# ---------------------------------------------------------------------------
+# On LocalCluster
+# ---------------------------------------------------------------------------
+
+@sanitized
+@needs_editcap
+def test_a_series_cut_everywhere_equals_one_machine(tmp_path, client, capture):
+    series = cut(capture, tmp_path / "series", 60)
+    stats = {}
+    index = same_as_one_machine(series, tmp_path, client, "espn")
+    pcapflow.dask.trace_files(series, str(tmp_path / "again"), client=client, stats=stats)
+    spanned, cuts = crossing(index, series)
+    assert spanned == cuts > 10, "a flow must cross every cut"
+    check_flow_files(index, [read_capture(part) for part in series])
+    one_stats = {}
+    pcapflow.trace_files(series, str(tmp_path / "one-stats"), stats=one_stats)
+    for key in ("frames", "tcp_frames", "not_tcp", "flows_opened", "last_frame", "bytes"):
+        assert stats[key] == one_stats[key], key
+    assert stats["stitched_flows"] > cuts
+
+
+@sanitized
+@needs_editcap
+def test_without_an_index_the_files_are_the_same(tmp_path, client, capture):
+    series = cut(capture, tmp_path / "series", 120)
+    one = pcapflow.trace_files(series, str(tmp_path / "one"))
+    stats = {}
+    assert pcapflow.dask.trace_files(series, str(tmp_path / "many"), client=client, index=False, stats=stats) is None
+    assert sorted(os.listdir(tmp_path / "many")) == sorted(os.listdir(tmp_path / "one"))
+    for flow in one:
+        assert (tmp_path / "many" / os.path.basename(flow.fpout)).read_bytes() == open(flow.fpout, "rb").read()
+    assert stats["files_created"] == len(one)
+
+
+@sanitized
+@needs_editcap
+def test_partitions_group_consecutive_captures(tmp_path, client, capture):
+    series = cut(capture, tmp_path / "series", 100, fmt="pcap")
+    one = pcapflow.trace_files(series, str(tmp_path / "one"))
+    for partitions in (1, 3, len(series)):
+        many = pcapflow.dask.trace_files(series, str(tmp_path / f"p{partitions}"), client=client,
+                                         partitions=partitions)
+        assert as_tuples(many, tmp_path / f"p{partitions}") == as_tuples(one, tmp_path / "one")
+
+
+@sanitized
+@needs_editcap
+def test_byte_order_resolution_and_a_file_of_another_snapshot_length(tmp_path, client, capture):
+    """Big-endian and nanosecond output; the second file cut to 200-byte frames (editcap -s),
+    so a flow's pieces come from files of different snapshot lengths."""
+    series = cut(capture, tmp_path / "series", 150, fmt="pcap")
+    short = tmp_path / "short.pcap"
+    subprocess.run([EDITCAP, "-s", "200", series[1], str(short)], check=True, capture_output=True)
+    os.replace(short, series[1])
+    for byteorder, nanosecond in (("big", True), ("little", False)):
+        index = same_as_one_machine(series, tmp_path, client, f"{byteorder}-{nanosecond}", byteorder=byteorder,
+                                    nanosecond=nanosecond)
+        check_flow_files(index, [read_capture(part) for part in series], nanosecond=nanosecond, byteorder=byteorder)
+
+
+@sanitized
+@needs_editcap
+@pytest.mark.skipif(not SHARED_CAPTURES.is_dir(), reason="../shared/captures is not on this machine")
+def test_the_shared_captures_as_one_series(tmp_path, client):
+    """Every real capture of ../shared/captures cut in pieces, all the pieces one series (so
+    flows also run from the end of one capture into the next's pieces)."""
+    series = []
+    for number, shared in enumerate(sorted((SHARED_CAPTURES / "real").glob("*.pcapng"))):
+        series += cut(shared, tmp_path / f"c{number}", 40)
+    assert len(series) > 60
+    index = same_as_one_machine(series, tmp_path, client, "shared")
+    check_flow_files(index, [read_capture(part) for part in series])
+
+
+@sanitized
+@needs_editcap
+@pytest.mark.skipif(not SHARED_CAPTURES.is_dir(), reason="../shared/captures is not on this machine")
+def test_link_types_and_tunnels(tmp_path, client):
+    """Captures of other link types, one series each, with and without tunnels opened."""
+    for capture in ("linktypes/geneve.pcap", "linktypes/gso-ipv4-vxlan-ipv6.pcap", "linktypes/mptcp-v1.pcap",
+                    "linktypes/pptp.pcap", "linktypes/bigtcp-ipv6-hbh.pcap"):
+        stem = os.path.basename(capture).split(".")[0]
+        series = cut(SHARED_CAPTURES / capture, tmp_path / stem, 7)
+        same_as_one_machine(series, tmp_path, client, stem)
+        same_as_one_machine(series, tmp_path, client, stem + "-tunnels", tunnels=True)
+
+
+@sanitized
+@needs_editcap
+@pytest.mark.parametrize("workers", [1, 4])
+def test_one_and_four_workers(tmp_path, capture, workers):
+    series = cut(capture, tmp_path / "series", 90)
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as made:
+        assert len(made.scheduler_info()["workers"]) == workers
+        same_as_one_machine(series, tmp_path, made, "espn")
+
+
+def damaged_series(tmp_path, capture, damage):
+    """A pcap series of the example with its fourth file damaged by damage(bytes) -> bytes."""
+    series = cut(capture, tmp_path / "series", 100, fmt="pcap")
+    blob = open(series[3], "rb").read()
+    with open(series[3], "wb") as out:
+        out.write(damage(blob))
+    return series
+
+
+def record_offsets(blob):
+    offsets, offset = [], 24
+    while offset < len(blob):
+        offsets.append(offset)
+        offset += 16 + int.from_bytes(blob[offset + 8:offset + 12], "little")
+    return offsets
+
+
+@sanitized
+@needs_editcap
+@pytest.mark.parametrize("damage", ["truncated", "bad caplen", "not a capture"])
+def test_a_damaged_capture_raises_what_one_machine_raises(tmp_path, client, capture, damage):
+    def damaged(blob):
+        if damage == "truncated":
+            return blob[:record_offsets(blob)[40] + 9]
+        if damage == "bad caplen":
+            at = record_offsets(blob)[30]
+            return blob[:at + 8] + (10**7).to_bytes(4, "little") + blob[at + 12:]
+        return b"this is no capture at all" * 10
+
+    series = damaged_series(tmp_path, capture, damaged)
+    with pytest.raises(pcapflow.CaptureError) as one:
+        pcapflow.trace_files(series, str(tmp_path / "one"))
+    with pytest.raises(pcapflow.CaptureError) as many:
+        pcapflow.dask.trace_files(series, str(tmp_path / "many"), client=client)
+    assert str(many.value) == str(one.value)
+    assert (many.value.filename, many.value.frame, many.value.offset) == \
+           (one.value.filename, one.value.frame, one.value.offset) and one.value.filename == series[3]
+    # tracer_bytes is the memory of the tracer that read the capture: a task's holds fewer flows
+    def counters(stats):
+        return None if stats is None else {k: v for k, v in stats.items() if k != "tracer_bytes"}
+
+    assert counters(many.value.stats) == counters(one.value.stats)
+    assert as_tuples(many.value.index, tmp_path / "many") == as_tuples(one.value.index, tmp_path / "one")
+    assert len(one.value.index) > 0
+    assert sorted(os.listdir(tmp_path / "many")) == sorted(os.listdir(tmp_path / "one"))
+    for flow in one.value.index:
+        assert (tmp_path / "many" / os.path.basename(flow.fpout)).read_bytes() == open(flow.fpout, "rb").read()
+
+
+@sanitized
+def test_a_flow_changing_link_type_between_captures_is_refused(tmp_path, client):
+    """One machine writes the frames of the second link type to a '~linktype' file; the
+    cluster does not stitch that and says so."""
+    packet = ipv4("10.0.0.1", "10.0.0.2", tcp(1000, 80))
+    first = write_pcap(tmp_path / "a.pcap", frames_at([ethernet(packet)] * 2), ETHERNET)
+    second = write_pcap(tmp_path / "b.pcap", frames_at([sll(packet)] * 2, start=1_600_000_001), LINUX_SLL)
+    pcapflow.trace_files([str(first), str(second)], str(tmp_path / "one"))
+    assert any("~" in name for name in os.listdir(tmp_path / "one"))
+    with pytest.raises(ValueError, match="link types"):
+        pcapflow.dask.trace_files([str(first), str(second)], str(tmp_path / "many"), client=client)
+    assert not [name for name in os.listdir(tmp_path / "many") if name.startswith(pcapflow.dask.RUN_PREFIX)]
+
+
+@sanitized
+def test_an_oserror_on_a_worker_comes_back_as_that_oserror(tmp_path, client):
+    missing = str(tmp_path / "no-such.pcap")
+    with pytest.raises(FileNotFoundError) as one:
+        pcapflow.trace_files([str(EXAMPLE), missing], str(tmp_path / "one"))
+    with pytest.raises(FileNotFoundError) as many:
+        pcapflow.dask.trace_files([str(EXAMPLE), missing], str(tmp_path / "many"), client=client)
+    assert missing in str(many.value) and missing in str(one.value)
+    assert not [name for name in os.listdir(tmp_path / "many") if name.startswith(pcapflow.dask.RUN_PREFIX)]
+
+
+# ---------------------------------------------------------------------------
+# A worker killed while its task runs
+# ---------------------------------------------------------------------------
+
+def executing(client):
+    """{worker address: keys of the tasks it is running now}."""
+    return client.run(lambda dask_worker: [str(task.key) for task in dask_worker.state.executing])
+
+
+def process_state(pid):
+    """The state letter of /proc/PID/stat (after the parenthesised name), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def feed(fifo, data, runner, seconds=60):
+    """Writes data to the next reader of the FIFO (a task's next attempt); a reader that goes
+    away meanwhile (a process being killed still held it) makes it wait for the next one.
+    Returns True once a reader took all of it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and runner.is_alive():
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while no reader has it open
+        except OSError:
+            time.sleep(0.01)
+            continue
+        os.set_blocking(fd, True)
+        try:
+            with os.fdopen(fd, "wb") as writer:
+                writer.write(data)
+            return True
+        except BrokenPipeError:
+            continue
+    return False
+
+
+@sanitized
+@needs_editcap
+def test_a_worker_killed_in_the_middle(tmp_path, capture):
+    """The second capture of the series is a FIFO: its task blocks in open() until the test
+    writes. The worker running it is killed with SIGKILL then; Dask runs the task again on a
+    worker (the nanny starts a new one), whose open() the test's write meets. The result is
+    one machine's."""
+    series = cut(capture, tmp_path / "series", 80)
+    fifo = str(tmp_path / "fifo.pcapng")
+    os.mkfifo(fifo)
+    with_fifo = series[:1] + [fifo] + series[2:]
+    one = pcapflow.trace_files(series, str(tmp_path / "one"))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=50) as cluster, distributed.Client(cluster) as made:
+        outcome = {}
+
+        def run():
+            try:
+                outcome["index"] = pcapflow.dask.trace_files(with_fifo, str(tmp_path / "many"), client=made)
+            except BaseException as error:  # pylint: disable=broad-except
+                outcome["error"] = error
+
+        runner = threading.Thread(target=run)
+        runner.start()
+        written = False
+        try:
+            victim = None
+            deadline = time.monotonic() + 60
+            while victim is None and time.monotonic() < deadline and runner.is_alive():
+                for address, keys in executing(made).items():
+                    if any(key.startswith("pcapflow-trace-") and key.endswith("-1") for key in keys):
+                        victim = address
+                time.sleep(0.05)
+            assert victim is not None, f"the FIFO's task never ran: {outcome}"
+            pid = made.run(os.getpid, workers=[victim])[victim]
+            os.kill(pid, signal.SIGKILL)
+            while process_state(pid) not in (None, "Z"):  # dead: its descriptors are closed
+                time.sleep(0.01)
+            written = feed(fifo, open(series[1], "rb").read(), runner)
+        finally:
+            if not written:
+                # a reader still waiting gets an end of file, so that the run (and the thread) ends
+                try:
+                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:
+                    pass
+            runner.join(120)
+        assert written, "no attempt after the kill read the FIFO"
+        assert "error" not in outcome, outcome.get("error")
+        assert as_tuples(outcome["index"], tmp_path / "many") == as_tuples(one, tmp_path / "one")
+        assert victim not in made.scheduler_info()["workers"], "the killed worker is still there"
+    for flow in one:
+        assert (tmp_path / "many" / os.path.basename(flow.fpout)).read_bytes() == open(flow.fpout, "rb").read()
+
+
+# ---------------------------------------------------------------------------
+# A scheduler and workers started with the dask command
+# ---------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def dask_command_cluster(tmp_path):
+    """A scheduler and two workers (one process, one thread each) started with the dask
+    command on 127.0.0.1, the workers in a directory of their own; its address."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    workdir = tmp_path / "workers"
+    workdir.mkdir()
+    processes = []
+    try:
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for _ in range(2):
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "dask", "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                 "--no-dashboard", "--local-directory", str(workdir)],
+                cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in reversed(processes):
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@sanitized
+@needs_editcap
+def test_dask_scheduler_and_workers_commands(tmp_path, capture, dask_command_cluster, monkeypatch):
+    series = cut(capture, tmp_path / "series", 70)
+    with distributed.Client(dask_command_cluster, timeout=60) as made:
+        made.wait_for_workers(2, timeout=60)
+        # relative paths, from the client's directory: the workers run elsewhere
+        monkeypatch.chdir(tmp_path)
+        relative = [os.path.relpath(part, tmp_path) for part in series]
+        one = pcapflow.trace_files(relative, "one")
+        many = pcapflow.dask.trace_files(relative, "many", client=made)
+        assert as_tuples(many) == [(fpout.replace("one/", "many/", 1), index, label)
+                                   for fpout, index, label in as_tuples(one)]
+        for flow_one, flow_many in zip(one, many):
+            assert open(flow_one.fpout, "rb").read() == open(flow_many.fpout, "rb").read()
+        # and the command line, through the same path
+        done = subprocess.run([sys.executable, "-m", "pcapflow", *relative, "-o", "cli", "--index", "cli.jsonl",
+                               "--scheduler", dask_command_cluster], capture_output=True, text=True, cwd=tmp_path,
+                              env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), check=False)
+        assert done.returncode == 0, done.stderr
+        assert sorted(os.listdir(tmp_path / "cli")) == sorted(os.listdir(tmp_path / "one"))
+        one_index = tmp_path / "one.jsonl"
+        assert cli.write_index(str(one_index), one)
+        assert (tmp_path / "cli.jsonl").read_text().replace('"cli/', '"one/') == one_index.read_text()
+
+
+# ---------------------------------------------------------------------------
+# flows(): a dask.dataframe of the flows
+# ---------------------------------------------------------------------------
+
+@sanitized
+@needs_editcap
+def test_flows_dataframe_and_parquet(tmp_path, client, capture):
+    pandas = pytest.importorskip("pandas")
+    series = cut(capture, tmp_path / "series", 150)
+    frame = pcapflow.dask.flows(series, str(tmp_path / "flows"), client=client)
+    assert frame.npartitions == len(series)
+    got = frame.compute()
+    one = pcapflow.trace_files(series, str(tmp_path / "one"))
+    records = [r for part in series for r in read_capture(part).records]
+    closed_labels = set()
+    # a flow whose last frame is a FIN was closed by it
+    packets = {packet.index + offset: packet for offset, part in _numbered(series) for packet in pcapflow.packets(part)}
+    fins = {number for number, packet in packets.items() if packet.fin}
+    want = []
+    for flow in one:
+        frames = [records[n - 1] for n in flow.index]
+        first = packets[flow.index[0]]
+        src, srcport, dst, dstport = str(first.src), first.srcport, str(first.dst), first.dstport
+        closed = flow.index[-1] in fins
+        if closed:
+            closed_labels.add(flow.label)
+        want.append((flow.label, src, int(srcport), dst, int(dstport),
+                     frames[0].ts_sec * 10**9 + frames[0].ts_nsec // 1000 * 1000,
+                     frames[-1].ts_sec * 10**9 + frames[-1].ts_nsec // 1000 * 1000,
+                     flow.index[0], len(frames), sum(r.orig_len for r in frames), closed,
+                     os.path.basename(flow.fpout)))
+    rows = [(r.label, r.src, r.srcport, r.dst, r.dstport, r.first.value, r.last.value, r.first_frame, r.packets,
+             r.bytes, r.closed, os.path.basename(r.fpout)) for r in got.itertuples()]
+    assert sorted(rows) == sorted(want)
+    assert closed_labels and len(closed_labels) < len(want)
+    # a flow is in the partition of the file where it began
+    starts = [offset for offset, _part in _numbered(series)]
+    for number in range(frame.npartitions):
+        part = frame.get_partition(number).compute()
+        for first_frame in part["first_frame"]:
+            assert starts[number] < first_frame <= (starts[number + 1] if number + 1 < len(starts) else 10**9)
+    # filtered and aggregated on the cluster, then written as Parquet and read back
+    by_port = frame[frame.dstport == 80].groupby("dst")["bytes"].sum().compute()
+    assert by_port.sum() == sum(row[9] for row in want if row[4] == 80)
+    frame.to_parquet(str(tmp_path / "parquet"))
+    back = pandas.read_parquet(tmp_path / "parquet")
+    assert sorted(back["label"]) == sorted(row[0] for row in want)
+    assert (back["first"].astype("int64").sort_values().tolist()
+            == sorted(row[5] for row in want))
+
+
+def _numbered(series):
+    """(frames before it, path) for each file of the series."""
+    offset, out = 0, []
+    for part in series:
+        out.append((offset, part))
+        offset += len(read_capture(part).records)
+    return out
+
+
+
+# ---------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------
+
+@sanitized
+@needs_editcap
+def test_cli_workers_runs_a_local_cluster(tmp_path, capture):
+    series = cut(capture, tmp_path / "series", 200)
+    done = subprocess.run([sys.executable, "-m", "pcapflow", *series, "-o", str(tmp_path / "cli"), "--workers", "2"],
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(read_capture(capture).records)} packets" in done.stderr
+    one = pcapflow.trace_files(series, str(tmp_path / "one"))
+    assert sorted(os.listdir(tmp_path / "cli")) == sorted(os.listdir(tmp_path / "one"))
+    for flow in one:
+        assert (tmp_path / "cli" / os.path.basename(flow.fpout)).read_bytes() == open(flow.fpout, "rb").read()
+
+
+def test_cli_without_dask_exits_2_and_says_how_to_install(tmp_path):
+    # distributed made unimportable in that process alone, as on a machine without the extra
+    program = ("import sys; sys.modules['distributed'] = None; from pcapflow import cli; "
+               "sys.exit(cli.main(sys.argv[1:]))")
+    for option in (["--workers", "2"], ["--scheduler", "tcp://127.0.0.1:1"]):
+        done = subprocess.run([sys.executable, "-c", program, str(EXAMPLE), "-o", str(tmp_path / "out"), *option],
+                              capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+                              check=False)
+        assert done.returncode == 2, done.stderr
+        assert "pip install 'pcapflow[dask]'" in done.stderr
+        assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option", [["-f", "json"], ["--bidirectional"], ["--idle-timeout", "5"], ["-i", "lo"]])
+def test_cli_refuses_what_dask_does_not_distribute(tmp_path, option, capsys):
+    captures = [] if option[0] == "-i" else [str(EXAMPLE)]
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*captures, "-o", str(tmp_path / "out"), "--workers", "2", *option])
+    assert stop.value.code == 2
+    assert "--workers" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# Pure logic (no cluster; these run in the sanitizer runs too)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"format": "json"}, "format"), ({"bidirectional": True}, "bidirectional"), ({"idle_timeout": 5.0}, "idle_timeout"),
+    ({"partitions": 0}, "partitions"), ({"partitions": 3}, "partitions"), ({"byteorder": "middle"}, "byteorder"),
+])
+def test_refusals_name_the_argument(tmp_path, kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        pcapflow.dask.trace_files([str(EXAMPLE), str(EXAMPLE)], str(tmp_path / "out"), **kwargs)
+
+
+def test_captures_go_by_path(tmp_path):
+    with open(EXAMPLE, "rb") as opened, pytest.raises(TypeError, match="by path"):
+        pcapflow.dask.trace_files([opened], str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="standard input"):
+        pcapflow.dask.trace_files(["-"], str(tmp_path / "out"))
+    with pytest.raises(TypeError, match="list"):
+        pcapflow.dask.trace_files(str(EXAMPLE), str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="fout"):
+        pcapflow.dask.trace_files([str(EXAMPLE)], None)
+
+
+def test_groups_are_consecutive_and_even():
+    assert pcapflow.dask._groups(8, None) == [(k, k + 1) for k in range(8)]  # pylint: disable=protected-access
+    assert pcapflow.dask._groups(8, 3) == [(0, 2), (2, 5), (5, 8)]  # pylint: disable=protected-access
+    assert pcapflow.dask._groups(5, 1) == [(0, 5)]  # pylint: disable=protected-access
+
+
+def test_endpoints_from_labels():
+    endpoints = pcapflow.dask._endpoints  # pylint: disable=protected-access
+    assert endpoints("10.0.0.1_40000-10.0.0.2_80-1600000000.25") == ("10.0.0.1", 40000, "10.0.0.2", 80)
+    assert endpoints("2001.db8..1_443-2001.db8..2_5000--95.0") == ("2001:db8::1", 443, "2001:db8::2", 5000)
+    assert pcapflow.dask._key("2001.db8..1_443-10.0.0.2_5000--95.0") == "2001.db8..1_443-10.0.0.2_5000"  # pylint: disable=protected-access
+
+
+def test_a_task_whose_worker_cannot_see_the_output_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="every worker see"):
+        pcapflow.dask._trace_part(str(tmp_path / "elsewhere"), [str(EXAMPLE)], None, "little", False, False, False,
+                                  True)  # pylint: disable=protected-access
