@@ -23,7 +23,7 @@ import pytest
 import pcapflow
 import pcapflow.dask
 from capture_tools import (DATA, ETHERNET, LINUX_SLL, SHARED_CAPTURES, as_tuples, check_flow_files, ethernet,
-                           frames_at, ipv4, read_capture, sll, tcp, write_pcap)
+                           frames_at, ipv4, read_capture, record_offsets, sll, tcp, write_pcap)
 from pcapflow import cli
 
 
@@ -195,14 +195,6 @@ def damaged_series(tmp_path, capture, damage):
     with open(series[3], "wb") as out:
         out.write(damage(blob))
     return series
-
-
-def record_offsets(blob):
-    offsets, offset = [], 24
-    while offset < len(blob):
-        offsets.append(offset)
-        offset += 16 + int.from_bytes(blob[offset + 8:offset + 12], "little")
-    return offsets
 
 
 @sanitized

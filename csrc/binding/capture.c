@@ -173,7 +173,7 @@ static void end_native_tracing(TCPObject *self)
 /* Traces an opened capture to its end (or a stop): the filter, the
  * background writers, the loop without the GIL, and what it came to.
  * Returns the counters, or NULL with the exception (which carries them as
- * .stats). Closes the capture. */
+ * .stats once the loop ran). The caller deletes the capture. */
 static PyObject *trace_opened(struct trace_loop *loop, struct capture_source *source, PyObject *filter,
                               uint64_t first_frame, double idle_timeout, int keep_closed, int clock_stamped)
 {

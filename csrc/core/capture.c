@@ -383,7 +383,15 @@ static int describe_capture_flow(void *context, char *timestamp, size_t *length,
     return 0;
 }
 
-static int64_t frame_time_ns(const struct capture_frame *frame);
+/* A frame's time in nanoseconds since 1970, saturated (pcapng allows any
+ * 64-bit seconds). */
+static int64_t frame_time_ns(const struct capture_frame *frame)
+{
+    const int64_t limit = INT64_MAX / 1000000000 - 1;
+    int64_t seconds = frame->seconds > limit ? limit : frame->seconds < -limit ? -limit : frame->seconds;
+    uint64_t nanoseconds = frame->nanoseconds > 999999999u ? 999999999u : frame->nanoseconds;
+    return seconds * 1000000000 + (int64_t)nanoseconds;
+}
 
 /* Traces one decoded TCP frame. Returns 0 or -1 (tr->error). */
 static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const struct capture_frame *captured,
@@ -419,16 +427,6 @@ static int trace_tcp_frame(const struct capture *c, struct tracer *tr, const str
     if (__builtin_expect(tr->idle_timeout_ns != 0, 0) && outcome.slot != TRACER_NO_SLOT)
         tracer_idle_touch(tr, outcome.slot);
     return status == TRACE_OK ? 0 : -1;
-}
-
-/* A frame's time in nanoseconds since 1970, saturated (pcapng allows any
- * 64-bit seconds). */
-static int64_t frame_time_ns(const struct capture_frame *frame)
-{
-    const int64_t limit = INT64_MAX / 1000000000 - 1;
-    int64_t seconds = frame->seconds > limit ? limit : frame->seconds < -limit ? -limit : frame->seconds;
-    uint64_t nanoseconds = frame->nanoseconds > 999999999u ? 999999999u : frame->nanoseconds;
-    return seconds * 1000000000 + (int64_t)nanoseconds;
 }
 
 /* Capture time on an interface without traffic: the clock, as the kernel
