@@ -921,6 +921,27 @@ static PyObject *tcp_abandon(PyObject *op, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* _claim(fallback, journal): claim mode (see sink_claim), for pcapflow.dask's
+ * tasks sharing one output directory; before the first flow. */
+static PyObject *tcp_claim(PyObject *op, PyObject *args)
+{
+    TCPObject *self = (TCPObject *)op;
+    PyObject *fallback, *journal;
+    if (!PyArg_ParseTuple(args, "O&O&:_claim", PyUnicode_FSConverter, &fallback, PyUnicode_FSConverter, &journal))
+        return NULL;
+    PyObject *result = NULL;
+    if (tcp_enter(self, "_claim")) {
+        if (tracer_claim(self->tracer, PyBytes_AS_STRING(fallback), PyBytes_AS_STRING(journal)) == 0)
+            result = Py_NewRef(Py_None);
+        else
+            raise_error(tracer_last_error(self->tracer));
+        tcp_leave(self);
+    }
+    Py_DECREF(fallback);
+    Py_DECREF(journal);
+    return result;
+}
+
 static PyObject *tcp_context_enter(PyObject *op, PyObject *unused)
 {
     (void)unused;
@@ -1196,6 +1217,9 @@ static PyMethodDef tcp_methods[] = {
      "an interface in C until count, "
      "duration or a signal handler's exception stops it; returns counters."},
     {"_abandon", tcp_abandon, METH_NOARGS, "Drop unwritten frames and close the files (after a write error)."},
+    {"_claim", tcp_claim, METH_VARARGS,
+     "_claim($self, fallback, journal, /)\n--\n\nClaim mode: a file is made only where its name is free, else in "
+     "fallback; the names made are written to journal (pcapflow.dask)."},
     {"close", tcp_close, METH_NOARGS, "close($self)\n--\n\nWrite every buffered frame and close all output files."},
     {"__enter__", tcp_context_enter, METH_NOARGS, NULL},
     {"__exit__", tcp_context_exit, METH_VARARGS, NULL},

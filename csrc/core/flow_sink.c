@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,7 @@ int sink_init(struct flow_sink *sink, const struct tracer_config *config, struct
     sink->writes = config->write_pcap;
     sink->directory = config->directory;
     sink->extension = config->extension ? config->extension : "";
-    sink->directory_fd = -1;
+    sink->directory_fd = sink->fallback_fd = sink->journal_fd = -1;
     sink->layout = config->layout;
     sink->max_open_files = config->max_open_files;
     sink->flush_bytes = config->flush_bytes;
@@ -137,8 +138,8 @@ static int open_regular(int directory_fd, const char *name, int flags)
     int truncate = flags & O_TRUNC;
     if (flags & O_CREAT) {
         int fd = openat(directory_fd, name, flags | O_EXCL, 0666);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
+        if (fd >= 0 || errno != EEXIST || (flags & O_EXCL))
+            return fd; /* O_EXCL asked for: an existing file is never replaced */
     }
     int fd = openat(directory_fd, name, (flags & ~(O_CREAT | O_TRUNC)) | O_NONBLOCK);
     if (fd < 0)
@@ -170,18 +171,76 @@ static int open_flags(int create)
 
 int flow_file_create_at(int directory_fd, const char *name) { return open_regular(directory_fd, name, open_flags(1)); }
 
-/* Opens name in the output directory for appending, creating or truncating
- * it when `create` is set; never follows a symbolic link. */
-static int open_in_directory(struct flow_sink *sink, const char *name, int create)
+/* Opens name in directory_fd (the output directory or the fallback) with
+ * open_regular's flags; never follows a symbolic link. */
+static int open_in(struct flow_sink *sink, int directory_fd, const char *name, int flags)
 {
-    int flags = open_flags(create);
-    int fd = open_regular(sink->directory_fd, name, flags);
+    int fd = open_regular(directory_fd, name, flags);
     if (fd < 0 && (errno == EMFILE || errno == ENFILE) && sink->open_files > 0) {
         /* the process ran out of descriptors: give ours back and try once more */
         sink_close_files(sink);
-        fd = open_regular(sink->directory_fd, name, flags);
+        fd = open_regular(directory_fd, name, flags);
     }
     return fd;
+}
+
+/* Opens name in the output directory for appending, creating or truncating
+ * it when `create` is set. */
+static int open_in_directory(struct flow_sink *sink, const char *name, int create)
+{
+    return open_in(sink, sink->directory_fd, name, open_flags(create));
+}
+
+/* The directory a flow's file is in. */
+static int file_directory(const struct flow_sink *sink, const struct flow_file *f)
+{
+    return f->displaced ? sink->fallback_fd : sink->directory_fd;
+}
+
+int sink_claim(struct flow_sink *sink, const char *fallback, const char *journal)
+{
+    const char *failed = fallback;
+    sink->fallback_fd = open(fallback, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sink->fallback_fd >= 0) {
+        failed = journal;
+        sink->journal_fd = open(journal, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0666);
+    }
+    if (sink->journal_fd >= 0)
+        return 0;
+    sink->error->code = errno;
+    snprintf(sink->error->message, sizeof sink->error->message, "cannot open for claiming file names");
+    snprintf(sink->error->path, sizeof sink->error->path, "%s", failed);
+    if (sink->fallback_fd >= 0)
+        close(sink->fallback_fd);
+    sink->fallback_fd = -1;
+    return -1;
+}
+
+/* Claim mode, a new file: made in the output directory if its name is free
+ * there (and the name written to the journal), else in the fallback. */
+static int claim(struct flow_sink *sink, struct flow_file *f, const char *name)
+{
+    int fd = open_in(sink, sink->directory_fd, name, open_flags(1) | O_EXCL);
+    if (fd < 0 && errno == EEXIST) {
+        f->displaced = 1;
+        return open_in(sink, sink->fallback_fd, name, open_flags(1));
+    }
+    if (fd < 0)
+        return -1;
+    char line[NAME_MAX + 2];
+    size_t length = strlen(name);
+    memcpy(line, name, length);
+    line[length] = '\n';
+    ssize_t written;
+    do
+        written = write(sink->journal_fd, line, length + 1);
+    while (written < 0 && errno == EINTR);
+    if (written == (ssize_t)(length + 1))
+        return fd;
+    if (written >= 0)
+        errno = ENOSPC;
+    close(fd);
+    return -1;
 }
 
 /* Makes sure the flow's file is open (creating it, empty, on first use),
@@ -206,7 +265,8 @@ static int ensure_open(struct flow_sink *sink, uint32_t slot)
         set_error(sink, "cannot name output file", flow.label);
         return -1;
     }
-    int fd = open_in_directory(sink, name, !f->exists);
+    int fd = sink->fallback_fd >= 0 && !f->exists ? claim(sink, f, name)
+                                                   : open_in(sink, file_directory(sink, f), name, open_flags(!f->exists));
     if (fd < 0) {
         set_error(sink, flow_file_open_failure(errno), name);
         return -1;
@@ -286,8 +346,8 @@ int sink_flush(struct flow_sink *sink, uint32_t slot)
          * just made) and keep the whole buffer: the file stays readable, and
          * a later flush (after space was freed, say) writes the frames */
         int saved = errno;
-        if (created)
-            unlinkat(sink->directory_fd, name, 0);
+        if (created && !(sink->journal_fd >= 0 && !f->displaced))
+            unlinkat(file_directory(sink, f), name, 0);
         else if (ftruncate(f->fd, size_before) < 0) {
             /* nothing better to do: the error below still names the file */
         }
@@ -431,7 +491,7 @@ int sink_finish(struct flow_sink *sink, uint32_t slot)
 
 int sink_start_writers(struct flow_sink *sink, int threads)
 {
-    if (!sink->writes || sink->raw || sink->behind || threads < 1)
+    if (!sink->writes || sink->raw || sink->behind || threads < 1 || sink->fallback_fd >= 0)
         return 0;
     /* queued records count against the same budget as buffered ones, roughly:
      * a quarter of it, and no more than 8 MiB (a quarter of the default
@@ -513,7 +573,8 @@ int sink_append_named(struct flow_sink *sink, const char *name, int create, uint
         set_error(sink, record->ts_sec > UINT32_MAX ? message : "record field does not fit in 32 bits", name);
         return -1;
     }
-    int fd = open_in_directory(sink, name, create);
+    /* in claim mode such files (another link type's frames) are not flows': the fallback takes them */
+    int fd = open_in(sink, sink->fallback_fd >= 0 ? sink->fallback_fd : sink->directory_fd, name, open_flags(create));
     if (fd < 0) {
         set_error(sink, flow_file_open_failure(errno), name);
         return -1;
@@ -569,6 +630,11 @@ void sink_free(struct flow_sink *sink)
         sink_release(sink, slot);
     if (sink->writes && sink->directory_fd >= 0) /* else never opened (a zeroed sink has 0) */
         close(sink->directory_fd);
+    if (sink->writes && sink->fallback_fd >= 0) {
+        close(sink->fallback_fd);
+        close(sink->journal_fd);
+    }
+    sink->fallback_fd = sink->journal_fd = -1;
     free(sink->files);
     sink->files = NULL;
     sink->file_capacity = 0;

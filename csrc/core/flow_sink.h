@@ -25,6 +25,7 @@ struct flow_file {
     uint32_t pending_capacity;
     int fd;         /* -1 while the file is not open */
     uint8_t exists; /* created (and truncated) by this sink */
+    uint8_t displaced; /* claim mode: made in the fallback directory, its name being taken */
     uint32_t lru_newer, lru_older; /* list of files holding an open descriptor */
 };
 
@@ -34,6 +35,8 @@ struct flow_sink {
     const char *directory;   /* as the user gave it, for error messages and paths */
     const char *extension;
     int directory_fd;        /* every file is opened relative to it */
+    int fallback_fd;         /* claim mode (sink_claim), else -1 */
+    int journal_fd;          /* claim mode: the names made in directory, a line each; else -1 */
     struct pcap_layout layout;
     uint32_t max_open_files;
     uint32_t flush_bytes;
@@ -57,6 +60,14 @@ struct flow_sink {
  * or -1 (*error). */
 int sink_init(struct flow_sink *sink, const struct tracer_config *config, struct tracer_error *error,
               struct flow_identity (*identify)(const void *owner, uint32_t slot), const void *owner);
+/* Claim mode, for tracers sharing one output directory (pcapflow.dask): a
+ * flow's file is made in the directory only if its name is free there (never
+ * replacing a file), else in the directory `fallback`; each name made in the
+ * directory is written to the file `journal` (created), a line each, once
+ * made, so that whoever runs the tracers knows which files are whose. No
+ * background writers run in claim mode (a task is one core's work). Call
+ * before any file is made. Returns 0 or -1 (*error). */
+int sink_claim(struct flow_sink *sink, const char *fallback, const char *journal);
 /* Releases every buffer and descriptor; writes nothing. */
 void sink_free(struct flow_sink *sink);
 /* Room for files of slots below capacity. Returns 0 or -1 (memory). */

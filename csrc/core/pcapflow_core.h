@@ -336,6 +336,9 @@ int tracer_start_write_behind(struct tracer *tr, int threads);
 int tracer_finish_write_behind(struct tracer *tr);
 /* Closes every open output descriptor (pending bytes stay queued). */
 void tracer_close_files(struct tracer *tr);
+/* Claim mode for a tracer sharing its output directory (see sink_claim in
+ * flow_sink.h); before the first flow. Returns 0 or -1 (tr->error). */
+int tracer_claim(struct tracer *tr, const char *fallback, const char *journal);
 
 /* Appends a record to the file named by path relative to the output
  * directory, for writers that outlive their flow. Returns 0 or -1. */

@@ -623,6 +623,15 @@ int tracer_flush_all(struct tracer *tr)
 int tracer_start_write_behind(struct tracer *tr, int threads) { return sink_start_writers(&tr->sink, threads); }
 int tracer_finish_write_behind(struct tracer *tr) { return sink_finish_writers(&tr->sink); }
 void tracer_close_files(struct tracer *tr) { sink_close_files(&tr->sink); }
+
+int tracer_claim(struct tracer *tr, const char *fallback, const char *journal)
+{
+    if (!tr->config.write_pcap || tr->open_count || tr->closed_count || tr->sink.fallback_fd >= 0) {
+        set_error(tr, EINVAL, "claim mode is for a pcap-writing tracer before its first flow", "");
+        return -1;
+    }
+    return sink_claim(&tr->sink, fallback, journal);
+}
 void tracer_drop_pending(struct tracer *tr, uint32_t slot) { sink_drop_pending(&tr->sink, slot); }
 
 int tracer_append_to_closed(struct tracer *tr, const char *label, uint32_t use_number,
