@@ -7,13 +7,16 @@ pyarrow for flows()); importing pcapflow does not import this module. The output
 directory must be on a file system that the client and every worker see at the
 same path (NFS, CephFS, Lustre...). docs/dask.rst describes the design."""
 import array
+import bisect
 import errno
 import gc
+import heapq
 import itertools
 import mmap
 import os
 import pickle
 import shutil
+import stat
 import struct
 import sys
 import uuid
@@ -32,6 +35,9 @@ INSTALL_HINT = "pip install 'pcapflow[dask]'"
 PCAP_HEADER_BYTES = 24
 # a run's per-task directories live under this name in the output directory, removed at the end
 RUN_PREFIX = ".pcapflow-run-"
+# an open flow's pieces from later tasks are appended to its file when it closes, at the
+# end, or once it holds this many (a flow open across a long series keeps few at a time)
+PIECES_HELD = 64
 # the columns of flows(), in order
 COLUMNS = ("label", "src", "srcport", "dst", "dstport", "first", "last", "first_frame", "packets", "bytes",
            "closed", "fpout")
@@ -166,24 +172,77 @@ def _run(fins, fout, format, byteorder, nanosecond, *, filter, client, partition
         if stats is not None:
             stats.update(_stitch_stats({}, 0))
         return (() if index else None), []
-    run_dir = os.path.join(os.path.abspath(root), RUN_PREFIX + uuid.uuid4().hex)
+    absolute = os.path.abspath(root)  # the workers' working directories are their own
+    run_dir = os.path.join(absolute, RUN_PREFIX + uuid.uuid4().hex)
     os.mkdir(run_dir)
     # workers start in their own directories: they are given absolute paths, and the
     # names one machine would report are put back on the client
     paths = [os.path.abspath(os.fsdecode(fin)) for fin in fins]
-    futures = [client.submit(_trace_part, run_dir, paths[start:stop], filter, byteorder, bool(nanosecond),
-                             tunnels, summaries, bool(index), key=f"pcapflow-trace-{os.path.basename(run_dir)}-{number}",
-                             pure=False, priority=len(groups) - number)
+    prefix = f"pcapflow-trace-{os.path.basename(run_dir)}-"
+    futures = [client.submit(_trace_part, run_dir, number, absolute, paths[start:stop], filter, byteorder,
+                             bool(nanosecond), tunnels, summaries, bool(index), key=f"{prefix}{number}", pure=False,
+                             priority=len(groups) - number)
                for number, (start, stop) in enumerate(groups)]
+    stitch = _Stitch(root, absolute, run_dir, client, keep=index or summaries, summaries=summaries)
+    # the cyclic garbage collector paused: the stitch makes a few objects per flow, none in
+    # a cycle, and the collections they set off took half of its time
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        return _stitch(futures, groups, fins, root, stats, summaries, index, client)
+        return _stitched(stitch, futures, prefix, groups, fins, index, stats)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _stitched(stitch, futures, prefix, groups, fins, index, stats):
+    run_dir, client = stitch.run_dir, stitch.client
+    try:
+        stitch.walk(futures)
     finally:
         # after an error, the tasks of later captures are of no use; one already running goes
-        # on (Dask cannot stop a thread) and writes into the run's directory, which is removed
-        # once none does, so that nothing of the run is left beside the flow files
+        # on (Dask cannot stop a thread) and writes its files, which are removed once none does
         client.cancel(futures)
-        _wait_for_tasks(client, f"pcapflow-trace-{os.path.basename(run_dir)}-")
+        if stitch.failed or stitch.error is not None:
+            _wait_for_tasks(client, prefix)
+        stitch.remove_other_claims()
+        if stitch.failed:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        stitch.resolve()
+    finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+    made, rows = stitch.index(index), stitch.rows(len(groups))
+    stitch_stats = _stitch_stats(stitch.totals, stitch.stitched, stitch.appended)
+    stitch_stats["files_created"] = stitch.flow_count  # one per flow: a stitched flow's pieces are one file
+    if stats is not None:
+        stats.update(stitch_stats)
+    if stitch.error is not None:
+        raise _capture_error(stitch.error, groups, fins, made)
+    return made, rows
+
+
+def _capture_error(error, groups, fins, made):
+    """The CaptureError one machine raises for the damage a task met."""
+    (message, position, frame, byte_offset, error_stats), number, task_offset, continued_here = error
+    start = groups[number][0]
+    exc = CaptureError(message)
+    # the name as one machine reports it: the path as the caller gave it
+    exc.filename = fins[start + position] if isinstance(fins[start + position], str) \
+        else os.fsdecode(fins[start + position])
+    exc.frame = None if frame is None else frame + task_offset
+    exc.offset = byte_offset
+    if error_stats is not None:
+        # the damaged capture's own counters, as one machine gives them: its frame
+        # numbers in the series, and a flow it continued from an earlier task not opened
+        error_stats = dict(error_stats)
+        if "last_frame" in error_stats:
+            error_stats["last_frame"] += task_offset
+        if position == 0 and "flows_opened" in error_stats:
+            error_stats["flows_opened"] -= continued_here
+    exc.stats = error_stats
+    exc.index = made
+    return exc
 
 
 def _running(dask_worker, prefix):
@@ -205,17 +264,19 @@ def _wait_for_tasks(client, prefix, timeout=3600.0):
 
 
 class _Flow:
-    """A flow of the series while it is stitched: its pieces from one task or more."""
-    __slots__ = ("label", "name", "pieces", "continuations", "first", "closed", "closing", "part", "first_ns",
-                 "last_ns", "bytes", "packets")
+    """A flow of the series while it is stitched: where its file is, and what the Index
+    and flows() need of its pieces (one per task it has frames in)."""
+    __slots__ = ("label", "name", "path", "part", "first", "frames", "closing", "closed", "packets", "first_ns",
+                 "last_ns", "bytes", "continuations", "placing")
 
-    def __init__(self, label, name, first, part):
-        self.label, self.name, self.first, self.part = label, name, first, part
-        self.pieces = []  # (frame numbers as array, offset to add), when an Index is made
-        self.continuations = []  # (task, file name) of the pieces after the first, in order
-        self.closed, self.closing = False, 0
-        self.first_ns = self.last_ns = None
-        self.bytes = self.packets = 0
+    def __init__(self, label, name, path, part, first):
+        self.label, self.name, self.path, self.part, self.first = label, name, path, part, first
+        self.frames = []  # its frames' numbers in the series, when an Index is made
+        self.continuations = []  # its pieces in later tasks: (file, its name in root or None, its task's log)
+        self.closing = 0
+        self.closed = False
+        self.packets = self.bytes = 0
+        self.first_ns = self.last_ns = self.placing = None
 
 
 def _key(label):
@@ -224,93 +285,257 @@ def _key(label):
     return "-".join(label.split("-", 2)[:2])
 
 
-def _stitch(futures, groups, fins, root, stats, summaries, index, client=None):
-    """_walk() with the cyclic garbage collector paused: the walk makes a few objects per
-    flow, none in a cycle, and the collections they set off took half of its time
-    (bench/bench_dask.py: 0.83 s against 0.40 s for 59,623 flows)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _walk(futures, groups, fins, root, stats, summaries, index, client)
-    finally:
-        if collecting:
-            gc.enable()
+def _time(label):
+    """A label's timestamp as a float: equal labels give equal floats, which is all the
+    tasks' spans (the range of their labels' times) are compared for."""
+    return float(label.split("-", 2)[2])
 
 
-def _walk(futures, groups, fins, root, stats, summaries, index, client):
-    """Walks the tasks' results in series order (each as it arrives) and joins each flow
-    still open at the end of a task to its key's first flow in the next task that has
-    one. The client handles names and frame numbers only; the files are appended to and
-    renamed by one task per traced task, on the workers (in parallel, near the file
-    system). Returns (tuple of Index, rows of flows() per partition)."""
-    open_flows = {}  # key -> _Flow open at the end of the tasks walked so far
-    every = []
-    offset = 0
-    totals = {}
-    stitched = 0
-    error = None
-    dirs = []
-    for number, future in enumerate(futures):
-        result = future.result()  # a worker's exception is raised here, as Dask sends it back
-        dirs.append(result["dir"])
-        part_flows = sorted(result["flows"], key=lambda flow: flow[2])  # by first frame
-        continued = set()
-        stitched_before = stitched
-        for key, label, first, last, count, frames, closed, name, summary in part_flows:
-            flow = open_flows.get(key) if key not in continued else None
-            continued.add(key)
+class _Stitch:
+    """The client's side of a run (docs/dask.rst): walks the tasks' results in series
+    order, each as soon as it is in, joins each flow open at the end of a task to its
+    key's first piece in the next task that has one (the appends run on the workers, one
+    task per traced task, in series order), and at the end names the flows whose label
+    more than one piece had, from the journals the tasks left in the run's directory."""
+
+    def __init__(self, root, absolute, run_dir, client, keep, summaries):
+        self.root, self.absolute, self.run_dir, self.client = root, absolute, run_dir, client
+        self.keep, self.summaries = keep, summaries
+        self.open = {}  # key -> _Flow open at the end of the tasks walked so far
+        self.renamed = {}  # a contested flow's file as traced -> its path as one machine names it
+        self.done = []  # closed _Flow, in order of their FIN frames (when keep)
+        self.contested = set()  # labels that more than one piece had, or whose piece's name was taken
+        self.tasks = []  # per task walked: (its directory, the span of its labels' times)
+        self.totals, self.stitched, self.appended, self.flow_count = {}, 0, 0, 0
+        self.placing = None  # the last append task, which the next one waits for
+        self.placed = []
+        self.error = None
+        self.failed = True  # until the walk ends without an exception
+
+    def walk(self, futures):
+        """Walks every result, stopping after a damaged capture's task, and waits for the
+        appends."""
+        offset = 0
+        for number, future in enumerate(futures):
+            # a worker's exception is raised here, as Dask sends it back
+            result = pickle.loads(future.result())
+            self._take(number, result, offset)
+            if result["error"] is not None:
+                break
+            offset += result["frame_count"]
+        # the flows still open: their pieces appended by tasks side by side, about even
+        workers = len(self.client.scheduler_info().get("workers", ()))
+        parts = [(0, number, []) for number in range(2 * max(1, workers))]
+        for flow in sorted((flow for flow in self.open.values() if flow.continuations), key=lambda flow: -flow.packets):
+            frames, number, flows = heapq.heappop(parts)
+            flows.append(flow)
+            heapq.heappush(parts, (frames + flow.packets, number, flows))
+        for _frames, _number, flows in parts:
+            self._place(flows)
+        self.appended = sum(self.client.gather(self.placed))
+        self.failed = False
+
+    def _take(self, number, result, offset):
+        directory = result["dir"]
+        self.tasks.append((directory, result["span"]))
+        self.contested.update(result["contested"])
+        numbers = _series_numbers(result["frames"], offset)
+        # the first piece of a key open from before continues it (taken out of the open
+        # flows first: a later piece of the key may open a new one)
+        firsts = result["firsts"]
+        continued = {firsts[key]: self.open.pop(key) for key in self.open.keys() & firsts.keys()}
+        moves = []  # the flows whose pieces are appended now: closed here, or holding many
+        stitched_before = self.stitched
+        at = 0
+        for position, (key, label, name, displaced, first, last, count, closed, summary) in enumerate(pieces := result["pieces"]):
+            frames = numbers[at:at + count] if numbers is not None else None
+            at += count
+            flow = continued.get(position)
+            if flow is None and closed and not self.summaries:
+                # a flow that begins and ends in this task, most of them: its Index at once
+                # (its file's name changes only if its label is contested, found at the end)
+                self.flow_count += 1
+                if self.keep:
+                    self.done.append((Index(fpout=f"{self.root}/{name}", index=tuple(frames), label=label),
+                                      f"{directory}/files/{name}" if displaced else None))
+                continue
+            path = f"{directory}/files/{name}" if displaced else f"{self.absolute}/{name}"
             if flow is None:
-                flow = _Flow(label, name, first + offset, number)
-                every.append(flow)
+                flow = _Flow(label, name, path, number, first + offset)
+                self.flow_count += 1
                 if summary:
                     flow.first_ns = summary[0]
             else:
-                stitched += 1
-                flow.continuations.append((number, name))
+                self.stitched += 1
+                flow.continuations.append((path, None if displaced else name, f"{directory}/removed"))
+                if closed or len(flow.continuations) >= PIECES_HELD:
+                    moves.append(flow)
             if frames is not None:
-                flow.pieces.append((frames, offset))
+                flow.frames.extend(frames)
             flow.packets += count
             if summary:
                 flow.last_ns = summary[1]
                 flow.bytes += summary[2]
-            flow.closed = closed
             if closed:
-                flow.closing = last + offset
-                open_flows.pop(key, None)
+                flow.closed, flow.closing = True, last + offset
+                if self.summaries:
+                    self.done.append(flow)
+                elif self.keep:
+                    self.done.append((Index(fpout=f"{self.root}/{flow.name}", index=tuple(flow.frames),
+                                            label=flow.label), flow.path))
             else:
-                open_flows[key] = flow
-        _add(totals, result["counters"], offset)
+                self.open[key] = flow
+        del pieces
+        self._place(moves)
+        _add(self.totals, result["counters"], offset)
         if result["error"] is not None:
-            _add(totals, result["error"][4] or {}, offset)
-            error = result["error"], number, offset, stitched - stitched_before
-            break
-        offset += result["frames"]
-    made, rows, stitched_bytes = _finish(every, root, summaries, len(futures), index, dirs, client)
-    stitch_stats = _stitch_stats(totals, stitched, stitched_bytes)
-    stitch_stats["files_created"] = len(every)  # one per flow: a stitched flow's pieces are one file
-    if stats is not None:
-        stats.update(stitch_stats)
-    if error is not None:
-        (message, position, frame, byte_offset, error_stats), number, task_offset, continued_here = error
-        start = groups[number][0]
-        exc = CaptureError(message)
-        # the name as one machine reports it: the path as the caller gave it
-        exc.filename = os.fsdecode(fins[start + position]) if not isinstance(fins[start + position], str) \
-            else fins[start + position]
-        exc.frame = None if frame is None else frame + task_offset
-        exc.offset = byte_offset
-        if error_stats is not None:
-            # the damaged capture's own counters, as one machine gives them: its frame
-            # numbers in the series, and a flow it continued from an earlier task not opened
-            error_stats = dict(error_stats)
-            if "last_frame" in error_stats:
-                error_stats["last_frame"] += task_offset
-            if position == 0 and "flows_opened" in error_stats:
-                error_stats["flows_opened"] -= continued_here
-        exc.stats = error_stats
-        exc.index = made
-        raise exc
-    return made, rows
+            _add(self.totals, result["error"][4] or {}, offset)
+            self.error = result["error"], number, offset, self.stitched - stitched_before
+
+    def _place(self, flows):
+        """Has a worker append the flows' new pieces to their files, after the appends
+        to the same flows asked for before (a flow's pieces go in series order)."""
+        if not flows:
+            return
+        moves = [(flow.path, flow.label, flow.continuations) for flow in flows]
+        before = {id(flow.placing): flow.placing for flow in flows if flow.placing is not None}
+        placing = self.client.submit(_place, pickle.dumps(moves, protocol=pickle.HIGHEST_PROTOCOL),
+                                     *before.values(), pure=False, priority=1 << 30)
+        self.placed.append(placing)
+        for flow in flows:
+            flow.continuations = []
+            flow.placing = None if flow.closed else placing
+
+    def remove_other_claims(self):
+        """Removes the files of the attempts whose results are not taken: tasks Dask ran
+        again (their worker died), those after a damaged capture, or, after an exception,
+        every task's."""
+        taken = set() if self.failed else {os.path.basename(directory) for directory, _span in self.tasks}
+        for attempt in os.listdir(self.run_dir):
+            if attempt not in taken:
+                for name in _lines(f"{self.run_dir}/{attempt}/claimed"):
+                    _unlink(f"{self.absolute}/{name}")
+
+    def resolve(self):
+        """Names the flows of contested labels as one machine does: in series order the
+        n-th flow with a label gets '_n'. Each task's pieces of those labels are found in
+        its journal (names it made in the output directory), its fallback directory (names
+        that were taken) and its log of pieces appended to an earlier flow (not flows)."""
+        if not self.contested:
+            return
+        times = sorted({_time(label) for label in self.contested})
+        owners = {label: [] for label in self.contested}  # label -> [(task, use, path)] of its flows
+        for number, (directory, (low, high)) in enumerate(self.tasks):
+            if not _any_within(times, low, high):
+                continue  # no contested label in this task's time span
+            gone = set(_lines(f"{directory}/removed"))  # its pieces that were not flows
+            found = [(name, f"{self.absolute}/{name}") for name in _lines(f"{directory}/claimed") if name not in gone]
+            found += [(name, f"{directory}/files/{name}") for name in os.listdir(f"{directory}/files")]
+            for name, path in found:
+                label, use = _label_and_use(name)
+                if label in owners:
+                    owners[label].append((number, use, path))
+        temporary = f"{self.run_dir}/resolve"
+        os.mkdir(temporary)
+        final = {}  # current path -> the name it takes
+        for label, pieces in owners.items():
+            pieces.sort()
+            for count, (_number, _use, path) in enumerate(pieces, 1):
+                final[path] = f"{label}.pcap" if count == 1 else f"{label}_{count}.pcap"
+        # those in the output directory under another name step aside first, so that
+        # no name is taken when its flow moves in
+        moving = {}
+        for number, (path, name) in enumerate(final.items()):
+            if path != f"{self.absolute}/{name}":
+                if os.path.dirname(path) == self.absolute:
+                    os.replace(path, f"{temporary}/{number}")
+                    moving[path] = f"{temporary}/{number}"
+                else:
+                    moving[path] = path
+        for path, now in moving.items():
+            target = f"{self.absolute}/{final[path]}"
+            _check_replaceable(target)
+            os.replace(now, target)
+        self.renamed = {path: f"{self.root}/{name}" for path, name in final.items()}
+
+    def index(self, wanted):
+        """The tuple of Index one machine returns: the open flows by first frame, then the
+        closed ones by their FIN's frame (or None when no index is wanted)."""
+        if not wanted:
+            return None
+        still_open = sorted(self.open.values(), key=lambda flow: flow.first)
+        return tuple(self._index(flow) for flow in still_open) + tuple(self._index(flow) for flow in self.done)
+
+    def _index(self, flow):
+        if isinstance(flow, _Flow):
+            return Index(fpout=self._fpout(flow), index=tuple(flow.frames), label=flow.label)
+        made, path = flow  # made at once: its name is one machine's unless contested
+        if made.label not in self.contested:
+            return made
+        path = path or f"{self.absolute}/{made.fpout[len(self.root) + 1:]}"
+        return Index(fpout=self.renamed[path], index=made.index, label=made.label)
+
+    def _fpout(self, flow):
+        if flow.label in self.contested:
+            return self.renamed[flow.path]
+        return f"{self.root}/{flow.name}"
+
+    def rows(self, partitions):
+        """flows() rows, by the task a flow began in, in first-frame order."""
+        rows = [[] for _ in range(partitions)]
+        if not self.summaries:
+            return rows
+        for flow in sorted(itertools.chain(self.open.values(), self.done), key=lambda flow: flow.first):
+            src, srcport, dst, dstport = _endpoints(flow.label)
+            rows[flow.part].append((flow.label, src, srcport, dst, dstport, flow.first_ns, flow.last_ns, flow.first,
+                                    flow.packets, flow.bytes, flow.closed, self._fpout(flow)))
+        return rows
+
+
+def _any_within(times, low, high):
+    """Whether the sorted times have one in [low, high]."""
+    at = bisect.bisect_left(times, low)
+    return at < len(times) and times[at] <= high
+
+
+def _label_and_use(name):
+    """'{label}[_{n}].pcap' -> (label, n): a label ends in digits after its last '-', so
+    '_' after that is the use number's."""
+    stem = name[:-len(".pcap")]
+    head, _, tail = stem.rpartition("-")
+    number, underscore, use = tail.partition("_")
+    return (f"{head}-{number}", int(use)) if underscore else (stem, 1)
+
+
+def _lines(path):
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as file:
+            return file.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _check_replaceable(path):
+    """One machine's rule for a file already at a flow's name: replaced if it is a regular
+    file of this user with no other link, else refused (see flow_sink.c's open_regular)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode):
+        raise OSError(errno.ELOOP, "cannot open output file", path)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, "cannot open output file", path)
+    if info.st_uid != os.geteuid() or info.st_nlink != 1:
+        raise OSError(errno.EEXIST, "output file exists and is another user's or has other links; not replaced",
+                      path)
 
 
 def _stitch_stats(totals, stitched, stitched_bytes=0):
@@ -321,88 +546,76 @@ def _stitch_stats(totals, stitched, stitched_bytes=0):
     return stats
 
 
-def _place(directory, moves, dirs, root):
-    """On a worker: for each flow that began in this task's directory, appends its
-    continuations' records (their files less the pcap header, from the later tasks'
-    directories, in order) to its file, then renames that file to its final name in root.
-    moves: (file name, final name, ((task, file name), ...)), pickled. Returns the bytes
+def _place(moves, *_before):
+    """On a worker: appends each flow's pieces from later tasks (their records, after the
+    pcap header) to its file, in order, then removes each piece, writing its name to its
+    task's log when it was in the output directory. moves: pickled (flow's file, its label,
+    [(piece's file, its name in root or None, its task's log)]). Returns the bytes
     appended."""
     appended = 0
-    for name, final, continuations in pickle.loads(moves):
-        path = f"{directory}/{name}"
-        if continuations:
-            with open(path, "rb") as first:
-                linktype = first.read(PCAP_HEADER_BYTES)[20:]
-            with open(path, "ab") as whole:
-                for task, piece_name in continuations:
-                    piece_path = os.path.join(dirs[task], piece_name)
-                    with open(piece_path, "rb") as piece:
-                        if piece.read(PCAP_HEADER_BYTES)[20:] != linktype:
-                            # one machine writes such frames to a '~linktype' file beside the flow's
-                            raise ValueError(f"{final}: its frames have different link types in different "
-                                             "captures, which pcapflow.dask does not stitch; use "
-                                             "pcapflow.trace_files")
-                        shutil.copyfileobj(piece, whole, 1 << 20)
-                        appended += piece.tell() - PCAP_HEADER_BYTES
+    logs = {}
+    try:
+        for path, label, pieces in pickle.loads(moves):
+            whole = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                linktype = os.pread(whole, PCAP_HEADER_BYTES, 0)[20:]
+                end = start = os.fstat(whole).st_size
+                for piece_path, claimed, log in pieces:
+                    end += _append(piece_path, whole, end, linktype, label)
                     os.unlink(piece_path)
-        os.replace(path, f"{root}/{final}")
+                    if claimed is not None:
+                        if log not in logs:
+                            logs[log] = open(log, "a", encoding="utf-8", errors="surrogateescape")
+                        logs[log].write(claimed + "\n")
+            finally:
+                os.close(whole)
+            appended += end - start
+    finally:
+        for file in logs.values():
+            file.close()
     return appended
 
 
-def _finish(every, root, summaries, partitions, index, dirs, client):
-    """Names every flow as one machine does (in order of first frame, '_n' for the n-th
-    with a label), has its file made and moved there, and orders the Index: open flows by
-    first frame, then closed ones by their FIN's frame."""
-    # every is in order of first frame already: each task's flows were taken in that order,
-    # and the tasks in series order
-    uses = {}
-    fpouts = []
-    moves = [[] for _ in dirs]
-    absolute = os.path.abspath(root)  # the workers' working directories are their own
-    for flow in every:
-        count = uses[flow.label] = uses.get(flow.label, 0) + 1
-        ext = flow.name[flow.name.rfind("."):]  # the tracer's extension (.pcap)
-        name = f"{flow.label}{ext}" if count == 1 else f"{flow.label}_{count}{ext}"
-        fpouts.append(f"{root}/{name}")
-        moves[flow.part].append((flow.name, name, flow.continuations))
-    if client is None:  # in this process (bench/bench_dask.py times the stitch alone)
-        appended = sum(_place(directory, pickle.dumps(part_moves), dirs, absolute)
-                       for directory, part_moves in zip(dirs, moves))
-    else:
-        # handed over as bytes: Dask walks a task's list arguments item by item, looking
-        # for futures, which cost more than the renames for a few thousand flows
-        placed = [client.submit(_place, directory, pickle.dumps(part_moves, protocol=pickle.HIGHEST_PROTOCOL),
-                                dirs, absolute, pure=False)
-                  for directory, part_moves in zip(dirs, moves) if part_moves]
-        appended = sum(client.gather(placed))
-    made = []
-    rows = [[] for _ in range(partitions)]
-    for flow, fpout in zip(every, fpouts):
-        if index:
-            made.append((flow, Index(fpout=fpout, index=_frames(flow.pieces), label=flow.label)))
-        if summaries:
-            src, srcport, dst, dstport = _endpoints(flow.label)
-            rows[flow.part].append((flow.label, src, srcport, dst, dstport, flow.first_ns, flow.last_ns, flow.first,
-                                    flow.packets, flow.bytes, flow.closed, fpout))
-    if not index:
-        return None, rows, appended
-    opened = [made_index for flow, made_index in made if not flow.closed]
-    closed = sorted(((flow.closing, made_index) for flow, made_index in made if flow.closed), key=lambda pair: pair[0])
-    return tuple(opened) + tuple(made_index for _closing, made_index in closed), rows, appended
+def _append(piece_path, whole, end, linktype, label):
+    """Copies a piece's records to the descriptor whole at offset end (in the kernel
+    where it can); returns how many bytes."""
+    piece = os.open(piece_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if os.pread(piece, PCAP_HEADER_BYTES, 0)[20:] != linktype:
+            # one machine writes such frames to a '~linktype' file beside the flow's
+            raise ValueError(f"{label}: its frames have different link types in different captures, "
+                             "which pcapflow.dask does not stitch; use pcapflow.trace_files")
+        length = os.fstat(piece).st_size - PCAP_HEADER_BYTES
+        done = 0
+        while done < length:
+            try:
+                count = os.copy_file_range(piece, whole, length - done, PCAP_HEADER_BYTES + done, end + done)
+            except OSError as error:
+                if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                count = 0
+            if count == 0:  # not in the kernel here: by reading
+                chunk = os.pread(piece, min(length - done, 1 << 20), PCAP_HEADER_BYTES + done)
+                if not chunk:
+                    raise OSError(errno.EIO, "piece shorter than it was", piece_path)
+                count = os.pwrite(whole, chunk, end + done)
+            done += count
+        return length
+    finally:
+        os.close(piece)
 
 
-def _frames(pieces):
-    """A flow's frame numbers in the series from its pieces' (task-local numbers, offset)."""
-    if len(pieces) == 1:
-        numbers, offset = pieces[0]
-        if not offset:
-            return tuple(numbers)
-        if _numpy is not None and len(numbers) > 8:
-            # the offset added in C: a Python loop over every frame cost the client more
-            # than the rest of the stitch (bench/bench_dask.py)
-            return tuple((_numpy.frombuffer(numbers, dtype=_numpy.uint64) + offset).tolist())
-    return tuple(itertools.chain.from_iterable(
-        (number + offset for number in numbers) if offset else numbers for numbers, offset in pieces))
+def _series_numbers(frames, offset):
+    """A task's frame numbers (an array) as a list of the series' numbers, or None."""
+    if frames is None:
+        return None
+    if not offset:
+        return frames.tolist()
+    if _numpy is not None:
+        # the offset added in C: a Python loop over every frame cost the client more than
+        # the rest of the stitch (bench/bench_dask.py)
+        return (_numpy.frombuffer(frames, dtype=_numpy.uint64) + offset).tolist()
+    return [number + offset for number in frames]
 
 
 try:  # installed with dask[dataframe]; the stitch only goes faster with it
@@ -442,25 +655,32 @@ def _add(totals, counters, offset):
 # The task, on a worker
 # ---------------------------------------------------------------------------
 
-def _trace_part(run_dir, fins, filter, byteorder, nanosecond, tunnels, summaries, keep_frames):  # pylint: disable=redefined-builtin
-    """Traces a run of captures alone (frames numbered from 1) into a directory of its own
-    under run_dir. Returns its flows (key, label, first and last frame numbers, how many frames,
-    every frame number (keep_frames) or None, closed by FIN, file name, and with summaries
-    (first ns, last ns, bytes)), its frame count, counters, and the damage that ended it
-    (message, which capture, frame, byte offset, stats) or None."""
+def _trace_part(run_dir, number, root, fins, filter, byteorder, nanosecond, tunnels, summaries, keep_frames):  # pylint: disable=redefined-builtin
+    """Traces a run of captures alone (frames numbered from 1), writing each flow's file
+    into root under the name its tracer gives it when that name is free there, else into
+    a directory of its own (claim mode, see flow_sink.h); the names it made in root are in
+    its journal. Returns, pickled: its pieces in the tracer's order (the flows open at the
+    end by first frame, then the closed ones by FIN): key, label, file name, whether the
+    file went to its own directory, first and last frame numbers, how many frames, closed
+    by FIN, and with summaries (first ns, last ns, bytes); the first piece of each key
+    (key -> position), the labels contested here (a name taken, or a label repeated),
+    every piece's frame numbers one after another (an array, with keep_frames), the span
+    of its labels' times, its frame count, counters, its directory and the damage that
+    ended it (message, which capture, frame, byte offset, stats) or None."""
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(errno.ENOENT, "the output directory is not on this worker's file system: "
                                 "pcapflow.dask needs one that the client and every worker see at the same path",
                                 run_dir)
-    # each attempt its own directory: a task Dask runs again (its worker died) never
-    # meets the files of the attempt before
-    out = os.path.join(run_dir, uuid.uuid4().hex)
-    os.mkdir(out)
+    # each attempt a directory of its own: the client takes one attempt's result and
+    # removes the files of any other (a task Dask ran again after its worker died)
+    out = os.path.join(run_dir, f"{number}-{uuid.uuid4().hex}")
+    os.makedirs(f"{out}/files")
     sizes = [_file_size(fin) for fin in fins]
     budget = _core.output_budget(sum(sizes) if all(sizes) else 0, None)
-    tracer = TCP(out, "pcap", byteorder, nanosecond, buffer_bytes=budget, tunnels=tunnels)
+    tracer = TCP(root, "pcap", byteorder, nanosecond, buffer_bytes=budget, tunnels=tunnels)
     totals, last_frame, damage = {}, 0, None
     try:
+        tracer._claim(f"{out}/files", f"{out}/claimed")  # pylint: disable=protected-access
         for position, fin in enumerate(fins):
             try:
                 counters = tracer._trace_capture(fin, filter, None, last_frame, None, True)  # pylint: disable=protected-access
@@ -476,17 +696,33 @@ def _trace_part(run_dir, fins, filter, byteorder, nanosecond, tunnels, summaries
     except BaseException:
         tracer._abandon()  # pylint: disable=protected-access
         raise
-    if any("~" in name for name in os.listdir(out)):
+    displaced = set(os.listdir(f"{out}/files"))
+    if any("~" in name for name in displaced):
         raise ValueError(f"{', '.join(map(str, fins))}: frames of several link types in one flow, which "
                          "pcapflow.dask does not stitch; use pcapflow.trace_files")
-    flows_out = []
-    for number, flow in enumerate(index):
-        summary = _summary(flow.fpout, byteorder, nanosecond) if summaries else None
+    pieces, firsts, contested, every_frame = [], {}, [], array.array("Q")
+    for position, flow in enumerate(index):
+        label, name = flow.label, flow.fpout[len(root) + 1:]
+        elsewhere = name in displaced
+        if elsewhere or name != label + ".pcap":
+            contested.append(label)  # its name was taken, or its label repeated in this task
+        summary = _summary(f"{out}/files/{name}" if elsewhere else flow.fpout, byteorder, nanosecond) \
+            if summaries else None
         frames = flow.index
-        flows_out.append((_key(flow.label), flow.label, frames[0], frames[-1], len(frames),
-                          array.array("Q", frames) if keep_frames else None, number >= still_open,
-                          os.path.basename(flow.fpout), summary))
-    return {"dir": out, "flows": flows_out, "frames": last_frame, "counters": totals, "error": damage}
+        if keep_frames:
+            every_frame.extend(frames)
+        key = _key(label)
+        # the first piece of each key (in first-frame order) is what may continue a flow
+        if key not in firsts or frames[0] < pieces[firsts[key]][4]:
+            firsts[key] = position
+        pieces.append((key, label, name, elsewhere, frames[0], frames[-1], len(frames), position >= still_open,
+                       summary))
+    times = [_time(piece[1]) for piece in pieces]
+    span = (min(times), max(times)) if times else (0.0, -1.0)
+    # pickled here: Dask would otherwise walk the list looking for its own objects
+    return pickle.dumps({"dir": out, "pieces": pieces, "firsts": firsts, "contested": contested, "span": span,
+                         "frames": every_frame if keep_frames else None, "frame_count": last_frame,
+                         "counters": totals, "error": damage}, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _file_size(fin):

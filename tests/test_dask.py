@@ -555,5 +555,5 @@ def test_endpoints_from_labels():
 
 def test_a_task_whose_worker_cannot_see_the_output_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="every worker see"):
-        pcapflow.dask._trace_part(str(tmp_path / "elsewhere"), [str(EXAMPLE)], None, "little", False, False, False,
-                                  True)  # pylint: disable=protected-access
+        pcapflow.dask._trace_part(str(tmp_path / "elsewhere"), 0, str(tmp_path), [str(EXAMPLE)], None, "little",
+                                  False, False, False, True)  # pylint: disable=protected-access
