@@ -9,21 +9,26 @@ run's cluster tests and the rest of the sanitized suite already run through. The
 pure logic run there too."""
 import glob
 import os
+import pickle
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import distributed
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 import pcapflow
 import pcapflow.dask
-from capture_tools import (DATA, ETHERNET, LINUX_SLL, SHARED_CAPTURES, as_tuples, check_flow_files, ethernet,
-                           frames_at, ipv4, read_capture, record_offsets, sll, tcp, write_pcap)
+from capture_tools import (ACK, DATA, ETHERNET, FIN, LINUX_SLL, SHARED_CAPTURES, Record, as_tuples, check_flow_files,
+                           ethernet, frames_at, ipv4, read_capture, record_offsets, sll, tcp, write_pcap)
 from pcapflow import cli
 
 
@@ -59,12 +64,12 @@ def cut(capture, directory, packets, fmt=None):
     return sorted(glob.glob(os.path.join(directory, "part_*")))
 
 
-def same_as_one_machine(series, tmp_path, client, name, **kwargs):
+def same_as_one_machine(series, tmp_path, client, name, partitions=None, **kwargs):
     """Traces the series on one machine and on the cluster; asserts the same Index and the same
     files; returns the cluster's Index."""
     one_dir, many_dir = tmp_path / f"{name}-one", tmp_path / f"{name}-dask"
     one = pcapflow.trace_files(series, str(one_dir), **kwargs)
-    many = pcapflow.dask.trace_files(series, str(many_dir), client=client, **kwargs)
+    many = pcapflow.dask.trace_files(series, str(many_dir), client=client, partitions=partitions, **kwargs)
     assert as_tuples(many, many_dir) == as_tuples(one, one_dir)
     assert sorted(os.listdir(many_dir)) == sorted(os.listdir(one_dir)), "other files, or a run's directory left"
     for flow_one, flow_many in zip(one, many):
@@ -240,7 +245,88 @@ def test_a_flow_changing_link_type_between_captures_is_refused(tmp_path, client)
     assert any("~" in name for name in os.listdir(tmp_path / "one"))
     with pytest.raises(ValueError, match="link types"):
         pcapflow.dask.trace_files([str(first), str(second)], str(tmp_path / "many"), client=client)
-    assert not [name for name in os.listdir(tmp_path / "many") if name.startswith(pcapflow.dask.RUN_PREFIX)]
+    assert os.listdir(tmp_path / "many") == [], "nothing of a failed run is left"
+
+
+# ---------------------------------------------------------------------------
+# Labels that more than one piece has: the names one machine gives
+# ---------------------------------------------------------------------------
+
+@sanitized
+@pytest.mark.parametrize("partitions", [None, 2])
+def test_a_capture_given_twice_names_its_flows_again(tmp_path, client, partitions):
+    """The same captures twice in a series: every label of the second time is the first's
+    (one machine names those flows '_2', '_3'), and a flow open at the end of a capture is
+    continued by its key's first frame in the next. With partitions=2 a task traces the
+    same capture twice, so labels repeat within a task as well as across tasks."""
+    parts = [str(DATA / "ssh.pcap"), str(DATA / "whois.pcap"), str(DATA / "dns_tcp.pcap")]
+    series = parts + parts + parts[:1]
+    index = same_as_one_machine(series, tmp_path, client, f"twice-{partitions}", partitions=partitions)
+    assert any(flow.fpout.endswith("_3.pcap") for flow in index)
+
+
+def labelled_series(directory, frames, cuts):
+    """Captures cut from one list of (flow, time, FIN) frames: few keys and coarse times, so
+    that labels repeat, within a file and across the cuts."""
+    packets, times = [], []
+    for flow, tick, fin in frames:
+        packets.append(ethernet(ipv4(f"10.0.0.{flow % 2 + 1}", "10.0.1.1",
+                                     tcp(4000 + flow // 2, 80, ACK | (FIN if fin else 0)))))
+        times.append(tick)
+    series, start = [], 0
+    for number, stop in enumerate(sorted(set(cuts)) + [len(packets)]):
+        records = [Record(1_600_000_000 + times[i], 0, packets[i]) for i in range(start, stop)]
+        series.append(str(write_pcap(directory / f"{number}.pcap", records, ETHERNET)))
+        start = stop
+    return series
+
+
+@sanitized
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frames=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.booleans()), min_size=8, max_size=60),
+       cuts=st.lists(st.integers(0, 60), min_size=1, max_size=4), partitioned=st.booleans())
+# a flow open at a cut, then two flows of its key closed by FIN in the next capture: the
+# first of them is the one that continues it
+@example(frames=[(0, 0, False), (0, 1, True), (0, 1, True), (0, 2, False)], cuts=[1], partitioned=False)
+def test_random_series_with_repeated_labels(client, frames, cuts, partitioned):
+    """Random series where labels repeat everywhere (three keys, three instants, FINs
+    anywhere; times may go back at a cut): the Index and the files are one machine's."""
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as temporary:
+        directory = Path(temporary)
+        series = labelled_series(directory, frames, [cut for cut in cuts if cut < len(frames)])
+        partitions = max(1, len(series) // 2) if partitioned else None
+        same_as_one_machine(series, directory, client, "random", partitions=partitions)
+
+
+@sanitized
+def test_files_already_in_the_output_directory(tmp_path, client):
+    """A run into a directory holding an earlier run's files: as on one machine, a flow's
+    file replaces the earlier file of its name (this user's, no other link), and other
+    files stay. A symbolic link at a flow's name is refused, as on one machine, and what
+    it points to is left alone."""
+    series = [str(DATA / "ssh.pcap"), str(DATA / "whois.pcap"), str(DATA / "ssh.pcap")]
+    for where in ("one", "many"):
+        pcapflow.trace_files(series + [str(DATA / "dns_tcp.pcap")], str(tmp_path / where))
+        (tmp_path / where / "notes.txt").write_text("kept")
+    one = pcapflow.trace_files(series, str(tmp_path / "one"))
+    many = pcapflow.dask.trace_files(series, str(tmp_path / "many"), client=client)
+    assert as_tuples(many, tmp_path / "many") == as_tuples(one, tmp_path / "one")
+    assert sorted(os.listdir(tmp_path / "many")) == sorted(os.listdir(tmp_path / "one"))
+    for name in os.listdir(tmp_path / "one"):
+        assert (tmp_path / "many" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+
+    target = tmp_path / "target"
+    target.write_bytes(b"not a capture")
+    for where in ("one-link", "many-link"):
+        os.makedirs(tmp_path / where)
+        os.symlink(target, tmp_path / where / os.path.basename(one[0].fpout))
+    with pytest.raises(OSError) as on_one:
+        pcapflow.trace_files(series, str(tmp_path / "one-link"))
+    with pytest.raises(OSError) as on_many:
+        pcapflow.dask.trace_files(series, str(tmp_path / "many-link"), client=client)
+    assert on_many.value.errno == on_one.value.errno
+    assert os.path.basename(on_many.value.filename) == os.path.basename(one[0].fpout)
+    assert target.read_bytes() == b"not a capture"
 
 
 @sanitized
@@ -295,15 +381,22 @@ def feed(fifo, data, runner, seconds=60):
 
 @sanitized
 @needs_editcap
-def test_a_worker_killed_in_the_middle(tmp_path, capture):
-    """The second capture of the series is a FIFO: its task blocks in open() until the test
-    writes. The worker running it is killed with SIGKILL then; Dask runs the task again on a
-    worker (the nanny starts a new one), whose open() the test's write meets. The result is
-    one machine's."""
+@pytest.mark.parametrize("after_a_capture", [False, True])
+def test_a_worker_killed_in_the_middle(tmp_path, capture, after_a_capture):
+    """A capture of the series is a FIFO: its task blocks in open() until the test writes.
+    The worker running it is killed with SIGKILL then; Dask runs the task again on a worker
+    (the nanny starts a new one), whose open() the test's write meets. The result is one
+    machine's. With after_a_capture the FIFO is the last capture and its task traced the one
+    before it first, so the killed attempt had made flow files already: the files of the
+    attempt whose result is taken replace them."""
     series = cut(capture, tmp_path / "series", 80)
     fifo = str(tmp_path / "fifo.pcapng")
     os.mkfifo(fifo)
-    with_fifo = series[:1] + [fifo] + series[2:]
+    position = len(series) - 1 if after_a_capture else 1
+    with_fifo = series[:position] + [fifo] + series[position + 1:]
+    # partitions=n-1: the last task traces the last two captures, the others one each
+    partitions = len(series) - 1 if after_a_capture else None
+    task = len(series) - 2 if after_a_capture else 1
     one = pcapflow.trace_files(series, str(tmp_path / "one"))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=50) as cluster, distributed.Client(cluster) as made:
@@ -311,7 +404,8 @@ def test_a_worker_killed_in_the_middle(tmp_path, capture):
 
         def run():
             try:
-                outcome["index"] = pcapflow.dask.trace_files(with_fifo, str(tmp_path / "many"), client=made)
+                outcome["index"] = pcapflow.dask.trace_files(with_fifo, str(tmp_path / "many"), client=made,
+                                                             partitions=partitions)
             except BaseException as error:  # pylint: disable=broad-except
                 outcome["error"] = error
 
@@ -323,7 +417,7 @@ def test_a_worker_killed_in_the_middle(tmp_path, capture):
             deadline = time.monotonic() + 60
             while victim is None and time.monotonic() < deadline and runner.is_alive():
                 for address, keys in executing(made).items():
-                    if any(key.startswith("pcapflow-trace-") and key.endswith("-1") for key in keys):
+                    if any(key.startswith("pcapflow-trace-") and key.endswith(f"-{task}") for key in keys):
                         victim = address
                 time.sleep(0.05)
             assert victim is not None, f"the FIFO's task never ran: {outcome}"
@@ -331,7 +425,7 @@ def test_a_worker_killed_in_the_middle(tmp_path, capture):
             os.kill(pid, signal.SIGKILL)
             while process_state(pid) not in (None, "Z"):  # dead: its descriptors are closed
                 time.sleep(0.01)
-            written = feed(fifo, open(series[1], "rb").read(), runner)
+            written = feed(fifo, open(series[position], "rb").read(), runner)
         finally:
             if not written:
                 # a reader still waiting gets an end of file, so that the run (and the thread) ends
@@ -344,6 +438,7 @@ def test_a_worker_killed_in_the_middle(tmp_path, capture):
         assert "error" not in outcome, outcome.get("error")
         assert as_tuples(outcome["index"], tmp_path / "many") == as_tuples(one, tmp_path / "one")
         assert victim not in made.scheduler_info()["workers"], "the killed worker is still there"
+    assert sorted(os.listdir(tmp_path / "many")) == sorted(os.listdir(tmp_path / "one"))
     for flow in one:
         assert (tmp_path / "many" / os.path.basename(flow.fpout)).read_bytes() == open(flow.fpout, "rb").read()
 
@@ -557,3 +652,31 @@ def test_a_task_whose_worker_cannot_see_the_output_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="every worker see"):
         pcapflow.dask._trace_part(str(tmp_path / "elsewhere"), 0, str(tmp_path), [str(EXAMPLE)], None, "little",
                                   False, False, False, True)  # pylint: disable=protected-access
+
+
+def test_claim_mode_makes_only_free_names(tmp_path):
+    """The tracer's claim mode, in this process (so the sanitizer runs go through its C
+    code): a task's files go to the shared directory under free names only; a second task
+    of the same capture finds every name taken and writes its files to its own directory,
+    byte for byte the same, and journals nothing. The mode is refused once a flow exists."""
+    root = tmp_path / "root"
+    root.mkdir()
+    run = root / ".run"
+    run.mkdir()
+    results = [pickle.loads(pcapflow.dask._trace_part(  # pylint: disable=protected-access
+        str(run), number, str(root), [str(DATA / "ssh.pcap"), str(DATA / "whois.pcap")], None, "little", False,
+        False, False, True)) for number in range(2)]
+    names = sorted(name for name in os.listdir(root) if not name.startswith("."))
+    first, second = (result["dir"] for result in results)
+    assert names and sorted(open(f"{first}/claimed").read().split()) == names
+    assert open(f"{second}/claimed").read() == ""
+    assert sorted(os.listdir(f"{second}/files")) == names
+    for name in names:
+        assert (root / name).read_bytes() == open(f"{second}/files/{name}", "rb").read()
+    assert not results[0]["contested"] and sorted(set(results[1]["contested"])) == sorted(
+        name[:-len(".pcap")] for name in names)
+    tracer = pcapflow.TCP(str(tmp_path / "late"))
+    tracer._trace_capture(str(DATA / "ssh.pcap"), None, None, 0, None, True)  # pylint: disable=protected-access
+    with pytest.raises(OSError, match="before its first flow"):
+        tracer._claim(str(tmp_path), str(tmp_path / "journal"))  # pylint: disable=protected-access
+    tracer.close()
