@@ -1,6 +1,7 @@
 """pcapflow on a Dask cluster: a series of captures traced one file (or one run of
-files) per task, the flows that cross a file boundary stitched on the client, with
-the same Index and the same files as pcapflow.trace_files() on one machine.
+files) per task, each writing its flows' files where one machine would, the flows that
+cross a file boundary stitched as the results arrive, with the same Index and the same
+files as pcapflow.trace_files() on one machine.
 
 Needs ``pip install 'pcapflow[dask]'`` (dask.distributed, and dask.dataframe with
 pyarrow for flows()); importing pcapflow does not import this module. The output
@@ -57,8 +58,10 @@ def trace_files(fins, fout, format=None, byteorder=sys.byteorder, nanosecond=Fal
     """pcapflow.trace_files() on a Dask cluster: the same tuple of Index, the same files.
 
     Each task traces one capture (or, with ``partitions=N``, one of N runs of consecutive
-    captures) into its own directory under ``fout``; the client then stitches the flows
-    that cross a file boundary and moves every flow file to its final name. ``fins`` are
+    captures) on one core, writing each flow's file into ``fout`` under the name one
+    machine gives it wherever it can; the client stitches the flows that cross a file
+    boundary as the results arrive (a worker appends their pieces) and names the flows of
+    labels more than one task met (docs/dask.rst). ``fins`` are
     paths (relative ones are taken from the client's working directory); ``fout`` must be
     on a file system that the client and every worker see at the same path. ``client`` is a
     ``distributed.Client`` (the current one when None). ``tunnels=True`` is honoured;
@@ -68,8 +71,8 @@ def trace_files(fins, fout, format=None, byteorder=sys.byteorder, nanosecond=Fal
     damage, whose files are complete); an OSError on a worker comes back as that OSError.
     ``stats``, a dict, receives the summed counters and ``stitched_flows``, the flows
     that continued from one task's files into the next. ``index=False`` returns None, as on
-    one machine, and the client then holds each flow's first and last frame numbers only,
-    not every frame's: the way to trace a series of billions of frames."""
+    one machine, and the client then holds only the flows still open, not those done: the
+    way to trace a series of billions of frames."""
     made, _rows = _run(fins, fout, format, byteorder, nanosecond, filter=filter, client=client,
                        partitions=partitions, stats=stats, tunnels=tunnels, bidirectional=bidirectional,
                        idle_timeout=idle_timeout, summaries=False, index=index)
@@ -202,7 +205,7 @@ def _stitched(stitch, futures, prefix, groups, fins, index, stats):
     finally:
         # after an error, the tasks of later captures are of no use; one already running goes
         # on (Dask cannot stop a thread) and writes its files, which are removed once none does
-        client.cancel(futures)
+        client.cancel(futures + stitch.placed)
         if stitch.failed or stitch.error is not None:
             _wait_for_tasks(client, prefix)
         stitch.remove_other_claims()

@@ -118,15 +118,36 @@ def test_a_series_cut_everywhere_equals_one_machine(tmp_path, client, capture):
 
 @sanitized
 @needs_editcap
-def test_without_an_index_the_files_are_the_same(tmp_path, client, capture):
+def test_without_an_index_the_files_are_the_same(tmp_path, client, capture, monkeypatch):
+    """And the client keeps no flow that is done, only those still open."""
     series = cut(capture, tmp_path / "series", 120)
     one = pcapflow.trace_files(series, str(tmp_path / "one"))
-    stats = {}
+    stats, stitches = {}, []
+    walk = pcapflow.dask._Stitch.walk  # pylint: disable=protected-access
+
+    def kept(stitch, futures):
+        stitches.append(stitch)
+        return walk(stitch, futures)
+    monkeypatch.setattr(pcapflow.dask._Stitch, "walk", kept)  # pylint: disable=protected-access
     assert pcapflow.dask.trace_files(series, str(tmp_path / "many"), client=client, index=False, stats=stats) is None
+    assert stitches[0].done == [] and 0 < len(stitches[0].open) < len(one)
     assert sorted(os.listdir(tmp_path / "many")) == sorted(os.listdir(tmp_path / "one"))
     for flow in one:
         assert (tmp_path / "many" / os.path.basename(flow.fpout)).read_bytes() == open(flow.fpout, "rb").read()
     assert stats["files_created"] == len(one)
+
+
+@sanitized
+@needs_editcap
+def test_a_flow_holding_many_pieces_has_them_appended_on_the_way(tmp_path, client, capture, monkeypatch):
+    """A flow open across many tasks has its pieces appended once it holds PIECES_HELD, each
+    such append after the one before: here every 2, over captures of 20 frames."""
+    monkeypatch.setattr(pcapflow.dask, "PIECES_HELD", 2)
+    series = cut(capture, tmp_path / "series", 20)
+    stats = {}
+    same_as_one_machine(series, tmp_path, client, "held")
+    pcapflow.dask.trace_files(series, str(tmp_path / "again"), client=client, stats=stats)
+    assert stats["stitched_flows"] > 2 * len(series)
 
 
 @sanitized
