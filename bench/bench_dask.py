@@ -3,7 +3,8 @@
 Records (or reuses) a real capture of 1,000,000 packets (../shared/tools/make-real-capture.sh,
 root; cached in bench/.cache/), cuts it with editcap into 8 files and times, each several times
 (medians): pcapflow.trace_files on one machine, then pcapflow.dask.trace_files on a LocalCluster
-of 1 and of 2 worker processes (one thread each). Every dask result is checked against one
+of 1 and of 2 worker processes (one thread each), their runs alternating, after one untimed run
+each (the workers' imports). Every dask result is checked against one
 machine's (Index equal, file names equal). Prints the ratios, the stitch step's cost (time on the
 client from the last task's result to the end, the flows stitched and the bytes they copied) and
 the per-file and per-stitched-flow costs that README.rst's estimate for a large cluster uses.
@@ -11,6 +12,7 @@ the per-file and per-stitched-flow costs that README.rst's estimate for a large 
     python3 bench/bench_dask.py [--packets 1000000] [--files 8] [--runs 5] [--capture PATH]
 """
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -83,28 +85,37 @@ def main():
         want = relative(one, work / "one")
         one_median = statistics.median(one_times)
         print(f"one machine, pcapflow.trace_files: {one_median:.3f} s ({len(one)} flows)")
-        results = {}
         timer = StitchTimer()
-        for workers in (1, 2):
-            with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                          dashboard_address=":0", silence_logs=40) as cluster, \
-                    distributed.Client(cluster) as client:
-                times, stitches, stitch_times = [], [], []
+        with contextlib.ExitStack() as stack:
+            clients = {}
+            for workers in (1, 2):
+                cluster = stack.enter_context(distributed.LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                    silence_logs=40))
+                clients[workers] = stack.enter_context(distributed.Client(cluster))
                 # a first run untimed: the workers import pcapflow and its dependencies
-                pcapflow.dask.trace_files(series, work / "warm", client=client)
+                pcapflow.dask.trace_files(series, work / "warm", client=clients[workers])
                 shutil.rmtree(work / "warm")
-                for _ in range(args.runs):
+            # the two clusters' runs alternate, so that a drift of the machine meets both
+            runs = {workers: ([], [], []) for workers in clients}
+            for _ in range(args.runs):
+                for workers, client in clients.items():
+                    times, stitches, stitch_times = runs[workers]
                     stats = {}
                     shutil.rmtree(work / "many", ignore_errors=True)
                     started = time.perf_counter()
-                    tail, many = timer.run(lambda stats=stats: pcapflow.dask.trace_files(
+                    tail, many = timer.run(lambda stats=stats, client=client: pcapflow.dask.trace_files(
                         series, work / "many", client=client, stats=stats))
                     times.append(time.perf_counter() - started)
                     assert relative(many, work / "many") == want, "the cluster's flows differ from one machine's"
+                    del many
                     stitches.append(stats)
                     stitch_times.append(tail)
-                results[workers] = (statistics.median(times), statistics.median(stitch_times), stitches[-1])
-                print(f"  {workers}: " + " ".join(f"{t:.2f}" for t in times), flush=True)
+        results = {}
+        for workers, (times, stitches, stitch_times) in runs.items():
+            results[workers] = (statistics.median(times), statistics.median(stitch_times), stitches[-1])
+            print(f"  {workers} worker process{'es' if workers > 1 else ''}, each run: "
+                  + " ".join(f"{t:.2f}" for t in times))
         for workers, (seconds, stitch, stats) in results.items():
             print(f"dask, {workers} worker process{'es' if workers > 1 else ''}: {seconds:.3f} s, "
                   f"{one_median / seconds:.2f}x one machine; after the last task's result {stitch:.3f} s "

@@ -7,7 +7,6 @@ Needs ``pip install 'pcapflow[dask]'`` (dask.distributed, and dask.dataframe wit
 pyarrow for flows()); importing pcapflow does not import this module. The output
 directory must be on a file system that the client and every worker see at the
 same path (NFS, CephFS, Lustre...). docs/dask.rst describes the design."""
-import array
 import bisect
 import errno
 import gc
@@ -24,6 +23,7 @@ import uuid
 
 from pcapflow import _core
 from pcapflow._core import Index
+from pcapflow._core import _index_from_steps  # pylint: disable=no-name-in-module
 from pcapflow.exceptions import CaptureError
 from pcapflow.tcp import TCP
 
@@ -342,25 +342,23 @@ class _Stitch:
         directory = result["dir"]
         self.tasks.append((directory, result["span"]))
         self.contested.update(result["contested"])
-        numbers = _series_numbers(result["frames"], offset)
         # the first piece of a key open from before continues it (taken out of the open
         # flows first: a later piece of the key may open a new one)
         firsts = result["firsts"]
         continued = {firsts[key]: self.open.pop(key) for key in self.open.keys() & firsts.keys()}
         moves = []  # the flows whose pieces are appended now: closed here, or holding many
         stitched_before = self.stitched
-        at = 0
-        for position, (key, label, name, displaced, first, last, count, closed, summary) in enumerate(pieces := result["pieces"]):
-            frames = numbers[at:at + count] if numbers is not None else None
-            at += count
+        for position, (key, label, name, displaced, first, last, count, closed, steps, summary) in \
+                enumerate(result["pieces"]):
             flow = continued.get(position)
             if flow is None and closed and not self.summaries:
-                # a flow that begins and ends in this task, most of them: its Index at once
-                # (its file's name changes only if its label is contested, found at the end)
+                # a flow that begins and ends in this task, most of them: its Index at once,
+                # frame numbers kept compact (its file's name changes only if its label is
+                # contested, which is known at the end)
                 self.flow_count += 1
                 if self.keep:
-                    self.done.append((Index(fpout=f"{self.root}/{name}", index=tuple(frames), label=label),
-                                      f"{directory}/files/{name}" if displaced else None))
+                    made = _index_from_steps(f"{self.root}/{name}", label, first + offset, count, steps)
+                    self.done.append((made, f"{directory}/files/{name}" if displaced else None))
                 continue
             path = f"{directory}/files/{name}" if displaced else f"{self.absolute}/{name}"
             if flow is None:
@@ -373,8 +371,8 @@ class _Stitch:
                 flow.continuations.append((path, None if displaced else name, f"{directory}/removed"))
                 if closed or len(flow.continuations) >= PIECES_HELD:
                     moves.append(flow)
-            if frames is not None:
-                flow.frames.extend(frames)
+            if steps is not None:
+                flow.frames.extend(_index_from_steps("", label, first + offset, count, steps).index)
             flow.packets += count
             if summary:
                 flow.last_ns = summary[1]
@@ -388,7 +386,6 @@ class _Stitch:
                                             label=flow.label), flow.path))
             else:
                 self.open[key] = flow
-        del pieces
         self._place(moves)
         _add(self.totals, result["counters"], offset)
         if result["error"] is not None:
@@ -608,25 +605,6 @@ def _append(piece_path, whole, end, linktype, label):
         os.close(piece)
 
 
-def _series_numbers(frames, offset):
-    """A task's frame numbers (an array) as a list of the series' numbers, or None."""
-    if frames is None:
-        return None
-    if not offset:
-        return frames.tolist()
-    if _numpy is not None:
-        # the offset added in C: a Python loop over every frame cost the client more than
-        # the rest of the stitch (bench/bench_dask.py)
-        return (_numpy.frombuffer(frames, dtype=_numpy.uint64) + offset).tolist()
-    return [number + offset for number in frames]
-
-
-try:  # installed with dask[dataframe]; the stitch only goes faster with it
-    import numpy as _numpy
-except ImportError:  # pragma: no cover
-    _numpy = None
-
-
 def _endpoints(label):
     """(src, srcport, dst, dstport) from a label, addresses as ipaddress spells them (an IPv6
     label has '.' for ':')."""
@@ -703,7 +681,7 @@ def _trace_part(run_dir, number, root, fins, filter, byteorder, nanosecond, tunn
     if any("~" in name for name in displaced):
         raise ValueError(f"{', '.join(map(str, fins))}: frames of several link types in one flow, which "
                          "pcapflow.dask does not stitch; use pcapflow.trace_files")
-    pieces, firsts, contested, every_frame = [], {}, [], array.array("Q")
+    pieces, firsts, contested = [], {}, []
     for position, flow in enumerate(index):
         label, name = flow.label, flow.fpout[len(root) + 1:]
         elsewhere = name in displaced
@@ -711,21 +689,20 @@ def _trace_part(run_dir, number, root, fins, filter, byteorder, nanosecond, tunn
             contested.append(label)  # its name was taken, or its label repeated in this task
         summary = _summary(f"{out}/files/{name}" if elsewhere else flow.fpout, byteorder, nanosecond) \
             if summaries else None
-        frames = flow.index
-        if keep_frames:
-            every_frame.extend(frames)
+        # the frame numbers as the tracer keeps them (a byte or two a frame), without an int each
+        first, last, count, steps = _core._frame_steps(flow)  # pylint: disable=protected-access
         key = _key(label)
         # the first piece of each key (in first-frame order) is what may continue a flow
-        if key not in firsts or frames[0] < pieces[firsts[key]][4]:
+        if key not in firsts or first < pieces[firsts[key]][4]:
             firsts[key] = position
-        pieces.append((key, label, name, elsewhere, frames[0], frames[-1], len(frames), position >= still_open,
-                       summary))
+        pieces.append((key, label, name, elsewhere, first, last, count, position >= still_open,
+                       steps if keep_frames else None, summary))
     times = [_time(piece[1]) for piece in pieces]
     span = (min(times), max(times)) if times else (0.0, -1.0)
     # pickled here: Dask would otherwise walk the list looking for its own objects
     return pickle.dumps({"dir": out, "pieces": pieces, "firsts": firsts, "contested": contested, "span": span,
-                         "frames": every_frame if keep_frames else None, "frame_count": last_frame,
-                         "counters": totals, "error": damage}, protocol=pickle.HIGHEST_PROTOCOL)
+                         "frame_count": last_frame, "counters": totals, "error": damage},
+                        protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _file_size(fin):

@@ -115,3 +115,58 @@ PyObject *frame_text(PyObject *module, PyObject *args)
     PyMem_Free(text);
     return result;
 }
+
+/* _frame_steps(index) -> (first, last, count, steps) or None: an Index's frame
+ * numbers as the core keeps them. The differences do not depend on where the
+ * numbering starts, so pcapflow.dask's tasks hand them over as they are (a
+ * byte or two a frame) and the client adds its offset to the first alone.
+ * None when the Index holds a tuple already. */
+PyObject *frame_steps(PyObject *module, PyObject *index)
+{
+    (void)module;
+    if (!info_check(index)) {
+        PyErr_SetString(PyExc_TypeError, "_frame_steps() takes an Index");
+        return NULL;
+    }
+    PyObject *value = info_raw_field(index, INDEX_INDEX);
+    if (!value || !frame_numbers_check(value))
+        Py_RETURN_NONE;
+    const struct frame_numbers *numbers = PyCapsule_GetPointer(value, CAPSULE_NAME);
+    struct frame_reader frames = frame_reader_start(&numbers->view);
+    int64_t last = 0;
+    for (uint32_t i = 0; i < numbers->view.frame_count; i++)
+        last = frame_reader_next(&frames);
+    return Py_BuildValue("(LLIy#)", (long long)numbers->view.first_frame, (long long)last,
+                         (unsigned int)numbers->view.frame_count, (const char *)numbers->view.steps,
+                         (Py_ssize_t)flow_view_steps_length(&numbers->view));
+}
+
+/* _index_from_steps(fpout, label, first, count, steps) -> Index: an Index
+ * whose frame numbers are first and then those the steps (from
+ * _frame_steps) give, kept compact until read. */
+PyObject *index_from_steps(PyObject *module, PyObject *args)
+{
+    PyObject *fpout, *label;
+    long long first;
+    unsigned int count;
+    Py_buffer steps;
+    if (!PyArg_ParseTuple(args, "UULIy*:_index_from_steps", &fpout, &label, &first, &count, &steps))
+        return NULL;
+    /* the steps must hold count - 1 differences, each ended by a byte below 0x80 */
+    const uint8_t *bytes = steps.buf;
+    Py_ssize_t ended = 0;
+    for (Py_ssize_t i = 0; i < steps.len; i++)
+        ended += bytes[i] < 0x80;
+    PyObject *result = NULL;
+    if (count == 0 || ended != (Py_ssize_t)count - 1 || (steps.len && bytes[steps.len - 1] >= 0x80)) {
+        PyErr_SetString(PyExc_ValueError, "_index_from_steps(): steps do not hold count - 1 differences");
+    } else {
+        struct flow_view view = {NULL, 0, 0, count, first, bytes};
+        PyObject *numbers = frame_numbers_new(&view);
+        if (numbers)
+            result = index_new(PyModule_GetState(module), fpout, numbers, label);
+        Py_XDECREF(numbers);
+    }
+    PyBuffer_Release(&steps);
+    return result;
+}

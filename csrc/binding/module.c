@@ -154,6 +154,11 @@ static PyMethodDef module_methods[] = {
     {"frame_text", frame_text, METH_VARARGS,
      "frame_text(index, start=0, limit=65536)\n--\n\nAn Index's frame numbers from position start, at most limit, as "
      "JSON list items, and where to go on (None at the end); None when they are a tuple already."},
+    {"_frame_steps", frame_steps, METH_O,
+     "_frame_steps(index, /)\n--\n\nAn Index's frame numbers as kept compact: (first, last, count, steps), or None."},
+    {"_index_from_steps", index_from_steps, METH_VARARGS,
+     "_index_from_steps(fpout, label, first, count, steps, /)\n--\n\nAn Index of frame numbers first, then as steps "
+     "(from _frame_steps) give."},
     {"output_budget", output_budget, METH_VARARGS,
      "output_budget(capture_bytes, buffer_bytes=None)\n--\n\nThe output buffer budget trace_file() chooses for a "
      "capture of capture_bytes (0: unknown), at most buffer_bytes."},
