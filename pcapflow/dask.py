@@ -7,6 +7,7 @@ Needs ``pip install 'pcapflow[dask]'`` (dask.distributed, and dask.dataframe wit
 pyarrow for flows()); importing pcapflow does not import this module. The output
 directory must be on a file system that the client and every worker see at the
 same path (NFS, CephFS, Lustre...). docs/dask.rst describes the design."""
+import array
 import bisect
 import errno
 import gc
@@ -23,7 +24,7 @@ import uuid
 
 from pcapflow import _core
 from pcapflow._core import Index
-from pcapflow._core import _index_from_steps  # pylint: disable=no-name-in-module
+from pcapflow._core import _index_from_steps, _indexes  # pylint: disable=no-name-in-module
 from pcapflow.exceptions import CaptureError
 from pcapflow.tcp import TCP
 
@@ -274,12 +275,20 @@ class _Flow:
 
     def __init__(self, label, name, path, part, first):
         self.label, self.name, self.path, self.part, self.first = label, name, path, part, first
-        self.frames = []  # its frames' numbers in the series, when an Index is made
+        self.frames = []  # its pieces' frame numbers (first, count, steps), when an Index is made
         self.continuations = []  # its pieces in later tasks: (file, its name in root or None, its task's log)
         self.closing = 0
         self.closed = False
         self.packets = self.bytes = 0
         self.first_ns = self.last_ns = self.placing = None
+
+
+def _flow_index(fpout, flow):
+    """A flow's Index from its pieces' frame numbers: kept compact when it has one piece."""
+    if len(flow.frames) == 1:
+        return _index_from_steps(fpout, flow.label, *flow.frames[0])
+    return Index(fpout=fpout, index=tuple(itertools.chain.from_iterable(
+        _index_from_steps("", flow.label, *frames).index for frames in flow.frames)), label=flow.label)
 
 
 def _key(label):
@@ -306,6 +315,7 @@ class _Stitch:
         self.keep, self.summaries = keep, summaries
         self.open = {}  # key -> _Flow open at the end of the tasks walked so far
         self.renamed = {}  # a contested flow's file as traced -> its path as one machine names it
+        self.moved = {}  # id of a closed flow's Index -> its file, when not fout/{name in fpout}
         self.done = []  # closed _Flow, in order of their FIN frames (when keep)
         self.contested = set()  # labels that more than one piece had, or whose piece's name was taken
         self.tasks = []  # per task walked: (its directory, the span of its labels' times)
@@ -342,50 +352,75 @@ class _Stitch:
         directory = result["dir"]
         self.tasks.append((directory, result["span"]))
         self.contested.update(result["contested"])
+        labels, names, elsewhere, still_open = result["labels"], result["names"], result["elsewhere"], result["open"]
+        firsts, lasts, counts, summaries = result["first"], result["last"], result["count"], result["summaries"]
+
+        def piece(position):
+            """A piece's frame numbers: (first in the series, how many, steps)."""
+            begin = result["ends"][position - 1] if position else 0
+            return firsts[position] + offset, counts[position], result["steps"][begin:result["ends"][position]]
+
         # the first piece of a key open from before continues it (taken out of the open
         # flows first: a later piece of the key may open a new one)
-        firsts = result["firsts"]
-        continued = {firsts[key]: self.open.pop(key) for key in self.open.keys() & firsts.keys()}
+        starts = result["firsts"]
+        continued = {starts[key]: self.open.pop(key) for key in self.open.keys() & starts.keys()}
+        made = None
+        if self.keep and not self.summaries:
+            # the Index of every flow closed here, most of them begun here too, made in C
+            # with their frame numbers kept compact; one continuing a flow is replaced below
+            made = _indexes(f"{self.root}/", ".pcap", labels, firsts, counts, result["ends"], result["steps"],
+                            offset, still_open)
+            for position in names.keys() | elsewhere:
+                if position >= still_open and position not in continued:
+                    name = names.get(position, labels[position] + ".pcap")
+                    made[position - still_open] = _index_from_steps(f"{self.root}/{name}", labels[position],
+                                                                    *piece(position))
+                    if position in elsewhere:
+                        self.moved[id(made[position - still_open])] = f"{directory}/files/{name}"
+        if self.summaries:
+            slow = range(len(labels))
+        else:
+            # the pieces still open, and those that continue a flow; the others are flows
+            # that begin and end here, done above
+            slow = sorted(set(range(still_open)).union(continued))
+            self.flow_count += len(labels) - still_open - sum(position >= still_open for position in continued)
         moves = []  # the flows whose pieces are appended now: closed here, or holding many
         stitched_before = self.stitched
-        for position, (key, label, name, displaced, first, last, count, closed, steps, summary) in \
-                enumerate(result["pieces"]):
+        for position in slow:
+            label = labels[position]
+            name = names.get(position, label + ".pcap")
+            path = f"{directory}/files/{name}" if position in elsewhere else f"{self.absolute}/{name}"
+            closed = position >= still_open
+            summary = summaries[position] if summaries else None
             flow = continued.get(position)
-            if flow is None and closed and not self.summaries:
-                # a flow that begins and ends in this task, most of them: its Index at once,
-                # frame numbers kept compact (its file's name changes only if its label is
-                # contested, which is known at the end)
-                self.flow_count += 1
-                if self.keep:
-                    made = _index_from_steps(f"{self.root}/{name}", label, first + offset, count, steps)
-                    self.done.append((made, f"{directory}/files/{name}" if displaced else None))
-                continue
-            path = f"{directory}/files/{name}" if displaced else f"{self.absolute}/{name}"
             if flow is None:
-                flow = _Flow(label, name, path, number, first + offset)
+                flow = _Flow(label, name, path, number, firsts[position] + offset)
                 self.flow_count += 1
                 if summary:
                     flow.first_ns = summary[0]
             else:
                 self.stitched += 1
-                flow.continuations.append((path, None if displaced else name, f"{directory}/removed"))
+                flow.continuations.append((path, None if position in elsewhere else name, f"{directory}/removed"))
                 if closed or len(flow.continuations) >= PIECES_HELD:
                     moves.append(flow)
-            if steps is not None:
-                flow.frames.extend(_index_from_steps("", label, first + offset, count, steps).index)
-            flow.packets += count
+            if made is not None:
+                flow.frames.append(piece(position))
+            flow.packets += counts[position]
             if summary:
                 flow.last_ns = summary[1]
                 flow.bytes += summary[2]
             if closed:
-                flow.closed, flow.closing = True, last + offset
+                flow.closed, flow.closing = True, lasts[position] + offset
                 if self.summaries:
                     self.done.append(flow)
-                elif self.keep:
-                    self.done.append((Index(fpout=f"{self.root}/{flow.name}", index=tuple(flow.frames),
-                                            label=flow.label), flow.path))
+                elif made is not None:
+                    done = _flow_index(f"{self.root}/{flow.name}", flow)
+                    made[position - still_open] = done
+                    self.moved[id(done)] = flow.path
             else:
-                self.open[key] = flow
+                self.open[_key(label)] = flow
+        if made is not None:
+            self.done.extend(made)
         self._place(moves)
         _add(self.totals, result["counters"], offset)
         if result["error"] is not None:
@@ -464,15 +499,11 @@ class _Stitch:
         if not wanted:
             return None
         still_open = sorted(self.open.values(), key=lambda flow: flow.first)
-        return tuple(self._index(flow) for flow in still_open) + tuple(self._index(flow) for flow in self.done)
+        return tuple(_flow_index(self._fpout(flow), flow) for flow in still_open) + tuple(self._renamed(made) if made.label in self.contested else made for made in self.done)
 
-    def _index(self, flow):
-        if isinstance(flow, _Flow):
-            return Index(fpout=self._fpout(flow), index=tuple(flow.frames), label=flow.label)
-        made, path = flow  # made at once: its name is one machine's unless contested
-        if made.label not in self.contested:
-            return made
-        path = path or f"{self.absolute}/{made.fpout[len(self.root) + 1:]}"
+    def _renamed(self, made):
+        """A closed flow's Index with the name of its contested label's flow."""
+        path = self.moved.get(id(made)) or f"{self.absolute}/{made.fpout[len(self.root) + 1:]}"
         return Index(fpout=self.renamed[path], index=made.index, label=made.label)
 
     def _fpout(self, flow):
@@ -681,26 +712,41 @@ def _trace_part(run_dir, number, root, fins, filter, byteorder, nanosecond, tunn
     if any("~" in name for name in displaced):
         raise ValueError(f"{', '.join(map(str, fins))}: frames of several link types in one flow, which "
                          "pcapflow.dask does not stitch; use pcapflow.trace_files")
-    pieces, firsts, contested = [], {}, []
+    labels, names, elsewhere, contested, starts = [], {}, set(), [], {}
+    firsts, lasts, counts, ends, steps = array.array("q"), array.array("q"), array.array("I"), array.array("Q"), []
+    summaries = [] if summaries else None
+    length = 0
     for position, flow in enumerate(index):
         label, name = flow.label, flow.fpout[len(root) + 1:]
-        elsewhere = name in displaced
-        if elsewhere or name != label + ".pcap":
-            contested.append(label)  # its name was taken, or its label repeated in this task
-        summary = _summary(f"{out}/files/{name}" if elsewhere else flow.fpout, byteorder, nanosecond) \
-            if summaries else None
+        if name != label + ".pcap":
+            names[position] = name  # a label repeated in this task: '_n'
+            contested.append(label)
+        if name in displaced:
+            elsewhere.add(position)  # its name was taken
+            contested.append(label)
+        if summaries is not None:
+            summaries.append(_summary(f"{out}/files/{name}" if position in elsewhere else flow.fpout, byteorder,
+                                      nanosecond))
         # the frame numbers as the tracer keeps them (a byte or two a frame), without an int each
-        first, last, count, steps = _core._frame_steps(flow)  # pylint: disable=protected-access
+        first, last, count, frames = _core._frame_steps(flow)  # pylint: disable=protected-access
         key = _key(label)
         # the first piece of each key (in first-frame order) is what may continue a flow
-        if key not in firsts or first < pieces[firsts[key]][4]:
-            firsts[key] = position
-        pieces.append((key, label, name, elsewhere, first, last, count, position >= still_open,
-                       steps if keep_frames else None, summary))
-    times = [_time(piece[1]) for piece in pieces]
+        if key not in starts or first < firsts[starts[key]]:
+            starts[key] = position
+        labels.append(label)
+        firsts.append(first)
+        lasts.append(last)
+        counts.append(count)
+        if keep_frames:
+            steps.append(frames)
+            length += len(frames)
+        ends.append(length)
+    times = [_time(label) for label in labels]
     span = (min(times), max(times)) if times else (0.0, -1.0)
     # pickled here: Dask would otherwise walk the list looking for its own objects
-    return pickle.dumps({"dir": out, "pieces": pieces, "firsts": firsts, "contested": contested, "span": span,
+    return pickle.dumps({"dir": out, "labels": labels, "names": names, "elsewhere": elsewhere, "open": still_open,
+                         "first": firsts, "last": lasts, "count": counts, "ends": ends, "steps": b"".join(steps),
+                         "summaries": summaries, "firsts": starts, "contested": contested, "span": span,
                          "frame_count": last_frame, "counters": totals, "error": damage},
                         protocol=pickle.HIGHEST_PROTOCOL)
 

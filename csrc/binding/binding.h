@@ -75,6 +75,7 @@ PyObject *frame_numbers_tuple(PyObject *capsule);
 PyObject *frame_text(PyObject *module, PyObject *args);
 PyObject *frame_steps(PyObject *module, PyObject *index);
 PyObject *index_from_steps(PyObject *module, PyObject *args);
+PyObject *indexes_from_steps(PyObject *module, PyObject *args);
 /* A field of a packet (pcapflow's, pcapkit's or a mapping) by Packet position: a new reference. */
 PyObject *packet_field(PyObject *packet, int position);
 /* The interned name of a Packet field (borrowed). */

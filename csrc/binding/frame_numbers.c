@@ -141,6 +141,25 @@ PyObject *frame_steps(PyObject *module, PyObject *index)
                          (Py_ssize_t)flow_view_steps_length(&numbers->view));
 }
 
+/* Whether steps hold count - 1 differences, each ended by a byte below 0x80. */
+static int steps_hold(const uint8_t *steps, size_t length, uint32_t count)
+{
+    size_t ended = 0;
+    for (size_t i = 0; i < length; i++)
+        ended += steps[i] < 0x80;
+    return count > 0 && ended == (size_t)count - 1 && (length == 0 || steps[length - 1] < 0x80);
+}
+
+static PyObject *index_of(const struct module_state *state, PyObject *fpout, PyObject *label, int64_t first,
+                          uint32_t count, const uint8_t *steps)
+{
+    struct flow_view view = {NULL, 0, 0, count, first, steps};
+    PyObject *numbers = frame_numbers_new(&view);
+    PyObject *result = numbers ? index_new(state, fpout, numbers, label) : NULL;
+    Py_XDECREF(numbers);
+    return result;
+}
+
 /* _index_from_steps(fpout, label, first, count, steps) -> Index: an Index
  * whose frame numbers are first and then those the steps (from
  * _frame_steps) give, kept compact until read. */
@@ -152,21 +171,69 @@ PyObject *index_from_steps(PyObject *module, PyObject *args)
     Py_buffer steps;
     if (!PyArg_ParseTuple(args, "UULIy*:_index_from_steps", &fpout, &label, &first, &count, &steps))
         return NULL;
-    /* the steps must hold count - 1 differences, each ended by a byte below 0x80 */
-    const uint8_t *bytes = steps.buf;
-    Py_ssize_t ended = 0;
-    for (Py_ssize_t i = 0; i < steps.len; i++)
-        ended += bytes[i] < 0x80;
     PyObject *result = NULL;
-    if (count == 0 || ended != (Py_ssize_t)count - 1 || (steps.len && bytes[steps.len - 1] >= 0x80)) {
+    if (!steps_hold(steps.buf, (size_t)steps.len, count))
         PyErr_SetString(PyExc_ValueError, "_index_from_steps(): steps do not hold count - 1 differences");
-    } else {
-        struct flow_view view = {NULL, 0, 0, count, first, bytes};
-        PyObject *numbers = frame_numbers_new(&view);
-        if (numbers)
-            result = index_new(PyModule_GetState(module), fpout, numbers, label);
-        Py_XDECREF(numbers);
+    else
+        result = index_of(PyModule_GetState(module), fpout, label, first, count, steps.buf);
+    PyBuffer_Release(&steps);
+    return result;
+}
+
+/* _indexes(prefix, suffix, labels, firsts, counts, ends, steps, offset, start)
+ * -> list: the Index of each flow from position start on, fpout
+ * prefix + label + suffix, frame numbers first + offset and then as its steps
+ * give (flow i's are steps[ends[i - 1]:ends[i]]). firsts are int64, counts
+ * uint32 and ends uint64 buffers, one item a flow. pcapflow.dask's client
+ * makes the Index of a task's flows with it, none an int per frame. */
+PyObject *indexes_from_steps(PyObject *module, PyObject *args)
+{
+    PyObject *prefix, *suffix, *labels;
+    Py_buffer firsts, counts, ends, steps;
+    long long offset;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "UUO!y*y*y*y*Ln:_indexes", &prefix, &suffix, &PyList_Type, &labels, &firsts, &counts,
+                          &ends, &steps, &offset, &start))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = PyList_GET_SIZE(labels);
+    if (firsts.len != n * 8 || counts.len != n * 4 || ends.len != n * 8 || start < 0 || start > n) {
+        PyErr_SetString(PyExc_ValueError, "_indexes(): firsts, counts and ends must have an item a label");
+        goto done;
     }
+    const uint8_t *bytes = steps.buf;
+    result = PyList_New(0);
+    uint64_t begin = 0;
+    for (Py_ssize_t i = 0; result && i < n; i++) {
+        int64_t first;
+        uint32_t count;
+        uint64_t end;
+        memcpy(&first, (const char *)firsts.buf + i * 8, 8);
+        memcpy(&count, (const char *)counts.buf + i * 4, 4);
+        memcpy(&end, (const char *)ends.buf + i * 8, 8);
+        if (end < begin || end > (uint64_t)steps.len || !steps_hold(bytes + begin, (size_t)(end - begin), count)) {
+            PyErr_SetString(PyExc_ValueError, "_indexes(): steps do not hold count - 1 differences a flow");
+            Py_CLEAR(result);
+            break;
+        }
+        if (i >= start) {
+            PyObject *label = PyList_GET_ITEM(labels, i);
+            PyObject *fpout = PyUnicode_Check(label) ? PyUnicode_FromFormat("%U%U%U", prefix, label, suffix) : NULL;
+            PyObject *made = fpout ? index_of(PyModule_GetState(module), fpout, label, first + offset, count,
+                                              bytes + begin) : NULL;
+            if (!fpout && !PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "_indexes(): labels must be str");
+            if (!made || PyList_Append(result, made) < 0)
+                Py_CLEAR(result);
+            Py_XDECREF(made);
+            Py_XDECREF(fpout);
+        }
+        begin = end;
+    }
+done:
+    PyBuffer_Release(&firsts);
+    PyBuffer_Release(&counts);
+    PyBuffer_Release(&ends);
     PyBuffer_Release(&steps);
     return result;
 }

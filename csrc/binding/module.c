@@ -159,6 +159,9 @@ static PyMethodDef module_methods[] = {
     {"_index_from_steps", index_from_steps, METH_VARARGS,
      "_index_from_steps(fpout, label, first, count, steps, /)\n--\n\nAn Index of frame numbers first, then as steps "
      "(from _frame_steps) give."},
+    {"_indexes", indexes_from_steps, METH_VARARGS,
+     "_indexes(prefix, suffix, labels, firsts, counts, ends, steps, offset, start, /)\n--\n\nThe Index of each "
+     "flow from position start on, from frame numbers as _frame_steps gives them, one after another."},
     {"output_budget", output_budget, METH_VARARGS,
      "output_budget(capture_bytes, buffer_bytes=None)\n--\n\nThe output buffer budget trace_file() chooses for a "
      "capture of capture_bytes (0: unknown), at most buffer_bytes."},
