@@ -270,14 +270,13 @@ def _wait_for_tasks(client, prefix, timeout=3600.0):
 class _Flow:
     """A flow of the series while it is stitched: where its file is, and what the Index
     and flows() need of its pieces (one per task it has frames in)."""
-    __slots__ = ("label", "name", "path", "part", "first", "frames", "closing", "closed", "packets", "first_ns",
-                 "last_ns", "bytes", "continuations", "placing")
+    __slots__ = ("label", "name", "path", "part", "first", "frames", "closed", "packets", "first_ns", "last_ns",
+                 "bytes", "continuations", "placing")
 
     def __init__(self, label, name, path, part, first):
         self.label, self.name, self.path, self.part, self.first = label, name, path, part, first
         self.frames = []  # its pieces' frame numbers (first, count, steps), when an Index is made
         self.continuations = []  # its pieces in later tasks: (file, its name in root or None, its task's log)
-        self.closing = 0
         self.closed = False
         self.packets = self.bytes = 0
         self.first_ns = self.last_ns = self.placing = None
@@ -306,9 +305,9 @@ def _time(label):
 class _Stitch:
     """The client's side of a run (docs/dask.rst): walks the tasks' results in series
     order, each as soon as it is in, joins each flow open at the end of a task to its
-    key's first piece in the next task that has one (the appends run on the workers, one
-    task per traced task, in series order), and at the end names the flows whose label
-    more than one piece had, from the journals the tasks left in the run's directory."""
+    key's first piece in the next task that has one (a worker appends the pieces to the
+    flow's file), and at the end names the flows of labels more than one piece had, from
+    the journals the tasks left in the run's directory."""
 
     def __init__(self, root, absolute, run_dir, client, keep, summaries):
         self.root, self.absolute, self.run_dir, self.client = root, absolute, run_dir, client
@@ -316,12 +315,11 @@ class _Stitch:
         self.open = {}  # key -> _Flow open at the end of the tasks walked so far
         self.renamed = {}  # a contested flow's file as traced -> its path as one machine names it
         self.moved = {}  # id of a closed flow's Index -> its file, when not fout/{name in fpout}
-        self.done = []  # closed _Flow, in order of their FIN frames (when keep)
+        self.done = []  # the closed flows' Index (or _Flow, for flows()), in order of their FIN frames
         self.contested = set()  # labels that more than one piece had, or whose piece's name was taken
         self.tasks = []  # per task walked: (its directory, the span of its labels' times)
         self.totals, self.stitched, self.appended, self.flow_count = {}, 0, 0, 0
-        self.placing = None  # the last append task, which the next one waits for
-        self.placed = []
+        self.placed = []  # the append tasks
         self.error = None
         self.failed = True  # until the walk ends without an exception
 
@@ -410,7 +408,7 @@ class _Stitch:
                 flow.last_ns = summary[1]
                 flow.bytes += summary[2]
             if closed:
-                flow.closed, flow.closing = True, lasts[position] + offset
+                flow.closed = True
                 if self.summaries:
                     self.done.append(flow)
                 elif made is not None:
@@ -554,14 +552,20 @@ def _unlink(path):
 
 
 def _check_replaceable(path):
-    """One machine's rule for a file already at a flow's name: replaced if it is a regular
-    file of this user with no other link, else refused (see flow_sink.c's open_regular)."""
+    """One machine's rule for a file already at a flow's name (flow_sink.c's
+    open_regular): opened without following a link or waiting for a FIFO's reader, it is
+    replaced if it is a regular file of this user with no other link, else refused with
+    the error one machine raises."""
     try:
-        info = os.lstat(path)
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return
-    if stat.S_ISLNK(info.st_mode):
-        raise OSError(errno.ELOOP, "cannot open output file", path)
+    except OSError as error:
+        raise OSError(error.errno, "cannot open output file", path) from None
+    try:
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
     if not stat.S_ISREG(info.st_mode):
         raise OSError(errno.EINVAL, "cannot open output file", path)
     if info.st_uid != os.geteuid() or info.st_nlink != 1:

@@ -323,8 +323,8 @@ def test_random_series_with_repeated_labels(client, frames, cuts, partitioned):
 def test_files_already_in_the_output_directory(tmp_path, client):
     """A run into a directory holding an earlier run's files: as on one machine, a flow's
     file replaces the earlier file of its name (this user's, no other link), and other
-    files stay. A symbolic link at a flow's name is refused, as on one machine, and what
-    it points to is left alone."""
+    files stay. A symbolic link, a directory or a FIFO at a flow's name is refused with
+    the error one machine raises, and what a link points to is left alone."""
     series = [str(DATA / "ssh.pcap"), str(DATA / "whois.pcap"), str(DATA / "ssh.pcap")]
     for where in ("one", "many"):
         pcapflow.trace_files(series + [str(DATA / "dns_tcp.pcap")], str(tmp_path / where))
@@ -338,15 +338,17 @@ def test_files_already_in_the_output_directory(tmp_path, client):
 
     target = tmp_path / "target"
     target.write_bytes(b"not a capture")
-    for where in ("one-link", "many-link"):
-        os.makedirs(tmp_path / where)
-        os.symlink(target, tmp_path / where / os.path.basename(one[0].fpout))
-    with pytest.raises(OSError) as on_one:
-        pcapflow.trace_files(series, str(tmp_path / "one-link"))
-    with pytest.raises(OSError) as on_many:
-        pcapflow.dask.trace_files(series, str(tmp_path / "many-link"), client=client)
-    assert on_many.value.errno == on_one.value.errno
-    assert os.path.basename(on_many.value.filename) == os.path.basename(one[0].fpout)
+    planted = {"link": lambda path: os.symlink(target, path), "directory": os.mkdir, "fifo": os.mkfifo}
+    for kind, plant in planted.items():
+        for where in (f"one-{kind}", f"many-{kind}"):
+            os.makedirs(tmp_path / where)
+            plant(tmp_path / where / os.path.basename(one[0].fpout))
+        with pytest.raises(OSError) as on_one:
+            pcapflow.trace_files(series, str(tmp_path / f"one-{kind}"))
+        with pytest.raises(OSError) as on_many:
+            pcapflow.dask.trace_files(series, str(tmp_path / f"many-{kind}"), client=client)
+        assert (type(on_many.value), on_many.value.errno) == (type(on_one.value), on_one.value.errno), kind
+        assert os.path.basename(on_many.value.filename) == os.path.basename(one[0].fpout)
     assert target.read_bytes() == b"not a capture"
 
 
