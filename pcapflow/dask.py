@@ -611,6 +611,13 @@ def _place(moves, *_before):
     return appended
 
 
+def _no_copy_range(*_args):
+    return 0  # no copy_file_range here (macOS): the caller reads and writes
+
+
+_copy_range = getattr(os, "copy_file_range", _no_copy_range)
+
+
 def _append(piece_path, whole, end, linktype, label):
     """Copies a piece's records to the descriptor whole at offset end (in the kernel
     where it can); returns how many bytes."""
@@ -624,7 +631,7 @@ def _append(piece_path, whole, end, linktype, label):
         done = 0
         while done < length:
             try:
-                count = os.copy_file_range(piece, whole, length - done, PCAP_HEADER_BYTES + done, end + done)
+                count = _copy_range(piece, whole, length - done, PCAP_HEADER_BYTES + done, end + done)
             except OSError as error:
                 if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
                     raise

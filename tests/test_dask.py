@@ -703,3 +703,26 @@ def test_claim_mode_makes_only_free_names(tmp_path):
     with pytest.raises(OSError, match="before its first flow"):
         tracer._claim(str(tmp_path), str(tmp_path / "journal"))  # pylint: disable=protected-access
     tracer.close()
+
+
+@pytest.mark.parametrize("in_the_kernel", [True, False])
+def test_appending_pieces(tmp_path, monkeypatch, in_the_kernel):
+    """_place appends each piece's records to its flow's file and removes the piece, with
+    copy_file_range or (where there is none, macOS) by reading; a piece of another link
+    type is refused."""
+    if not in_the_kernel:
+        monkeypatch.setattr(pcapflow.dask, "_copy_range", pcapflow.dask._no_copy_range)  # pylint: disable=protected-access
+    packet = ipv4("10.0.0.1", "10.0.0.2", tcp(1000, 80, payload=b"x" * 3000))
+    whole = write_pcap(tmp_path / "flow.pcap", frames_at([ethernet(packet)] * 2), ETHERNET)
+    pieces = [write_pcap(tmp_path / f"piece{n}.pcap", frames_at([ethernet(packet)] * (n + 1), start=1_600_000_001 + n),
+                         ETHERNET) for n in range(3)]
+    records = b"".join(piece.read_bytes()[24:] for piece in pieces)
+    expected = whole.read_bytes() + records
+    moves = [(str(whole), "label", [(str(piece), piece.name, str(tmp_path / "removed")) for piece in pieces])]
+    assert pcapflow.dask._place(pickle.dumps(moves)) == len(records)  # pylint: disable=protected-access
+    assert whole.read_bytes() == expected
+    assert not any(piece.exists() for piece in pieces)
+    assert (tmp_path / "removed").read_text().split() == [piece.name for piece in pieces]
+    other = write_pcap(tmp_path / "sll.pcap", frames_at([sll(packet)]), LINUX_SLL)
+    with pytest.raises(ValueError, match="link types"):
+        pcapflow.dask._place(pickle.dumps([(str(whole), "label", [(str(other), None, "")])]))  # pylint: disable=protected-access
