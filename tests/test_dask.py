@@ -7,6 +7,7 @@ The cluster tests are skipped in the sanitizer runs (PCAPFLOW_EXPECT_SANITIZED):
 processes under a preloaded ASan are slow, and the C code they run is the code the plain
 run's cluster tests and the rest of the sanitized suite already run through. The tests of
 pure logic run there too."""
+import array
 import glob
 import os
 import pickle
@@ -27,6 +28,7 @@ from hypothesis import strategies as st
 
 import pcapflow
 import pcapflow.dask
+from pcapflow import _core
 from capture_tools import (ACK, DATA, ETHERNET, FIN, LINUX_SLL, SHARED_CAPTURES, Record, as_tuples, check_flow_files,
                            ethernet, frames_at, ipv4, read_capture, record_offsets, sll, tcp, write_pcap)
 from pcapflow import cli
@@ -726,3 +728,35 @@ def test_appending_pieces(tmp_path, monkeypatch, in_the_kernel):
     other = write_pcap(tmp_path / "sll.pcap", frames_at([sll(packet)]), LINUX_SLL)
     with pytest.raises(ValueError, match="link types"):
         pcapflow.dask._place(pickle.dumps([(str(whole), "label", [(str(other), None, "")])]))  # pylint: disable=protected-access
+
+
+def test_frame_numbers_handed_over_compact(tmp_path):
+    """A task hands its flows' frame numbers over as the tracer keeps them and the client
+    makes each Index from them with its offset (C code the sanitizer runs go through here):
+    the same numbers, shifted; malformed input is refused, never read past its end."""
+    index = pcapflow.trace_files([str(EXAMPLE), str(DATA / "ssh.pcap")], str(tmp_path / "one"))
+    exported = [_core._frame_steps(flow) for flow in index]  # pylint: disable=protected-access
+    firsts, counts, ends = array.array("q"), array.array("I"), array.array("Q")
+    for first, _last, count, steps in exported:
+        firsts.append(first)
+        counts.append(count)
+        ends.append((ends[-1] if ends else 0) + len(steps))
+    steps = b"".join(steps for *_rest, steps in exported)
+    labels = [flow.label for flow in index]
+    made = _core._indexes("out/", ".pcap", labels, firsts, counts, ends, steps, 1000, 2)  # pylint: disable=protected-access
+    assert len(made) == len(index) - 2
+    for flow, (first, last, count, _steps), again in zip(index[2:], exported[2:], made):
+        assert again.index == tuple(number + 1000 for number in flow.index)
+        assert (again.label, again.fpout) == (flow.label, f"out/{flow.label}.pcap")
+        assert (first, last, count) == (flow.index[0], flow.index[-1], len(flow.index))
+    assert max(counts) > 100, "a flow of many frames"
+    made_here = pcapflow.Index(fpout="f", index=(1, 2), label="l")
+    assert _core._frame_steps(made_here) is None, "an Index made with a tuple holds no compact numbers"  # pylint: disable=protected-access
+    bad = [(labels, firsts, counts, ends, steps[:-1]),  # the last flow's steps cut short
+           (labels[:-1], firsts, counts, ends, steps),  # a label missing
+           ([1] * len(labels), firsts, counts, ends, steps)]  # not str
+    for arguments in bad:
+        with pytest.raises((ValueError, TypeError)):
+            _core._indexes("", "", *arguments[:4], arguments[4], 0, 0)  # pylint: disable=protected-access
+    with pytest.raises(ValueError):
+        _core._index_from_steps("f", "l", 1, 3, b"\x02")  # pylint: disable=protected-access
