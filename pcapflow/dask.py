@@ -270,16 +270,21 @@ def _wait_for_tasks(client, prefix, timeout=3600.0):
 class _Flow:
     """A flow of the series while it is stitched: where its file is, and what the Index
     and flows() need of its pieces (one per task it has frames in)."""
-    __slots__ = ("label", "name", "path", "part", "first", "frames", "closed", "packets", "first_ns", "last_ns",
+    __slots__ = ("label", "name", "where", "part", "first", "frames", "closed", "packets", "first_ns", "last_ns",
                  "bytes", "continuations", "placing")
 
-    def __init__(self, label, name, path, part, first):
-        self.label, self.name, self.path, self.part, self.first = label, name, path, part, first
+    def __init__(self, label, name, where, part, first):
+        self.label, self.name, self.where, self.part, self.first = label, name, where, part, first
         self.frames = []  # its pieces' frame numbers (first, count, steps), when an Index is made
         self.continuations = []  # its pieces in later tasks: (file, its name in root or None, its task's log)
         self.closed = False
         self.packets = self.bytes = 0
         self.first_ns = self.last_ns = self.placing = None
+
+    @property
+    def path(self):
+        """Its file, as traced: in the output directory or its task's own."""
+        return f"{self.where}/{self.name}"
 
 
 def _flow_index(fpout, flow):
@@ -351,6 +356,7 @@ class _Stitch:
         self.tasks.append((directory, result["span"]))
         self.contested.update(result["contested"])
         labels, names, elsewhere, still_open = result["labels"], result["names"], result["elsewhere"], result["open"]
+        open_keys = result["open_keys"]
         firsts, lasts, counts, summaries = result["first"], result["last"], result["count"], result["summaries"]
 
         def piece(position):
@@ -384,21 +390,23 @@ class _Stitch:
             self.flow_count += len(labels) - still_open - sum(position >= still_open for position in continued)
         moves = []  # the flows whose pieces are appended now: closed here, or holding many
         stitched_before = self.stitched
+        own = f"{directory}/files"
         for position in slow:
             label = labels[position]
-            name = names.get(position, label + ".pcap")
-            path = f"{directory}/files/{name}" if position in elsewhere else f"{self.absolute}/{name}"
+            name = names.get(position) or label + ".pcap"
+            where = own if position in elsewhere else self.absolute
             closed = position >= still_open
             summary = summaries[position] if summaries else None
             flow = continued.get(position)
             if flow is None:
-                flow = _Flow(label, name, path, number, firsts[position] + offset)
+                flow = _Flow(label, name, where, number, firsts[position] + offset)
                 self.flow_count += 1
                 if summary:
                     flow.first_ns = summary[0]
             else:
                 self.stitched += 1
-                flow.continuations.append((path, None if position in elsewhere else name, f"{directory}/removed"))
+                flow.continuations.append((f"{where}/{name}", None if position in elsewhere else name,
+                                           f"{directory}/removed"))
                 if closed or len(flow.continuations) >= PIECES_HELD:
                     moves.append(flow)
             if made is not None:
@@ -416,7 +424,7 @@ class _Stitch:
                     made[position - still_open] = done
                     self.moved[id(done)] = flow.path
             else:
-                self.open[_key(label)] = flow
+                self.open[open_keys[position]] = flow
         if made is not None:
             self.done.extend(made)
         self._place(moves)
@@ -755,7 +763,9 @@ def _trace_part(run_dir, number, root, fins, filter, byteorder, nanosecond, tunn
     times = [_time(label) for label in labels]
     span = (min(times), max(times)) if times else (0.0, -1.0)
     # pickled here: Dask would otherwise walk the list looking for its own objects
+    open_keys = [_key(label) for label in labels[:still_open]]
     return pickle.dumps({"dir": out, "labels": labels, "names": names, "elsewhere": elsewhere, "open": still_open,
+                         "open_keys": open_keys,
                          "first": firsts, "last": lasts, "count": counts, "ends": ends, "steps": b"".join(steps),
                          "summaries": summaries, "firsts": starts, "contested": contested, "span": span,
                          "frame_count": last_frame, "counters": totals, "error": damage},
