@@ -8,6 +8,7 @@ pyarrow for flows()); importing pcapflow does not import this module. The output
 directory must be on a file system that the client and every worker see at the
 same path (NFS, CephFS, Lustre...). docs/dask.rst describes the design."""
 import array
+import ast
 import bisect
 import errno
 import gc
@@ -40,6 +41,8 @@ RUN_PREFIX = ".pcapflow-run-"
 # an open flow's pieces from later tasks are appended to its file when it closes, at the
 # end, or once it holds this many (a flow open across a long series keeps few at a time)
 PIECES_HELD = 64
+# the append tasks' journals, in the run's directory (the tasks' own directories are beside)
+APPENDS = "appends"
 # the columns of flows(), in order
 COLUMNS = ("label", "src", "srcport", "dst", "dstport", "first", "last", "first_frame", "packets", "bytes",
            "closed", "fpout")
@@ -179,6 +182,7 @@ def _run(fins, fout, format, byteorder, nanosecond, *, filter, client, partition
     absolute = os.path.abspath(root)  # the workers' working directories are their own
     run_dir = os.path.join(absolute, RUN_PREFIX + uuid.uuid4().hex)
     os.mkdir(run_dir)
+    os.mkdir(f"{run_dir}/{APPENDS}")
     # workers start in their own directories: they are given absolute paths, and the
     # names one machine would report are put back on the client
     paths = [os.path.abspath(os.fsdecode(fin)) for fin in fins]
@@ -441,7 +445,8 @@ class _Stitch:
         moves = [(flow.path, flow.label, flow.continuations) for flow in flows]
         before = {id(flow.placing): flow.placing for flow in flows if flow.placing is not None}
         placing = self.client.submit(_place, pickle.dumps(moves, protocol=pickle.HIGHEST_PROTOCOL),
-                                     *before.values(), pure=False, priority=1 << 30)
+                                     f"{self.run_dir}/{APPENDS}/{len(self.placed)}", *before.values(), pure=False,
+                                     priority=1 << 30)
         self.placed.append(placing)
         for flow in flows:
             flow.continuations = []
@@ -453,7 +458,7 @@ class _Stitch:
         every task's."""
         taken = set() if self.failed else {os.path.basename(directory) for directory, _span in self.tasks}
         for attempt in os.listdir(self.run_dir):
-            if attempt not in taken:
+            if attempt not in taken and attempt != APPENDS:
                 for name in _lines(f"{self.run_dir}/{attempt}/claimed"):
                     _unlink(f"{self.absolute}/{name}")
 
@@ -589,34 +594,64 @@ def _stitch_stats(totals, stitched, stitched_bytes=0):
     return stats
 
 
-def _place(moves, *_before):
+def _place(moves, journal, *_before):
     """On a worker: appends each flow's pieces from later tasks (their records, after the
-    pcap header) to its file, in order, then removes each piece, writing its name to its
-    task's log when it was in the output directory. moves: pickled (flow's file, its label,
-    [(piece's file, its name in root or None, its task's log)]). Returns the bytes
-    appended."""
-    appended = 0
-    logs = {}
-    try:
-        for path, label, pieces in pickle.loads(moves):
+    pcap header) to its file, in order, then removes the pieces, writing the name of each
+    that was in the output directory to its task's log. moves: pickled (flow's file, its
+    label, [(piece's file, its name in root or None, its task's log)]). Returns the bytes
+    appended.
+
+    Dask runs it again if its worker dies, so it can be run twice: the flow files' sizes
+    are written to `journal` before the first append, and a second run appends again from
+    them (no piece is removed before every append is done, which the journal then says)."""
+    moves = pickle.loads(moves)
+    sizes, appended_before = _journal(journal)
+    if sizes is None:
+        sizes = {path: os.path.getsize(path) for path, _label, _pieces in moves}
+        _write_journal(journal, repr(sizes))
+    if not appended_before:
+        # from the sizes before the first run: a run again writes the same bytes at the
+        # same places, over what a run that died wrote
+        for path, label, pieces in moves:
             whole = os.open(path, os.O_RDWR | os.O_CLOEXEC)
             try:
                 linktype = os.pread(whole, PCAP_HEADER_BYTES, 0)[20:]
-                end = start = os.fstat(whole).st_size
-                for piece_path, claimed, log in pieces:
+                end = sizes[path]
+                for piece_path, _claimed, _log in pieces:
                     end += _append(piece_path, whole, end, linktype, label)
-                    os.unlink(piece_path)
-                    if claimed is not None:
-                        if log not in logs:
-                            logs[log] = open(log, "a", encoding="utf-8", errors="surrogateescape")
-                        logs[log].write(claimed + "\n")
             finally:
                 os.close(whole)
-            appended += end - start
+        _write_journal(journal, repr(sizes) + "\nappended")
+    logs = {}
+    try:
+        for _path, _label, pieces in moves:
+            for piece_path, claimed, log in pieces:
+                _unlink(piece_path)
+                if claimed is not None:
+                    if log not in logs:
+                        logs[log] = open(log, "a", encoding="utf-8", errors="surrogateescape")
+                    logs[log].write(claimed + "\n")
     finally:
         for file in logs.values():
             file.close()
-    return appended
+    return sum(os.path.getsize(path) - size for path, size in sizes.items())
+
+
+def _journal(path):
+    """(sizes, whether every append was done) from an append task's journal, or (None, False)."""
+    lines = _lines(path)
+    if not lines:
+        return None, False
+    return ast.literal_eval(lines[0]), lines[1:] == ["appended"]
+
+
+def _write_journal(path, text):
+    """Replaces the journal whole, on disk before it returns."""
+    with open(f"{path}.new", "w", encoding="utf-8", errors="surrogateescape") as file:
+        file.write(text + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(f"{path}.new", path)
 
 
 def _no_copy_range(*_args):

@@ -721,13 +721,48 @@ def test_appending_pieces(tmp_path, monkeypatch, in_the_kernel):
     records = b"".join(piece.read_bytes()[24:] for piece in pieces)
     expected = whole.read_bytes() + records
     moves = [(str(whole), "label", [(str(piece), piece.name, str(tmp_path / "removed")) for piece in pieces])]
-    assert pcapflow.dask._place(pickle.dumps(moves)) == len(records)  # pylint: disable=protected-access
+    assert pcapflow.dask._place(pickle.dumps(moves), str(tmp_path / "journal")) == len(records)  # pylint: disable=protected-access
     assert whole.read_bytes() == expected
     assert not any(piece.exists() for piece in pieces)
     assert (tmp_path / "removed").read_text().split() == [piece.name for piece in pieces]
     other = write_pcap(tmp_path / "sll.pcap", frames_at([sll(packet)]), LINUX_SLL)
     with pytest.raises(ValueError, match="link types"):
-        pcapflow.dask._place(pickle.dumps([(str(whole), "label", [(str(other), None, "")])]))  # pylint: disable=protected-access
+        pcapflow.dask._place(pickle.dumps([(str(whole), "label", [(str(other), None, "")])]),  # pylint: disable=protected-access
+                             str(tmp_path / "journal-other"))
+
+
+@pytest.mark.parametrize("dies", ["in the middle of the appends", "before removing the pieces"])
+def test_an_append_task_run_again_after_its_worker_died(tmp_path, monkeypatch, dies):
+    """Dask runs a task again when its worker dies: an append task run a second time
+    leaves each flow file as one run leaves it, never a piece twice."""
+    packet = ipv4("10.0.0.1", "10.0.0.2", tcp(1000, 80, payload=b"y" * 500))
+    flows, moves, expected = [], [], {}
+    for flow in range(2):
+        whole = write_pcap(tmp_path / f"flow{flow}.pcap", frames_at([ethernet(packet)]), ETHERNET)
+        pieces = [write_pcap(tmp_path / f"piece{flow}-{n}.pcap", frames_at([ethernet(packet)] * 2,
+                                                                           start=1_600_000_010 + n), ETHERNET)
+                  for n in range(3)]
+        expected[whole] = whole.read_bytes() + b"".join(piece.read_bytes()[24:] for piece in pieces)
+        moves.append((str(whole), "label", [(str(piece), piece.name, str(tmp_path / "removed")) for piece in pieces]))
+    arguments = (pickle.dumps(moves), str(tmp_path / "journal"))
+    calls = {"count": 0}
+
+    def dying(real):
+        def call(*args):
+            calls["count"] += 1
+            if calls["count"] == 4:
+                raise SystemExit("the worker died")
+            return real(*args)
+        return call
+    name = "_append" if dies.startswith("in the middle") else "_unlink"
+    monkeypatch.setattr(pcapflow.dask, name, dying(getattr(pcapflow.dask, name)))
+    with pytest.raises(SystemExit):
+        pcapflow.dask._place(*arguments)  # pylint: disable=protected-access
+    monkeypatch.undo()
+    assert pcapflow.dask._place(*arguments) == sum(len(data) for data in expected.values()) - 2 * (24 + 16 + len(ethernet(packet)))  # pylint: disable=protected-access
+    for whole, data in expected.items():
+        assert whole.read_bytes() == data
+    assert not list(tmp_path.glob("piece*"))
 
 
 def test_frame_numbers_handed_over_compact(tmp_path):
