@@ -25,7 +25,7 @@ import uuid
 
 from pcapflow import _core
 from pcapflow._core import Index
-from pcapflow._core import _index_from_steps, _indexes  # pylint: disable=no-name-in-module
+from pcapflow._core import _frame_steps, _index_from_steps, _indexes  # pylint: disable=no-name-in-module
 from pcapflow.exceptions import CaptureError
 from pcapflow.tcp import TCP
 
@@ -277,18 +277,34 @@ class _Flow:
     __slots__ = ("label", "name", "where", "part", "first", "frames", "closed", "packets", "first_ns", "last_ns",
                  "bytes", "continuations", "placing")
 
-    def __init__(self, label, name, where, part, first):
+    def __init__(self, label, name, where, part, first, packets):
         self.label, self.name, self.where, self.part, self.first = label, name, where, part, first
         self.frames = []  # its pieces' frame numbers (first, count, steps), when an Index is made
         self.continuations = []  # its pieces in later tasks: (file, its name in root or None, its task's log)
         self.closed = False
-        self.packets = self.bytes = 0
+        self.packets, self.bytes = packets, 0
         self.first_ns = self.last_ns = self.placing = None
 
     @property
     def path(self):
         """Its file, as traced: in the output directory or its task's own."""
         return f"{self.where}/{self.name}"
+
+
+class _Part:
+    """What the client keeps of a task's pieces still open at its end, for those kept as
+    numbers (see _Stitch._take): their labels, names, first frames and frame counts, and
+    their Index when one is made."""
+    __slots__ = ("directory", "labels", "names", "elsewhere", "firsts", "counts", "offset", "made")
+
+    def __init__(self, directory, labels, names, elsewhere, firsts, counts, offset, made):
+        self.directory, self.labels, self.names, self.elsewhere = directory, labels, names, elsewhere
+        self.firsts, self.counts, self.offset, self.made = firsts, counts, offset, made
+
+
+# an open piece kept as a number: its task's number above these bits, its position below
+_POSITION_BITS = 32
+_POSITION_MASK = (1 << _POSITION_BITS) - 1
 
 
 def _flow_index(fpout, flow):
@@ -321,7 +337,8 @@ class _Stitch:
     def __init__(self, root, absolute, run_dir, client, keep, summaries):
         self.root, self.absolute, self.run_dir, self.client = root, absolute, run_dir, client
         self.keep, self.summaries = keep, summaries
-        self.open = {}  # key -> _Flow open at the end of the tasks walked so far
+        self.open = {}  # key -> the flow open at the end of the tasks walked so far: a _Flow, or a number
+        self.parts = []  # per task walked: its _Part
         self.renamed = {}  # a contested flow's file as traced -> its path as one machine names it
         self.moved = {}  # id of a closed flow's Index -> its file, when not fout/{name in fpout}
         self.done = []  # the closed flows' Index (or _Flow, for flows()), in order of their FIN frames
@@ -346,7 +363,8 @@ class _Stitch:
         # the flows still open: their pieces appended by tasks side by side, about even
         workers = len(self.client.scheduler_info().get("workers", ()))
         parts = [(0, number, []) for number in range(2 * max(1, workers))]
-        for flow in sorted((flow for flow in self.open.values() if flow.continuations), key=lambda flow: -flow.packets):
+        held = (flow for flow in self.open.values() if isinstance(flow, _Flow) and flow.continuations)
+        for flow in sorted(held, key=lambda flow: -flow.packets):
             frames, number, flows = heapq.heappop(parts)
             flows.append(flow)
             heapq.heappush(parts, (frames + flow.packets, number, flows))
@@ -360,8 +378,7 @@ class _Stitch:
         self.tasks.append((directory, result["span"]))
         self.contested.update(result["contested"])
         labels, names, elsewhere, still_open = result["labels"], result["names"], result["elsewhere"], result["open"]
-        open_keys = result["open_keys"]
-        firsts, lasts, counts, summaries = result["first"], result["last"], result["count"], result["summaries"]
+        firsts, counts = result["first"], result["count"]
 
         def piece(position):
             """A piece's frame numbers: (first in the series, how many, steps)."""
@@ -371,27 +388,31 @@ class _Stitch:
         # the first piece of a key open from before continues it (taken out of the open
         # flows first: a later piece of the key may open a new one)
         starts = result["firsts"]
-        continued = {starts[key]: self.open.pop(key) for key in self.open.keys() & starts.keys()}
+        continued = {starts[key]: self._flow(self.open.pop(key)) for key in self.open.keys() & starts.keys()}
         made = None
         if self.keep and not self.summaries:
-            # the Index of every flow closed here, most of them begun here too, made in C
-            # with their frame numbers kept compact; one continuing a flow is replaced below
+            # the Index of every piece, made in C with its frame numbers kept compact; one
+            # continuing a flow is replaced below
             made = _indexes(f"{self.root}/", ".pcap", labels, firsts, counts, result["ends"], result["steps"],
-                            offset, still_open)
+                            offset, 0)
             for position in names.keys() | elsewhere:
-                if position >= still_open and position not in continued:
+                if position not in continued:
                     name = names.get(position, labels[position] + ".pcap")
-                    made[position - still_open] = _index_from_steps(f"{self.root}/{name}", labels[position],
-                                                                    *piece(position))
+                    made[position] = _index_from_steps(f"{self.root}/{name}", labels[position], *piece(position))
                     if position in elsewhere:
-                        self.moved[id(made[position - still_open])] = f"{directory}/files/{name}"
+                        self.moved[id(made[position])] = f"{directory}/files/{name}"
         if self.summaries:
             slow = range(len(labels))
         else:
-            # the pieces still open, and those that continue a flow; the others are flows
-            # that begin and end here, done above
-            slow = sorted(set(range(still_open)).union(continued))
-            self.flow_count += len(labels) - still_open - sum(position >= still_open for position in continued)
+            # a piece still open that continues nothing is kept as a number (its task's, its
+            # position) until a later piece continues it: most never are (pcapkit opens a flow
+            # for a FIN's last ACK); only the pieces that continue a flow are walked here
+            self.parts.append(_Part(directory, labels[:still_open], names, elsewhere, firsts[:still_open],
+                                    counts[:still_open], offset, made[:still_open] if made is not None else None))
+            base = number << _POSITION_BITS
+            self.open.update(zip(result["open_keys"], range(base, base + still_open)))
+            self.flow_count += len(labels) - len(continued)
+            slow = sorted(continued)
         moves = []  # the flows whose pieces are appended now: closed here, or holding many
         stitched_before = self.stitched
         own = f"{directory}/files"
@@ -400,10 +421,10 @@ class _Stitch:
             name = names.get(position) or label + ".pcap"
             where = own if position in elsewhere else self.absolute
             closed = position >= still_open
-            summary = summaries[position] if summaries else None
+            summary = result["summaries"][position] if self.summaries else None
             flow = continued.get(position)
             if flow is None:
-                flow = _Flow(label, name, where, number, firsts[position] + offset)
+                flow = _Flow(label, name, where, number, firsts[position] + offset, counts[position])
                 self.flow_count += 1
                 if summary:
                     flow.first_ns = summary[0]
@@ -413,9 +434,9 @@ class _Stitch:
                                            f"{directory}/removed"))
                 if closed or len(flow.continuations) >= PIECES_HELD:
                     moves.append(flow)
-            if made is not None:
-                flow.frames.append(piece(position))
-            flow.packets += counts[position]
+                flow.packets += counts[position]
+                if made is not None:
+                    flow.frames.append(piece(position))
             if summary:
                 flow.last_ns = summary[1]
                 flow.bytes += summary[2]
@@ -425,17 +446,48 @@ class _Stitch:
                     self.done.append(flow)
                 elif made is not None:
                     done = _flow_index(f"{self.root}/{flow.name}", flow)
-                    made[position - still_open] = done
+                    made[position] = done
                     self.moved[id(done)] = flow.path
             else:
-                self.open[open_keys[position]] = flow
+                self.open[result["open_keys"][position]] = flow
         if made is not None:
-            self.done.extend(made)
+            self.done.extend(made[still_open:])
         self._place(moves)
         _add(self.totals, result["counters"], offset)
         if result["error"] is not None:
             _add(self.totals, result["error"][4] or {}, offset)
             self.error = result["error"], number, offset, self.stitched - stitched_before
+
+    def _flow(self, record):
+        """The _Flow of an open flow: made from its task's piece when kept as a number."""
+        if isinstance(record, _Flow):
+            return record
+        part, position = self.parts[record >> _POSITION_BITS], record & _POSITION_MASK
+        label = part.labels[position]
+        name = part.names.get(position) or label + ".pcap"
+        where = f"{part.directory}/files" if position in part.elsewhere else self.absolute
+        flow = _Flow(label, name, where, record >> _POSITION_BITS, part.firsts[position] + part.offset,
+                     part.counts[position])
+        if part.made is not None:
+            piece, part.made[position] = part.made[position], None
+            self.moved.pop(id(piece), None)
+            first, _last, count, steps = _frame_steps(piece)
+            flow.frames.append((first, count, steps))
+        return flow
+
+    def _open_index(self, record):
+        """An open flow's Index, at the end."""
+        if isinstance(record, _Flow):
+            return _flow_index(self._fpout(record), record)
+        made = self.parts[record >> _POSITION_BITS].made[record & _POSITION_MASK]
+        return self._renamed(made) if made.label in self.contested else made
+
+    def _first(self, record):
+        """An open flow's first frame in the series."""
+        if isinstance(record, _Flow):
+            return record.first
+        part = self.parts[record >> _POSITION_BITS]
+        return part.firsts[record & _POSITION_MASK] + part.offset
 
     def _place(self, flows):
         """Has a worker append the flows' new pieces to their files, after the appends
@@ -509,8 +561,9 @@ class _Stitch:
         closed ones by their FIN's frame (or None when no index is wanted)."""
         if not wanted:
             return None
-        still_open = sorted(self.open.values(), key=lambda flow: flow.first)
-        return tuple(_flow_index(self._fpout(flow), flow) for flow in still_open) + tuple(self._renamed(made) if made.label in self.contested else made for made in self.done)
+        still_open = sorted(self.open.values(), key=self._first)
+        return tuple(map(self._open_index, still_open)) + tuple(
+            self._renamed(made) if made.label in self.contested else made for made in self.done)
 
     def _renamed(self, made):
         """A closed flow's Index with the name of its contested label's flow."""
