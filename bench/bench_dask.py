@@ -3,16 +3,18 @@
 Records (or reuses) a real capture of 1,000,000 packets (../shared/tools/make-real-capture.sh,
 root; cached in bench/.cache/), cuts it with editcap into 8 files and times, each several times
 (medians): pcapflow.trace_files on one machine, then pcapflow.dask.trace_files on a LocalCluster
-of 1 and of 2 worker processes (one thread each), their runs alternating, after one untimed run
-each (the workers' imports). Every dask result is checked against one
-machine's (Index equal, file names equal). Prints the ratios, the stitch step's cost (time on the
+of 1 and of 2 worker processes (one thread each), after one untimed run on each new cluster
+(the workers' imports). Every dask result is checked against one
+machine's (Index equal, file names equal). One cluster runs at a time (a second one, idle
+in the same process, took a tenth of a core from the client's process and slowed the
+2-worker runs by 10-20%): each worker count's runs go in rounds of at most 3, on a fresh
+cluster each round, the two counts' rounds alternating. Prints the ratios, the stitch step's cost (time on the
 client from the last task's result to the end, the flows stitched and the bytes they copied) and
 the per-file and per-stitched-flow costs that README.rst's estimate for a large cluster uses.
 
     python3 bench/bench_dask.py [--packets 1000000] [--files 8] [--runs 5] [--capture PATH] [--no-index]
 """
 import argparse
-import contextlib
 import os
 import shutil
 import statistics
@@ -30,6 +32,8 @@ import distributed  # noqa: E402  pylint: disable=wrong-import-position
 import pcapflow  # noqa: E402  pylint: disable=wrong-import-position
 import pcapflow.dask  # noqa: E402  pylint: disable=wrong-import-position
 
+# a fresh cluster for every this many runs of a worker count
+RUNS_PER_CLUSTER = 3
 MAKE_CAPTURE = HERE.parents[1] / "shared" / "tools" / "make-real-capture.sh"
 
 
@@ -88,34 +92,29 @@ def main():
         one_median = statistics.median(one_times)
         print(f"one machine, pcapflow.trace_files: {one_median:.3f} s ({len(one)} flows)")
         timer = StitchTimer()
-        with contextlib.ExitStack() as stack:
-            clients = {}
-            for workers in (1, 2):
-                cluster = stack.enter_context(distributed.LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                    silence_logs=40))
-                clients[workers] = stack.enter_context(distributed.Client(cluster))
-                # a first run untimed: the workers import pcapflow and its dependencies
-                pcapflow.dask.trace_files(series, work / "warm", client=clients[workers])
-                shutil.rmtree(work / "warm")
-            # the two clusters' runs alternate, so that a drift of the machine meets both
-            runs = {workers: ([], [], []) for workers in clients}
-            for _ in range(args.runs):
-                for workers, client in clients.items():
-                    times, stitches, stitch_times = runs[workers]
-                    stats = {}
-                    shutil.rmtree(work / "many", ignore_errors=True)
-                    started = time.perf_counter()
-                    tail, many = timer.run(lambda stats=stats, client=client: pcapflow.dask.trace_files(
-                        series, work / "many", client=client, stats=stats, index=args.index))
-                    times.append(time.perf_counter() - started)
-                    if args.index:
-                        assert relative(many, work / "many") == want, "the cluster's flows differ from one machine's"
-                    else:
-                        assert sorted(os.listdir(work / "many")) == sorted(flow for flow, _frames, _label in want)
-                    del many
-                    stitches.append(stats)
-                    stitch_times.append(tail)
+        runs = {workers: ([], [], []) for workers in (1, 2)}
+        while len(runs[2][0]) < args.runs:
+            for workers, (times, stitches, stitch_times) in runs.items():
+                with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                              dashboard_address=":0", silence_logs=40) as cluster, \
+                        distributed.Client(cluster) as client:
+                    # a first run untimed: the workers import pcapflow and its dependencies
+                    pcapflow.dask.trace_files(series, work / "warm", client=client)
+                    shutil.rmtree(work / "warm")
+                    for _ in range(min(RUNS_PER_CLUSTER, args.runs - len(times))):
+                        stats = {}
+                        shutil.rmtree(work / "many", ignore_errors=True)
+                        started = time.perf_counter()
+                        tail, many = timer.run(lambda stats=stats, client=client: pcapflow.dask.trace_files(
+                            series, work / "many", client=client, stats=stats, index=args.index))
+                        times.append(time.perf_counter() - started)
+                        if args.index:
+                            assert relative(many, work / "many") == want, "the cluster's flows differ from one machine's"
+                        else:
+                            assert sorted(os.listdir(work / "many")) == sorted(flow for flow, _frames, _label in want)
+                        del many
+                        stitches.append(stats)
+                        stitch_times.append(tail)
         results = {}
         for workers, (times, stitches, stitch_times) in runs.items():
             results[workers] = (statistics.median(times), statistics.median(stitch_times), stitches[-1])

@@ -41,6 +41,9 @@ RUN_PREFIX = ".pcapflow-run-"
 # an open flow's pieces from later tasks are appended to its file when it closes, at the
 # end, or once it holds this many (a flow open across a long series keeps few at a time)
 PIECES_HELD = 64
+# the appends asked for at once are split among tasks of this many flows at least (at most
+# one per worker): side by side at the end of the run, and few tasks on a large cluster
+FLOWS_PER_APPEND = 256
 # the append tasks' journals, in the run's directory (the tasks' own directories are beside)
 APPENDS = "appends"
 # the columns of flows(), in order
@@ -346,6 +349,7 @@ class _Stitch:
         self.tasks = []  # per task walked: (its directory, the span of its labels' times)
         self.totals, self.stitched, self.appended, self.flow_count = {}, 0, 0, 0
         self.placed = []  # the append tasks
+        self.workers = None  # how many the cluster has, once asked
         self.error = None
         self.failed = True  # until the walk ends without an exception
 
@@ -360,16 +364,8 @@ class _Stitch:
             if result["error"] is not None:
                 break
             offset += result["frame_count"]
-        # the flows still open: their pieces appended by tasks side by side, about even
-        workers = len(self.client.scheduler_info().get("workers", ()))
-        parts = [(0, number, []) for number in range(2 * max(1, workers))]
-        held = (flow for flow in self.open.values() if isinstance(flow, _Flow) and flow.continuations)
-        for flow in sorted(held, key=lambda flow: -flow.packets):
-            frames, number, flows = heapq.heappop(parts)
-            flows.append(flow)
-            heapq.heappush(parts, (frames + flow.packets, number, flows))
-        for _frames, _number, flows in parts:
-            self._place(flows)
+        # the flows still open
+        self._place([flow for flow in self.open.values() if isinstance(flow, _Flow) and flow.continuations])
         self.appended = sum(self.client.gather(self.placed))
         self.failed = False
 
@@ -490,19 +486,28 @@ class _Stitch:
         return part.firsts[record & _POSITION_MASK] + part.offset
 
     def _place(self, flows):
-        """Has a worker append the flows' new pieces to their files, after the appends
-        to the same flows asked for before (a flow's pieces go in series order)."""
+        """Has workers append the flows' new pieces to their files: split among a few tasks
+        about even in frames, each after the appends to its flows asked for before (a
+        flow's pieces go in series order)."""
         if not flows:
             return
-        moves = [(flow.path, flow.label, flow.continuations) for flow in flows]
-        before = {id(flow.placing): flow.placing for flow in flows if flow.placing is not None}
-        placing = self.client.submit(_place, pickle.dumps(moves, protocol=pickle.HIGHEST_PROTOCOL),
-                                     f"{self.run_dir}/{APPENDS}/{len(self.placed)}", *before.values(), pure=False,
-                                     priority=1 << 30)
-        self.placed.append(placing)
-        for flow in flows:
-            flow.continuations = []
-            flow.placing = None if flow.closed else placing
+        if self.workers is None:
+            self.workers = max(1, len(self.client.scheduler_info().get("workers", ())))
+        parts = [(0, number, []) for number in range(max(1, min(self.workers, len(flows) // FLOWS_PER_APPEND)))]
+        for flow in sorted(flows, key=lambda flow: -flow.packets):
+            frames, number, part = heapq.heappop(parts)
+            part.append(flow)
+            heapq.heappush(parts, (frames + flow.packets, number, part))
+        for _frames, _number, part in parts:
+            before = {id(flow.placing): flow.placing for flow in part if flow.placing is not None}
+            moves = [(flow.path, flow.label, flow.continuations) for flow in part]
+            placing = self.client.submit(_place, pickle.dumps(moves, protocol=pickle.HIGHEST_PROTOCOL),
+                                         f"{self.run_dir}/{APPENDS}/{len(self.placed)}", *before.values(),
+                                         pure=False, priority=1 << 30)
+            self.placed.append(placing)
+            for flow in part:
+                flow.continuations = []
+                flow.placing = None if flow.closed else placing
 
     def remove_other_claims(self):
         """Removes the files of the attempts whose results are not taken: tasks Dask ran
