@@ -4,13 +4,13 @@ Records (or reuses) a real capture of 1,000,000 packets (../shared/tools/make-re
 root; cached in bench/.cache/), cuts it with editcap into 8 files and times, each several times
 (medians): pcapflow.trace_files on one machine, then pcapflow.dask.trace_files on a LocalCluster
 of 1 and of 2 worker processes (one thread each), after one untimed run on each new cluster
-(the workers' imports). Every dask result is checked against one
-machine's (Index equal, file names equal). One cluster runs at a time (a second one, idle
-in the same process, took a tenth of a core from the client's process and slowed the
-2-worker runs by 10-20%): each worker count's runs go in rounds of at most 3, on a fresh
-cluster each round, the two counts' rounds alternating. Prints the ratios, the stitch step's cost (time on the
-client from the last task's result to the end, the flows stitched and the bytes they copied) and
-the per-file and per-stitched-flow costs that README.rst's estimate for a large cluster uses.
+(the workers' imports). Every dask result is checked against one machine's (Index equal, file
+names equal). One cluster runs at a time (a second one idle in the same process took a tenth
+of a core from the client's process and slowed the 2-worker runs by 10-20%): each worker
+count's runs go in rounds of at most 3, on a fresh cluster each round, the two counts' rounds
+alternating. Prints the ratios, the stitch step's cost (time on the client from the last
+task's result to the end, the flows stitched and the bytes they copied) and the per-file and
+per-stitched-flow costs that README.rst's estimate for a large cluster uses.
 
     python3 bench/bench_dask.py [--packets 1000000] [--files 8] [--runs 5] [--capture PATH] [--no-index]
 """

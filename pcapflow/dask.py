@@ -8,7 +8,6 @@ pyarrow for flows()); importing pcapflow does not import this module. The output
 directory must be on a file system that the client and every worker see at the
 same path (NFS, CephFS, Lustre...). docs/dask.rst describes the design."""
 import array
-import ast
 import bisect
 import errno
 import gc
@@ -38,11 +37,8 @@ INSTALL_HINT = "pip install 'pcapflow[dask]'"
 PCAP_HEADER_BYTES = 24
 # a run's per-task directories live under this name in the output directory, removed at the end
 RUN_PREFIX = ".pcapflow-run-"
-# an open flow's pieces from later tasks are appended to its file when it closes, at the
-# end, or once it holds this many (a flow open across a long series keeps few at a time)
-PIECES_HELD = 64
-# the appends asked for at once are split among tasks of this many flows at least (at most
-# one per worker): side by side at the end of the run, and few tasks on a large cluster
+# the appends a task's result asks for are split among tasks of this many flows at least
+# (at most one per worker): side by side at the end of the run, few on a large cluster
 FLOWS_PER_APPEND = 256
 # the append tasks' journals, in the run's directory (the tasks' own directories are beside)
 APPENDS = "appends"
@@ -278,15 +274,18 @@ class _Flow:
     """A flow of the series while it is stitched: where its file is, and what the Index
     and flows() need of its pieces (one per task it has frames in)."""
     __slots__ = ("label", "name", "where", "part", "first", "frames", "closed", "packets", "first_ns", "last_ns",
-                 "bytes", "continuations", "placing")
+                 "bytes", "continuations", "size")
 
-    def __init__(self, label, name, where, part, first, packets):
+    def __init__(self, label, name, where, part, first, packets, size):
         self.label, self.name, self.where, self.part, self.first = label, name, where, part, first
         self.frames = []  # its pieces' frame numbers (first, count, steps), when an Index is made
-        self.continuations = []  # its pieces in later tasks: (file, its name in root or None, its task's log)
+        # its piece from the task just walked, to append: (file, its name in root or None, its
+        # task's log, where in the flow's file its records go)
+        self.continuations = []
         self.closed = False
         self.packets, self.bytes = packets, 0
-        self.first_ns = self.last_ns = self.placing = None
+        self.size = size  # its file's length once every piece so far is appended
+        self.first_ns = self.last_ns = None
 
     @property
     def path(self):
@@ -296,13 +295,13 @@ class _Flow:
 
 class _Part:
     """What the client keeps of a task's pieces still open at its end, for those kept as
-    numbers (see _Stitch._take): their labels, names, first frames and frame counts, and
-    their Index when one is made."""
-    __slots__ = ("directory", "labels", "names", "elsewhere", "firsts", "counts", "offset", "made")
+    numbers (see _Stitch._take): their labels, names, first frames, frame counts and files'
+    lengths, and their Index when one is made."""
+    __slots__ = ("directory", "labels", "names", "elsewhere", "firsts", "counts", "sizes", "offset", "made")
 
-    def __init__(self, directory, labels, names, elsewhere, firsts, counts, offset, made):
+    def __init__(self, directory, labels, names, elsewhere, firsts, counts, sizes, offset, made):
         self.directory, self.labels, self.names, self.elsewhere = directory, labels, names, elsewhere
-        self.firsts, self.counts, self.offset, self.made = firsts, counts, offset, made
+        self.firsts, self.counts, self.sizes, self.offset, self.made = firsts, counts, sizes, offset, made
 
 
 # an open piece kept as a number: its task's number above these bits, its position below
@@ -364,8 +363,6 @@ class _Stitch:
             if result["error"] is not None:
                 break
             offset += result["frame_count"]
-        # the flows still open
-        self._place([flow for flow in self.open.values() if isinstance(flow, _Flow) and flow.continuations])
         self.appended = sum(self.client.gather(self.placed))
         self.failed = False
 
@@ -374,7 +371,7 @@ class _Stitch:
         self.tasks.append((directory, result["span"]))
         self.contested.update(result["contested"])
         labels, names, elsewhere, still_open = result["labels"], result["names"], result["elsewhere"], result["open"]
-        firsts, counts = result["first"], result["count"]
+        firsts, counts, sizes = result["first"], result["count"], result["sizes"]
 
         def piece(position):
             """A piece's frame numbers: (first in the series, how many, steps)."""
@@ -404,12 +401,12 @@ class _Stitch:
             # position) until a later piece continues it: most never are (pcapkit opens a flow
             # for a FIN's last ACK); only the pieces that continue a flow are walked here
             self.parts.append(_Part(directory, labels[:still_open], names, elsewhere, firsts[:still_open],
-                                    counts[:still_open], offset, made[:still_open] if made is not None else None))
+                                    counts[:still_open], sizes, offset, made[:still_open] if made is not None else None))
             base = number << _POSITION_BITS
             self.open.update(zip(result["open_keys"], range(base, base + still_open)))
             self.flow_count += len(labels) - len(continued)
             slow = sorted(continued)
-        moves = []  # the flows whose pieces are appended now: closed here, or holding many
+        moves = []  # the flows continued here: their pieces are appended now
         stitched_before = self.stitched
         own = f"{directory}/files"
         for position in slow:
@@ -420,16 +417,20 @@ class _Stitch:
             summary = result["summaries"][position] if self.summaries else None
             flow = continued.get(position)
             if flow is None:
-                flow = _Flow(label, name, where, number, firsts[position] + offset, counts[position])
+                flow = _Flow(label, name, where, number, firsts[position] + offset, counts[position],
+                             sizes[position] if position < still_open else 0)
                 self.flow_count += 1
                 if summary:
                     flow.first_ns = summary[0]
             else:
                 self.stitched += 1
+                # its records go where the earlier pieces' end, known now: the appends need
+                # not wait for one another
                 flow.continuations.append((f"{where}/{name}", None if position in elsewhere else name,
-                                           f"{directory}/removed"))
-                if closed or len(flow.continuations) >= PIECES_HELD:
-                    moves.append(flow)
+                                           f"{directory}/removed", flow.size))
+                if not closed:
+                    flow.size += sizes[position] - PCAP_HEADER_BYTES
+                moves.append(flow)
                 flow.packets += counts[position]
                 if made is not None:
                     flow.frames.append(piece(position))
@@ -463,7 +464,7 @@ class _Stitch:
         name = part.names.get(position) or label + ".pcap"
         where = f"{part.directory}/files" if position in part.elsewhere else self.absolute
         flow = _Flow(label, name, where, record >> _POSITION_BITS, part.firsts[position] + part.offset,
-                     part.counts[position])
+                     part.counts[position], part.sizes[position])
         if part.made is not None:
             piece, part.made[position] = part.made[position], None
             self.moved.pop(id(piece), None)
@@ -487,8 +488,7 @@ class _Stitch:
 
     def _place(self, flows):
         """Has workers append the flows' new pieces to their files: split among a few tasks
-        about even in frames, each after the appends to its flows asked for before (a
-        flow's pieces go in series order)."""
+        about even in frames, which run in any order (each piece goes at its own offset)."""
         if not flows:
             return
         if self.workers is None:
@@ -499,15 +499,12 @@ class _Stitch:
             part.append(flow)
             heapq.heappush(parts, (frames + flow.packets, number, part))
         for _frames, _number, part in parts:
-            before = {id(flow.placing): flow.placing for flow in part if flow.placing is not None}
             moves = [(flow.path, flow.label, flow.continuations) for flow in part]
-            placing = self.client.submit(_place, pickle.dumps(moves, protocol=pickle.HIGHEST_PROTOCOL),
-                                         f"{self.run_dir}/{APPENDS}/{len(self.placed)}", *before.values(),
-                                         pure=False, priority=1 << 30)
-            self.placed.append(placing)
+            self.placed.append(self.client.submit(_place, pickle.dumps(moves, protocol=pickle.HIGHEST_PROTOCOL),
+                                                  f"{self.run_dir}/{APPENDS}/{len(self.placed)}", pure=False,
+                                                  priority=1 << 30))
             for flow in part:
                 flow.continuations = []
-                flow.placing = None if flow.closed else placing
 
     def remove_other_claims(self):
         """Removes the files of the attempts whose results are not taken: tasks Dask ran
@@ -652,38 +649,35 @@ def _stitch_stats(totals, stitched, stitched_bytes=0):
     return stats
 
 
-def _place(moves, journal, *_before):
-    """On a worker: appends each flow's pieces from later tasks (their records, after the
-    pcap header) to its file, in order, then removes the pieces, writing the name of each
-    that was in the output directory to its task's log. moves: pickled (flow's file, its
-    label, [(piece's file, its name in root or None, its task's log)]). Returns the bytes
+def _place(moves, journal):
+    """On a worker: appends pieces' records (after their pcap header) to their flows' files,
+    each at the offset given, then removes the pieces, writing the name of each that was in
+    the output directory to its task's log. moves: pickled (flow's file, its label,
+    [(piece's file, its name in root or None, its task's log, offset)]). Returns the bytes
     appended.
 
-    Dask runs it again if its worker dies, so it can be run twice: the flow files' sizes
-    are written to `journal` before the first append, and a second run appends again from
-    them (no piece is removed before every append is done, which the journal then says)."""
+    Dask runs it again if its worker dies, so it can be run twice: a run again writes the
+    same bytes at the same offsets, and no piece is removed before every append is done,
+    which `journal` then says (with the bytes)."""
     moves = pickle.loads(moves)
-    sizes, appended_before = _journal(journal)
-    if sizes is None:
-        sizes = {path: os.path.getsize(path) for path, _label, _pieces in moves}
-        _write_journal(journal, repr(sizes))
-    if not appended_before:
-        # from the sizes before the first run: a run again writes the same bytes at the
-        # same places, over what a run that died wrote
+    done = _lines(journal)
+    if done:
+        appended = int(done[0])
+    else:
+        appended = 0
         for path, label, pieces in moves:
             whole = os.open(path, os.O_RDWR | os.O_CLOEXEC)
             try:
                 linktype = os.pread(whole, PCAP_HEADER_BYTES, 0)[20:]
-                end = sizes[path]
-                for piece_path, _claimed, _log in pieces:
-                    end += _append(piece_path, whole, end, linktype, label)
+                for piece_path, _claimed, _log, offset in pieces:
+                    appended += _append(piece_path, whole, offset, linktype, label)
             finally:
                 os.close(whole)
-        _write_journal(journal, repr(sizes) + "\nappended")
+        _write_journal(journal, str(appended))
     logs = {}
     try:
         for _path, _label, pieces in moves:
-            for piece_path, claimed, log in pieces:
+            for piece_path, claimed, log, _offset in pieces:
                 _unlink(piece_path)
                 if claimed is not None:
                     if log not in logs:
@@ -692,15 +686,7 @@ def _place(moves, journal, *_before):
     finally:
         for file in logs.values():
             file.close()
-    return sum(os.path.getsize(path) - size for path, size in sizes.items())
-
-
-def _journal(path):
-    """(sizes, whether every append was done) from an append task's journal, or (None, False)."""
-    lines = _lines(path)
-    if not lines:
-        return None, False
-    return ast.literal_eval(lines[0]), lines[1:] == ["appended"]
+    return appended
 
 
 def _write_journal(path, text):
@@ -786,7 +772,8 @@ def _trace_part(run_dir, number, root, fins, filter, byteorder, nanosecond, tunn
     its journal. Returns, pickled: its pieces in the tracer's order (the flows open at the
     end by first frame, then the closed ones by FIN): key, label, file name, whether the
     file went to its own directory, first and last frame numbers, how many frames, closed
-    by FIN, and with summaries (first ns, last ns, bytes); the first piece of each key
+    by FIN, and with summaries (first ns, last ns, bytes); the open pieces' file lengths
+    (where a later piece of the flow is appended); the first piece of each key
     (key -> position), the labels contested here (a name taken, or a label repeated),
     every piece's frame numbers one after another (an array, with keep_frames), the span
     of its labels' times, its frame count, counters, its directory and the damage that
@@ -853,13 +840,18 @@ def _trace_part(run_dir, number, root, fins, filter, byteorder, nanosecond, tunn
             steps.append(frames)
             length += len(frames)
         ends.append(length)
+    # the open pieces' lengths: where a later task's piece of the flow goes in its file
+    sizes = array.array("Q", (os.stat(f"{out}/files/{names.get(position, labels[position] + '.pcap')}"
+                                      if position in elsewhere else index[position].fpout).st_size
+                              for position in range(still_open)))
     times = [_time(label) for label in labels]
     span = (min(times), max(times)) if times else (0.0, -1.0)
     # pickled here: Dask would otherwise walk the list looking for its own objects
     open_keys = [_key(label) for label in labels[:still_open]]
     return pickle.dumps({"dir": out, "labels": labels, "names": names, "elsewhere": elsewhere, "open": still_open,
                          "open_keys": open_keys,
-                         "first": firsts, "last": lasts, "count": counts, "ends": ends, "steps": b"".join(steps),
+                         "first": firsts, "last": lasts, "count": counts, "sizes": sizes, "ends": ends,
+                         "steps": b"".join(steps),
                          "summaries": summaries, "firsts": starts, "contested": contested, "span": span,
                          "frame_count": last_frame, "counters": totals, "error": damage},
                         protocol=pickle.HIGHEST_PROTOCOL)

@@ -141,10 +141,11 @@ def test_without_an_index_the_files_are_the_same(tmp_path, client, capture, monk
 
 @sanitized
 @needs_editcap
-def test_a_flow_holding_many_pieces_has_them_appended_on_the_way(tmp_path, client, capture, monkeypatch):
-    """A flow open across many tasks has its pieces appended once it holds PIECES_HELD, each
-    such append after the one before: here every 2, over captures of 20 frames."""
-    monkeypatch.setattr(pcapflow.dask, "PIECES_HELD", 2)
+def test_a_flow_open_across_many_captures_has_its_pieces_appended_in_order(tmp_path, client, capture, monkeypatch):
+    """Captures of 20 frames: a flow crosses many of them. Each task's result has its pieces
+    appended as it comes, here split as finely as it goes (a task per flow), so that pieces
+    of one flow are appended side by side on both workers, each at its own offset."""
+    monkeypatch.setattr(pcapflow.dask, "FLOWS_PER_APPEND", 1)
     series = cut(capture, tmp_path / "series", 20)
     stats = {}
     same_as_one_machine(series, tmp_path, client, "held")
@@ -707,11 +708,20 @@ def test_claim_mode_makes_only_free_names(tmp_path):
     tracer.close()
 
 
+def appended_at(whole, pieces, log):
+    """_place's moves of pieces appended one after another to the file whole."""
+    offset, moves = whole.stat().st_size, []
+    for piece in pieces:
+        moves.append((str(piece), piece.name, str(log), offset))
+        offset += piece.stat().st_size - 24
+    return moves
+
+
 @pytest.mark.parametrize("in_the_kernel", [True, False])
 def test_appending_pieces(tmp_path, monkeypatch, in_the_kernel):
-    """_place appends each piece's records to its flow's file and removes the piece, with
-    copy_file_range or (where there is none, macOS) by reading; a piece of another link
-    type is refused."""
+    """_place appends each piece's records to its flow's file at the offset given (here in
+    the reverse of their order) and removes the piece, with copy_file_range or (where there
+    is none, macOS) by reading; a piece of another link type is refused."""
     if not in_the_kernel:
         monkeypatch.setattr(pcapflow.dask, "_copy_range", pcapflow.dask._no_copy_range)  # pylint: disable=protected-access
     packet = ipv4("10.0.0.1", "10.0.0.2", tcp(1000, 80, payload=b"x" * 3000))
@@ -720,14 +730,14 @@ def test_appending_pieces(tmp_path, monkeypatch, in_the_kernel):
                          ETHERNET) for n in range(3)]
     records = b"".join(piece.read_bytes()[24:] for piece in pieces)
     expected = whole.read_bytes() + records
-    moves = [(str(whole), "label", [(str(piece), piece.name, str(tmp_path / "removed")) for piece in pieces])]
+    moves = [(str(whole), "label", appended_at(whole, pieces, tmp_path / "removed")[::-1])]
     assert pcapflow.dask._place(pickle.dumps(moves), str(tmp_path / "journal")) == len(records)  # pylint: disable=protected-access
     assert whole.read_bytes() == expected
     assert not any(piece.exists() for piece in pieces)
-    assert (tmp_path / "removed").read_text().split() == [piece.name for piece in pieces]
+    assert sorted((tmp_path / "removed").read_text().split()) == [piece.name for piece in pieces]
     other = write_pcap(tmp_path / "sll.pcap", frames_at([sll(packet)]), LINUX_SLL)
     with pytest.raises(ValueError, match="link types"):
-        pcapflow.dask._place(pickle.dumps([(str(whole), "label", [(str(other), None, "")])]),  # pylint: disable=protected-access
+        pcapflow.dask._place(pickle.dumps([(str(whole), "label", [(str(other), None, "", len(expected))])]),  # pylint: disable=protected-access
                              str(tmp_path / "journal-other"))
 
 
@@ -743,7 +753,7 @@ def test_an_append_task_run_again_after_its_worker_died(tmp_path, monkeypatch, d
                                                                            start=1_600_000_010 + n), ETHERNET)
                   for n in range(3)]
         expected[whole] = whole.read_bytes() + b"".join(piece.read_bytes()[24:] for piece in pieces)
-        moves.append((str(whole), "label", [(str(piece), piece.name, str(tmp_path / "removed")) for piece in pieces]))
+        moves.append((str(whole), "label", appended_at(whole, pieces, tmp_path / "removed")))
     arguments = (pickle.dumps(moves), str(tmp_path / "journal"))
     calls = {"count": 0}
 
