@@ -109,7 +109,7 @@ def main():
                             series, work / "many", client=client, stats=stats, index=args.index))
                         times.append(time.perf_counter() - started)
                         if args.index:
-                            assert relative(many, work / "many") == want, "the cluster's flows differ from one machine's"
+                            assert relative(many, work / "many") == want, "the cluster's flows differ"
                         else:
                             assert sorted(os.listdir(work / "many")) == sorted(flow for flow, _frames, _label in want)
                         del many

@@ -185,12 +185,12 @@ def _run(fins, fout, format, byteorder, nanosecond, *, filter, client, partition
     # workers start in their own directories: they are given absolute paths, and the
     # names one machine would report are put back on the client
     paths = [os.path.abspath(os.fsdecode(fin)) for fin in fins]
-    prefix = f"pcapflow-trace-{os.path.basename(run_dir)}-"
+    prefix = f"pcapflow-{os.path.basename(run_dir)}-"  # every task's key starts with it
     futures = [client.submit(_trace_part, run_dir, number, absolute, paths[start:stop], filter, byteorder,
-                             bool(nanosecond), tunnels, summaries, bool(index), key=f"{prefix}{number}", pure=False,
-                             priority=len(groups) - number)
+                             bool(nanosecond), tunnels, summaries, bool(index), key=f"{prefix}trace-{number}",
+                             pure=False, priority=len(groups) - number)
                for number, (start, stop) in enumerate(groups)]
-    stitch = _Stitch(root, absolute, run_dir, client, keep=index or summaries, summaries=summaries)
+    stitch = _Stitch(root, absolute, run_dir, client, prefix, keep=index or summaries, summaries=summaries)
     # the cyclic garbage collector paused: the stitch makes a few objects per flow, none in
     # a cycle, and the collections they set off took half of its time
     collecting = gc.isenabled()
@@ -203,22 +203,21 @@ def _run(fins, fout, format, byteorder, nanosecond, *, filter, client, partition
 
 
 def _stitched(stitch, futures, prefix, groups, fins, index, stats):
-    run_dir, client = stitch.run_dir, stitch.client
+    client = stitch.client
     try:
-        stitch.walk(futures)
-    finally:
-        # after an error, the tasks of later captures are of no use; one already running goes
-        # on (Dask cannot stop a thread) and writes its files, which are removed once none does
-        client.cancel(futures + stitch.placed)
-        if stitch.failed or stitch.error is not None:
-            _wait_for_tasks(client, prefix)
-        stitch.remove_other_claims()
-        if stitch.failed:
-            shutil.rmtree(run_dir, ignore_errors=True)
-    try:
+        try:
+            stitch.walk(futures)
+        finally:
+            # after an error, the tasks of later captures are of no use; one already running
+            # goes on (Dask cannot stop a thread) and writes its files, which are removed
+            # once none does (the append tasks' keys have the prefix too)
+            client.cancel(futures + stitch.placed)
+            if stitch.failed or stitch.error is not None:
+                _wait_for_tasks(client, prefix)
+            stitch.remove_other_claims()
         stitch.resolve()
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(stitch.run_dir, ignore_errors=True)
     made, rows = stitch.index(index), stitch.rows(len(groups))
     stitch_stats = _stitch_stats(stitch.totals, stitch.stitched, stitch.appended)
     stitch_stats["files_created"] = stitch.flow_count  # one per flow: a stitched flow's pieces are one file
@@ -274,14 +273,11 @@ class _Flow:
     """A flow of the series while it is stitched: where its file is, and what the Index
     and flows() need of its pieces (one per task it has frames in)."""
     __slots__ = ("label", "name", "where", "part", "first", "frames", "closed", "packets", "first_ns", "last_ns",
-                 "bytes", "continuations", "size")
+                 "bytes", "size")
 
     def __init__(self, label, name, where, part, first, packets, size):
         self.label, self.name, self.where, self.part, self.first = label, name, where, part, first
         self.frames = []  # its pieces' frame numbers (first, count, steps), when an Index is made
-        # its piece from the task just walked, to append: (file, its name in root or None, its
-        # task's log, where in the flow's file its records go)
-        self.continuations = []
         self.closed = False
         self.packets, self.bytes = packets, 0
         self.size = size  # its file's length once every piece so far is appended
@@ -336,8 +332,8 @@ class _Stitch:
     flow's file), and at the end names the flows of labels more than one piece had, from
     the journals the tasks left in the run's directory."""
 
-    def __init__(self, root, absolute, run_dir, client, keep, summaries):
-        self.root, self.absolute, self.run_dir, self.client = root, absolute, run_dir, client
+    def __init__(self, root, absolute, run_dir, client, prefix, keep, summaries):
+        self.root, self.absolute, self.run_dir, self.client, self.prefix = root, absolute, run_dir, client, prefix
         self.keep, self.summaries = keep, summaries
         self.open = {}  # key -> the flow open at the end of the tasks walked so far: a _Flow, or a number
         self.parts = []  # per task walked: its _Part
@@ -401,12 +397,12 @@ class _Stitch:
             # position) until a later piece continues it: most never are (pcapkit opens a flow
             # for a FIN's last ACK); only the pieces that continue a flow are walked here
             self.parts.append(_Part(directory, labels[:still_open], names, elsewhere, firsts[:still_open],
-                                    counts[:still_open], sizes, offset, made[:still_open] if made is not None else None))
+                                    counts[:still_open], sizes, offset, None if made is None else made[:still_open]))
             base = number << _POSITION_BITS
             self.open.update(zip(result["open_keys"], range(base, base + still_open)))
             self.flow_count += len(labels) - len(continued)
             slow = sorted(continued)
-        moves = []  # the flows continued here: their pieces are appended now
+        moves = []  # (flow, piece) of the pieces that continue a flow: appended now
         stitched_before = self.stitched
         own = f"{directory}/files"
         for position in slow:
@@ -426,11 +422,10 @@ class _Stitch:
                 self.stitched += 1
                 # its records go where the earlier pieces' end, known now: the appends need
                 # not wait for one another
-                flow.continuations.append((f"{where}/{name}", None if position in elsewhere else name,
-                                           f"{directory}/removed", flow.size))
+                moves.append((flow, (f"{where}/{name}", None if position in elsewhere else name,
+                                     f"{directory}/removed", flow.size)))
                 if not closed:
                     flow.size += sizes[position] - PCAP_HEADER_BYTES
-                moves.append(flow)
                 flow.packets += counts[position]
                 if made is not None:
                     flow.frames.append(piece(position))
@@ -486,25 +481,23 @@ class _Stitch:
         part = self.parts[record >> _POSITION_BITS]
         return part.firsts[record & _POSITION_MASK] + part.offset
 
-    def _place(self, flows):
-        """Has workers append the flows' new pieces to their files: split among a few tasks
-        about even in frames, which run in any order (each piece goes at its own offset)."""
-        if not flows:
+    def _place(self, moves):
+        """Has workers append pieces to their flows' files: split among a few tasks about
+        even in frames, which run in any order (each piece goes at its own offset)."""
+        if not moves:
             return
         if self.workers is None:
             self.workers = max(1, len(self.client.scheduler_info().get("workers", ())))
-        parts = [(0, number, []) for number in range(max(1, min(self.workers, len(flows) // FLOWS_PER_APPEND)))]
-        for flow in sorted(flows, key=lambda flow: -flow.packets):
+        parts = [(0, number, []) for number in range(max(1, min(self.workers, len(moves) // FLOWS_PER_APPEND)))]
+        for flow, piece in sorted(moves, key=lambda move: -move[0].packets):
             frames, number, part = heapq.heappop(parts)
-            part.append(flow)
+            part.append((flow.path, flow.label, *piece))
             heapq.heappush(parts, (frames + flow.packets, number, part))
         for _frames, _number, part in parts:
-            moves = [(flow.path, flow.label, flow.continuations) for flow in part]
-            self.placed.append(self.client.submit(_place, pickle.dumps(moves, protocol=pickle.HIGHEST_PROTOCOL),
-                                                  f"{self.run_dir}/{APPENDS}/{len(self.placed)}", pure=False,
-                                                  priority=1 << 30))
-            for flow in part:
-                flow.continuations = []
+            number = len(self.placed)
+            self.placed.append(self.client.submit(_place, pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL),
+                                                  f"{self.run_dir}/{APPENDS}/{number}", pure=False,
+                                                  key=f"{self.prefix}append-{number}", priority=1 << 30))
 
     def remove_other_claims(self):
         """Removes the files of the attempts whose results are not taken: tasks Dask ran
@@ -652,9 +645,8 @@ def _stitch_stats(totals, stitched, stitched_bytes=0):
 def _place(moves, journal):
     """On a worker: appends pieces' records (after their pcap header) to their flows' files,
     each at the offset given, then removes the pieces, writing the name of each that was in
-    the output directory to its task's log. moves: pickled (flow's file, its label,
-    [(piece's file, its name in root or None, its task's log, offset)]). Returns the bytes
-    appended.
+    the output directory to its task's log. moves: pickled [(flow's file, its label, piece's
+    file, its name in root or None, its task's log, offset)]. Returns the bytes appended.
 
     Dask runs it again if its worker dies, so it can be run twice: a run again writes the
     same bytes at the same offsets, and no piece is removed before every append is done,
@@ -665,24 +657,22 @@ def _place(moves, journal):
         appended = int(done[0])
     else:
         appended = 0
-        for path, label, pieces in moves:
+        for path, label, piece_path, _claimed, _log, offset in moves:
             whole = os.open(path, os.O_RDWR | os.O_CLOEXEC)
             try:
                 linktype = os.pread(whole, PCAP_HEADER_BYTES, 0)[20:]
-                for piece_path, _claimed, _log, offset in pieces:
-                    appended += _append(piece_path, whole, offset, linktype, label)
+                appended += _append(piece_path, whole, offset, linktype, label)
             finally:
                 os.close(whole)
         _write_journal(journal, str(appended))
     logs = {}
     try:
-        for _path, _label, pieces in moves:
-            for piece_path, claimed, log, _offset in pieces:
-                _unlink(piece_path)
-                if claimed is not None:
-                    if log not in logs:
-                        logs[log] = open(log, "a", encoding="utf-8", errors="surrogateescape")
-                    logs[log].write(claimed + "\n")
+        for _path, _label, piece_path, claimed, log, _offset in moves:
+            _unlink(piece_path)
+            if claimed is not None:
+                if log not in logs:
+                    logs[log] = open(log, "a", encoding="utf-8", errors="surrogateescape")
+                logs[log].write(claimed + "\n")
     finally:
         for file in logs.values():
             file.close()

@@ -443,7 +443,7 @@ def test_a_worker_killed_in_the_middle(tmp_path, capture, after_a_capture):
             deadline = time.monotonic() + 60
             while victim is None and time.monotonic() < deadline and runner.is_alive():
                 for address, keys in executing(made).items():
-                    if any(key.startswith("pcapflow-trace-") and key.endswith(f"-{task}") for key in keys):
+                    if any(key.startswith("pcapflow-") and key.endswith(f"-trace-{task}") for key in keys):
                         victim = address
                 time.sleep(0.05)
             assert victim is not None, f"the FIFO's task never ran: {outcome}"
@@ -712,7 +712,7 @@ def appended_at(whole, pieces, log):
     """_place's moves of pieces appended one after another to the file whole."""
     offset, moves = whole.stat().st_size, []
     for piece in pieces:
-        moves.append((str(piece), piece.name, str(log), offset))
+        moves.append((str(whole), "label", str(piece), piece.name, str(log), offset))
         offset += piece.stat().st_size - 24
     return moves
 
@@ -730,14 +730,14 @@ def test_appending_pieces(tmp_path, monkeypatch, in_the_kernel):
                          ETHERNET) for n in range(3)]
     records = b"".join(piece.read_bytes()[24:] for piece in pieces)
     expected = whole.read_bytes() + records
-    moves = [(str(whole), "label", appended_at(whole, pieces, tmp_path / "removed")[::-1])]
+    moves = appended_at(whole, pieces, tmp_path / "removed")[::-1]
     assert pcapflow.dask._place(pickle.dumps(moves), str(tmp_path / "journal")) == len(records)  # pylint: disable=protected-access
     assert whole.read_bytes() == expected
     assert not any(piece.exists() for piece in pieces)
     assert sorted((tmp_path / "removed").read_text().split()) == [piece.name for piece in pieces]
     other = write_pcap(tmp_path / "sll.pcap", frames_at([sll(packet)]), LINUX_SLL)
     with pytest.raises(ValueError, match="link types"):
-        pcapflow.dask._place(pickle.dumps([(str(whole), "label", [(str(other), None, "", len(expected))])]),  # pylint: disable=protected-access
+        pcapflow.dask._place(pickle.dumps([(str(whole), "label", str(other), None, "", len(expected))]),  # pylint: disable=protected-access
                              str(tmp_path / "journal-other"))
 
 
@@ -746,14 +746,14 @@ def test_an_append_task_run_again_after_its_worker_died(tmp_path, monkeypatch, d
     """Dask runs a task again when its worker dies: an append task run a second time
     leaves each flow file as one run leaves it, never a piece twice."""
     packet = ipv4("10.0.0.1", "10.0.0.2", tcp(1000, 80, payload=b"y" * 500))
-    flows, moves, expected = [], [], {}
+    moves, expected = [], {}
     for flow in range(2):
         whole = write_pcap(tmp_path / f"flow{flow}.pcap", frames_at([ethernet(packet)]), ETHERNET)
         pieces = [write_pcap(tmp_path / f"piece{flow}-{n}.pcap", frames_at([ethernet(packet)] * 2,
                                                                            start=1_600_000_010 + n), ETHERNET)
                   for n in range(3)]
         expected[whole] = whole.read_bytes() + b"".join(piece.read_bytes()[24:] for piece in pieces)
-        moves.append((str(whole), "label", appended_at(whole, pieces, tmp_path / "removed")))
+        moves += appended_at(whole, pieces, tmp_path / "removed")
     arguments = (pickle.dumps(moves), str(tmp_path / "journal"))
     calls = {"count": 0}
 
