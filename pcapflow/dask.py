@@ -211,7 +211,7 @@ def _stitched(stitch, futures, prefix, groups, fins, index, stats):
             # after an error, the tasks of later captures are of no use; one already running
             # goes on (Dask cannot stop a thread) and writes its files, which are removed
             # once none does (the append tasks' keys have the prefix too)
-            client.cancel(futures + stitch.placed)
+            client.cancel([future for future in futures + stitch.placed if future is not None])
             if stitch.failed or stitch.error is not None:
                 _wait_for_tasks(client, prefix)
             stitch.remove_other_claims()
@@ -343,7 +343,8 @@ class _Stitch:
         self.contested = set()  # labels that more than one piece had, or whose piece's name was taken
         self.tasks = []  # per task walked: (its directory, the span of its labels' times)
         self.totals, self.stitched, self.appended, self.flow_count = {}, 0, 0, 0
-        self.placed = []  # the append tasks
+        self.placed = []  # the append tasks not yet seen done
+        self.appends = 0  # how many append tasks were asked for
         self.workers = None  # how many the cluster has, once asked
         self.error = None
         self.failed = True  # until the walk ends without an exception
@@ -355,11 +356,14 @@ class _Stitch:
         for number, future in enumerate(futures):
             # a worker's exception is raised here, as Dask sends it back
             result = pickle.loads(future.result())
+            # let go: the cluster then forgets the result (a long series' are not all held)
+            futures[number] = future = None
             self._take(number, result, offset)
             if result["error"] is not None:
                 break
             offset += result["frame_count"]
-        self.appended = sum(self.client.gather(self.placed))
+        self.appended += sum(self.client.gather(self.placed))
+        self.placed = []
         self.failed = False
 
     def _take(self, number, result, offset):
@@ -484,6 +488,13 @@ class _Stitch:
     def _place(self, moves):
         """Has workers append pieces to their flows' files: split among a few tasks about
         even in frames, which run in any order (each piece goes at its own offset)."""
+        # the appends done so far are counted and let go (the scheduler then forgets them);
+        # an error of one is raised here
+        done, pending = [], []
+        for future in self.placed:
+            (done if future.done() else pending).append(future)
+        self.appended += sum(self.client.gather(done))
+        self.placed = pending
         if not moves:
             return
         if self.workers is None:
@@ -494,7 +505,7 @@ class _Stitch:
             part.append((flow.path, flow.label, *piece))
             heapq.heappush(parts, (frames + flow.packets, number, part))
         for _frames, _number, part in parts:
-            number = len(self.placed)
+            number, self.appends = self.appends, self.appends + 1
             self.placed.append(self.client.submit(_place, pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL),
                                                   f"{self.run_dir}/{APPENDS}/{number}", pure=False,
                                                   key=f"{self.prefix}append-{number}", priority=1 << 30))
