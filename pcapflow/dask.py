@@ -277,7 +277,7 @@ class _Flow:
 
     def __init__(self, label, name, where, part, first, packets, size):
         self.label, self.name, self.where, self.part, self.first = label, name, where, part, first
-        self.frames = []  # its pieces' frame numbers (first, count, steps), when an Index is made
+        self.frames = []  # its pieces' frame numbers (first, last, count, steps), when an Index is made
         self.closed = False
         self.packets, self.bytes = packets, 0
         self.size = size  # its file's length once every piece so far is appended
@@ -306,11 +306,29 @@ _POSITION_MASK = (1 << _POSITION_BITS) - 1
 
 
 def _flow_index(fpout, flow):
-    """A flow's Index from its pieces' frame numbers: kept compact when it has one piece."""
-    if len(flow.frames) == 1:
-        return _index_from_steps(fpout, flow.label, *flow.frames[0])
-    return Index(fpout=fpout, index=tuple(itertools.chain.from_iterable(
-        _index_from_steps("", flow.label, *frames).index for frames in flow.frames)), label=flow.label)
+    """A flow's Index from its pieces' frame numbers (first, last, count, steps), joined
+    as the tracer keeps them: a piece's steps, then the step from its last frame to the
+    next piece's first, and so on."""
+    first, last, count, steps = flow.frames[0]
+    if len(flow.frames) > 1:
+        joined = [steps]
+        for first_after, last_after, count_after, steps_after in flow.frames[1:]:
+            joined += [_step(first_after - last), steps_after]
+            last, count = last_after, count + count_after
+        steps = b"".join(joined)
+    return _index_from_steps(fpout, flow.label, first, count, steps)
+
+
+def _step(difference):
+    """A step between frame numbers as the tracer writes it (frame_list.h): the difference
+    zigzag-coded, then 7 bits a byte, low bits first, the last byte below 0x80."""
+    zigzag = difference << 1 if difference >= 0 else (-difference << 1) - 1
+    out = bytearray()
+    while zigzag >= 0x80:
+        out.append(zigzag & 0x7f | 0x80)
+        zigzag >>= 7
+    out.append(zigzag)
+    return bytes(out)
 
 
 def _key(label):
@@ -374,9 +392,10 @@ class _Stitch:
         firsts, counts, sizes = result["first"], result["count"], result["sizes"]
 
         def piece(position):
-            """A piece's frame numbers: (first in the series, how many, steps)."""
+            """A piece's frame numbers: (first and last in the series, how many, steps)."""
             begin = result["ends"][position - 1] if position else 0
-            return firsts[position] + offset, counts[position], result["steps"][begin:result["ends"][position]]
+            return (firsts[position] + offset, result["last"][position] + offset, counts[position],
+                    result["steps"][begin:result["ends"][position]])
 
         # the first piece of a key open from before continues it (taken out of the open
         # flows first: a later piece of the key may open a new one)
@@ -391,7 +410,8 @@ class _Stitch:
             for position in names.keys() | elsewhere:
                 if position not in continued:
                     name = names.get(position, labels[position] + ".pcap")
-                    made[position] = _index_from_steps(f"{self.root}/{name}", labels[position], *piece(position))
+                    first, _last, count, steps = piece(position)
+                    made[position] = _index_from_steps(f"{self.root}/{name}", labels[position], first, count, steps)
                     if position in elsewhere:
                         self.moved[id(made[position])] = f"{directory}/files/{name}"
         if self.summaries:
@@ -467,8 +487,7 @@ class _Stitch:
         if part.made is not None:
             piece, part.made[position] = part.made[position], None
             self.moved.pop(id(piece), None)
-            first, _last, count, steps = _frame_steps(piece)
-            flow.frames.append((first, count, steps))
+            flow.frames.append(_frame_steps(piece))
         return flow
 
     def _open_index(self, record):

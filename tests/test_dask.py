@@ -775,6 +775,26 @@ def test_an_append_task_run_again_after_its_worker_died(tmp_path, monkeypatch, d
     assert not list(tmp_path.glob("piece*"))
 
 
+def test_a_stitched_flows_frame_numbers_joined_compact(tmp_path):
+    """A flow's pieces' frame numbers are joined as the tracer keeps them (no int a frame):
+    real flows' numbers one after another, and gaps of every length of the step's coding."""
+    index = pcapflow.trace_files([str(EXAMPLE), str(DATA / "ssh.pcap")], str(tmp_path / "one"))
+    flow = pcapflow.dask._Flow("label", "name", str(tmp_path), 0, 0, 0, 0)  # pylint: disable=protected-access
+    expected = []
+    for piece in index:  # each piece moved to start 3 frames after the one before
+        first, last, count, steps = _core._frame_steps(piece)  # pylint: disable=protected-access
+        shift = (expected[-1] + 3 if expected else 1) - first
+        flow.frames.append((first + shift, last + shift, count, steps))
+        expected += [number + shift for number in piece.index]
+    joined = pcapflow.dask._flow_index("out", flow)  # pylint: disable=protected-access
+    assert _core._frame_steps(joined) is not None, "kept compact"  # pylint: disable=protected-access
+    assert joined.index == tuple(expected) and (joined.fpout, joined.label) == ("out", "label")
+    assert len(expected) > 900
+    for gap in (1, 63, 64, 127, 128, 8191, 8192, 2**21, 2**35):
+        flow.frames = [(5, 9, 2, b"\x08"), (9 + gap, 9 + gap, 1, b"")]
+        assert pcapflow.dask._flow_index("out", flow).index == (5, 9, 9 + gap)  # pylint: disable=protected-access
+
+
 def test_frame_numbers_handed_over_compact(tmp_path):
     """A task hands its flows' frame numbers over as the tracer keeps them and the client
     makes each Index from them with its offset (C code the sanitizer runs go through here):
