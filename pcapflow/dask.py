@@ -478,7 +478,7 @@ class _Stitch:
         """The _Flow of an open flow: made from its task's piece when kept as a number."""
         if isinstance(record, _Flow):
             return record
-        part, position = self.parts[record >> _POSITION_BITS], record & _POSITION_MASK
+        part, position = self._part_of(record)
         label = part.labels[position]
         name = part.names.get(position) or label + ".pcap"
         where = f"{part.directory}/files" if position in part.elsewhere else self.absolute
@@ -494,15 +494,20 @@ class _Stitch:
         """An open flow's Index, at the end."""
         if isinstance(record, _Flow):
             return _flow_index(self._fpout(record), record)
-        made = self.parts[record >> _POSITION_BITS].made[record & _POSITION_MASK]
+        part, position = self._part_of(record)
+        made = part.made[position]
         return self._renamed(made) if made.label in self.contested else made
 
     def _first(self, record):
         """An open flow's first frame in the series."""
         if isinstance(record, _Flow):
             return record.first
-        part = self.parts[record >> _POSITION_BITS]
-        return part.firsts[record & _POSITION_MASK] + part.offset
+        part, position = self._part_of(record)
+        return part.firsts[position] + part.offset
+
+    def _part_of(self, record):
+        """(its task's _Part, its position there) of an open piece kept as a number."""
+        return self.parts[record >> _POSITION_BITS], record & _POSITION_MASK
 
     def _place(self, moves):
         """Has workers append pieces to their flows' files: split among a few tasks about
